@@ -1,0 +1,60 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/status.h"
+
+namespace vdswap {
+
+enum class Method { kGet, kPost, kDelete };
+
+// Receives progress events of a long operation (`{"phase": ..., ...}`). Clients that ask
+// for a stream see them as they happen; for others they are dropped.
+using ProgressFn = std::function<void(const Json&)>;
+
+struct ApiRequest {
+  std::vector<std::string> params;  // the route pattern's capture groups, in order
+  std::map<std::string, std::string> query;
+  Json body;            // null when the request had no body
+  ProgressFn progress;  // never empty
+};
+
+using ApiHandler = std::function<Result<Json>(const ApiRequest&)>;
+
+// The API's routes: method + anchored regex pattern -> handler. Filled once at startup,
+// then read-only (thread-safe to read).
+class Router {
+ public:
+  struct Route {
+    Method method;
+    std::string pattern;
+    ApiHandler handler;
+  };
+  void Add(Method method, std::string pattern, ApiHandler handler) {
+    routes_.push_back({method, std::move(pattern), std::move(handler)});
+  }
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+// Reads an optional field of a request body with a type check, naming the field on error.
+template <typename T>
+Result<T> BodyField(const Json& body, const std::string& key, T fallback) {
+  if (!body.is_object() || !body.contains(key) || body[key].is_null()) return fallback;
+  T out;
+  try {
+    out = body[key].get<T>();
+  } catch (const Json::exception&) {
+    return InvalidArgument("field '" + key + "' has the wrong type");
+  }
+  return out;
+}
+
+}  // namespace vdswap

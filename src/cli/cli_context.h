@@ -1,0 +1,62 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "api/api_client.h"
+#include "core/json.h"
+#include "core/status.h"
+
+namespace vdswap {
+
+// The exit code contract of DESIGN §4: 0 ok, 1 failed, 2 invalid input, 3 not found,
+// 4 conflict or failed precondition, 5 daemon unreachable.
+int ExitCodeFor(const Status& status);
+
+// State shared by every CLI command: the global flags, the daemon client and output.
+// Commands run one at a time on the main thread.
+class CliContext {
+ public:
+  std::string socket;
+  std::string url;
+  std::string token_file;
+  std::string output = "table";
+  int exit_code = 0;
+
+  bool json() const { return output == "json"; }
+
+  // Calls the daemon; on failure prints the error to stderr and sets exit_code.
+  // With show_progress, long operations report progress on stderr.
+  Result<Json> Call(Method method, const std::string& path, const Json& body = nullptr,
+                    bool show_progress = false);
+
+  // Prints `j` as JSON (-o json), or runs `table` to print it for people.
+  template <typename F>
+  void Print(const Json& j, F table) {
+    if (json()) {
+      PrintJson(j);
+    } else {
+      table();
+    }
+  }
+  static void PrintJson(const Json& j);
+  // Prints rows (array of objects) under headers; `columns` is (HEADER, key).
+  static void PrintTable(const Json& rows,
+                         const std::vector<std::pair<std::string, std::string>>& columns);
+
+  // Reports a local usage error (exit 2).
+  void Fail(const Status& status);
+
+ private:
+  Result<ApiClient::Endpoint> ResolveEndpoint() const;
+};
+
+// Makes `path` absolute, since the daemon resolves paths from its own working directory.
+std::string AbsolutePath(const std::string& path);
+
+// Percent-encodes a path segment (names are validated server-side; this keeps URLs sane).
+std::string UrlSegment(const std::string& s);
+
+}  // namespace vdswap

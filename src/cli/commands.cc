@@ -1,0 +1,7 @@
+#include "cli/commands.h"
+
+namespace vdswap {
+
+void RegisterCommands(CLI::App& app, CliContext& ctx) { RegisterStatusCommands(app, ctx); }
+
+}  // namespace vdswap

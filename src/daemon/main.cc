@@ -1,0 +1,151 @@
+// vdswapd: owns the state of a vdswap installation and serves its HTTP API.
+// This is the composition root: the only place that knows which Hypervisor is real.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "api/http_server.h"
+#include "api/metrics.h"
+#include "api/router.h"
+#include "api/status_routes.h"
+#include "api/token_auth.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "store/db.h"
+
+namespace vdswap {
+namespace {
+
+struct Flags {
+  std::string state_dir = "/var/lib/vdswap";
+  std::string socket;
+  std::string listen;
+  std::string token_file;
+  std::string hypervisor = "libvirt";
+  std::string accel = "auto";
+  std::string uri = "qemu:///system";
+  std::string log_level = "info";
+};
+
+Result<std::pair<std::string, int>> ParseListen(const std::string& spec) {
+  auto colon = spec.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos) return InvalidArgument("--listen must be ADDR:PORT");
+  try {
+    port = std::stoi(spec.substr(colon + 1));
+  } catch (const std::exception&) {
+    return InvalidArgument("--listen port in '" + spec + "' is not a number");
+  }
+  if (port <= 0 || port > 65535) return InvalidArgument("--listen port out of range");
+  return std::make_pair(spec.substr(0, colon), port);
+}
+
+int Run(const Flags& flags) {
+  LogLevel level;
+  if (!ParseLogLevel(flags.log_level, &level)) {
+    std::cerr << "vdswapd: --log-level must be debug, info, warning or error\n";
+    return 2;
+  }
+  SetLogLevel(level);
+  std::error_code ec;
+  std::filesystem::create_directories(flags.state_dir, ec);
+  if (ec) {
+    std::cerr << "vdswapd: cannot create state dir '" << flags.state_dir << "': " << ec.message()
+              << "\n";
+    return 1;
+  }
+  chmod(flags.state_dir.c_str(), 0750);
+
+  // Block the signals we wait for before any thread starts, so every thread inherits it.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto db = Db::Open(flags.state_dir + "/vdswap.db");
+  if (!db.ok()) {
+    std::cerr << "vdswapd: " << db.status().message() << "\n";
+    return 1;
+  }
+
+  Metrics metrics;
+  Router router;
+  DaemonInfo info{flags.state_dir, flags.hypervisor, flags.uri, std::chrono::steady_clock::now()};
+  RegisterStatusRoutes(router, metrics, **db, info);
+
+  HttpServer server(router, metrics);
+  std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;
+  if (Status s = server.ListenUnix(socket); !s.ok()) {
+    std::cerr << "vdswapd: " << s.message() << "\n";
+    return 1;
+  }
+  if (!flags.listen.empty()) {
+    auto addr = ParseListen(flags.listen);
+    if (!addr.ok()) {
+      std::cerr << "vdswapd: " << addr.status().message() << "\n";
+      return 2;
+    }
+    if (flags.token_file.empty()) {
+      std::cerr << "vdswapd: --listen requires --token-file (the API is never open on TCP)\n";
+      return 2;
+    }
+    auto auth = TokenAuth::FromFile(flags.token_file);
+    if (!auth.ok()) {
+      std::cerr << "vdswapd: " << auth.status().message() << "\n";
+      return 2;
+    }
+    if (Status s = server.ListenTcp(addr->first, addr->second, std::move(*auth)); !s.ok()) {
+      std::cerr << "vdswapd: " << s.message() << "\n";
+      return 1;
+    }
+  }
+  VLOG(kInfo) << "vdswapd " << kVersion << " serving unix:" << socket
+              << (flags.listen.empty() ? "" : " and tcp:" + flags.listen) << " (state dir "
+              << flags.state_dir << ", hypervisor " << flags.hypervisor << ")";
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  VLOG(kInfo) << "signal " << sig << ": shutting down";
+  server.Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace vdswap
+
+int main(int argc, char** argv) {
+  vdswap::Flags flags;
+  CLI::App app{
+      "vdswapd: the vdswap daemon. Owns the fleet's state (SQLite in --state-dir) and serves\n"
+      "the HTTP/JSON API that the `vdswap` CLI talks to, on a unix socket and optionally on\n"
+      "TCP with a bearer token. Stop it with SIGTERM."};
+  app.set_version_flag("--version", vdswap::kVersion);
+  app.add_option("--state-dir", flags.state_dir, "Directory for the database, images and socket")
+      ->capture_default_str();
+  app.add_option("--socket", flags.socket, "Unix socket path (default STATE_DIR/vdswapd.sock)");
+  app.add_option("--listen", flags.listen, "Also serve TCP on ADDR:PORT (needs --token-file)");
+  app.add_option("--token-file", flags.token_file, "File holding the bearer token for --listen");
+  app.add_option("--hypervisor", flags.hypervisor, "libvirt, or fake for demos and scale tests")
+      ->check(CLI::IsMember({"libvirt", "fake"}))
+      ->capture_default_str();
+  app.add_option("--accel", flags.accel, "auto, kvm or tcg (QEMU accelerator for new VMs)")
+      ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
+      ->capture_default_str();
+  app.add_option("--uri", flags.uri, "libvirt URI of the default host")->capture_default_str();
+  app.add_option("--log-level", flags.log_level, "debug, info, warning or error")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return vdswap::Run(flags);
+}

@@ -1,0 +1,188 @@
+#include "store/db.h"
+
+#include <sqlite3.h>
+
+#include "store/schema.h"
+
+namespace vdswap {
+
+namespace {
+
+// Finalizes a statement when it goes out of scope.
+struct StmtCloser {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtCloser>;
+
+Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string msg = std::string(what) + ": " + sqlite3_errmsg(db);
+  if ((rc & 0xff) == SQLITE_CONSTRAINT &&
+      (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)) {
+    return AlreadyExists(msg);
+  }
+  return Internal(msg);
+}
+
+Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql, const std::vector<DbValue>& params) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) return SqliteError(db, rc, "prepare");
+  for (size_t i = 0; i < params.size(); ++i) {
+    int idx = static_cast<int>(i + 1);
+    const DbValue& v = params[i];
+    if (std::holds_alternative<std::nullptr_t>(v)) {
+      rc = sqlite3_bind_null(stmt.get(), idx);
+    } else if (auto* n = std::get_if<int64_t>(&v)) {
+      rc = sqlite3_bind_int64(stmt.get(), idx, *n);
+    } else if (auto* d = std::get_if<double>(&v)) {
+      rc = sqlite3_bind_double(stmt.get(), idx, *d);
+    } else {
+      const auto& s = std::get<std::string>(v);
+      rc = sqlite3_bind_text(stmt.get(), idx, s.data(), static_cast<int>(s.size()),
+                             SQLITE_TRANSIENT);
+    }
+    if (rc != SQLITE_OK) return SqliteError(db, rc, "bind");
+  }
+  return stmt;
+}
+
+}  // namespace
+
+int64_t DbRow::Int(size_t i) const {
+  const DbValue& v = values_.at(i);
+  if (auto* n = std::get_if<int64_t>(&v)) return *n;
+  if (auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
+  return 0;
+}
+
+double DbRow::Real(size_t i) const {
+  const DbValue& v = values_.at(i);
+  if (auto* d = std::get_if<double>(&v)) return *d;
+  if (auto* n = std::get_if<int64_t>(&v)) return static_cast<double>(*n);
+  return 0;
+}
+
+std::string DbRow::Text(size_t i) const {
+  const DbValue& v = values_.at(i);
+  if (auto* s = std::get_if<std::string>(&v)) return *s;
+  if (auto* n = std::get_if<int64_t>(&v)) return std::to_string(*n);
+  return "";
+}
+
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  std::unique_ptr<Db> db(new Db(raw));
+  if (rc != SQLITE_OK) {
+    return Internal("cannot open database '" + path + "': " + sqlite3_errstr(rc));
+  }
+  sqlite3_busy_timeout(raw, 5000);
+  RETURN_IF_ERROR(
+      db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  RETURN_IF_ERROR(db->Migrate().WithContext("database '" + path + "'"));
+  return db;
+}
+
+Db::~Db() { sqlite3_close_v2(db_); }
+
+Status Db::ExecScript(const std::string& sql) {
+  std::lock_guard lock(mu_);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return Internal("sql: " + msg);
+  }
+  return Status::Ok();
+}
+
+Status Db::Exec(std::string_view sql, const std::vector<DbValue>& params) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db_, sql, params));
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, sqlite3_extended_errcode(db_), "exec");
+  return Status::Ok();
+}
+
+Result<std::vector<DbRow>> Db::Query(std::string_view sql, const std::vector<DbValue>& params) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db_, sql, params));
+  std::vector<DbRow> rows;
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    int n = sqlite3_column_count(stmt.get());
+    std::vector<DbValue> values;
+    values.reserve(static_cast<size_t>(n));
+    for (int c = 0; c < n; ++c) {
+      switch (sqlite3_column_type(stmt.get(), c)) {
+        case SQLITE_INTEGER:
+          values.emplace_back(static_cast<int64_t>(sqlite3_column_int64(stmt.get(), c)));
+          break;
+        case SQLITE_FLOAT:
+          values.emplace_back(sqlite3_column_double(stmt.get(), c));
+          break;
+        case SQLITE_NULL:
+          values.emplace_back(nullptr);
+          break;
+        default: {
+          const auto* text = sqlite3_column_text(stmt.get(), c);
+          int len = sqlite3_column_bytes(stmt.get(), c);
+          values.emplace_back(
+              std::string(reinterpret_cast<const char*>(text), static_cast<size_t>(len)));
+        }
+      }
+    }
+    rows.emplace_back(std::move(values));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, sqlite3_extended_errcode(db_), "query");
+  return rows;
+}
+
+int64_t Db::Changes() const { return sqlite3_changes64(db_); }
+int64_t Db::LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
+
+Result<int64_t> Db::SchemaVersion() {
+  ASSIGN_OR_RETURN(auto rows, Query("PRAGMA user_version"));
+  return rows.at(0).Int(0);
+}
+
+Status Db::Migrate() {
+  const auto& migrations = SchemaMigrations();
+  Transaction txn(*this);
+  RETURN_IF_ERROR(txn.begin_status());
+  ASSIGN_OR_RETURN(int64_t version, SchemaVersion());
+  if (version > static_cast<int64_t>(migrations.size())) {
+    return FailedPrecondition("schema version " + std::to_string(version) +
+                              " is newer than this vdswap knows (" +
+                              std::to_string(migrations.size()) + ")");
+  }
+  for (size_t v = static_cast<size_t>(version); v < migrations.size(); ++v) {
+    RETURN_IF_ERROR(ExecScript(migrations[v]).WithContext("migration " + std::to_string(v + 1)));
+    RETURN_IF_ERROR(ExecScript("PRAGMA user_version=" + std::to_string(v + 1)));
+  }
+  return txn.Commit();
+}
+
+Transaction::Transaction(Db& db) : db_(db), lock_(db.mu_) {
+  begin_ = db_.ExecScript("BEGIN IMMEDIATE");
+  done_ = !begin_.ok();
+}
+
+Transaction::~Transaction() {
+  if (!done_) db_.ExecScript("ROLLBACK").IgnoreError();
+}
+
+Status Transaction::Commit() {
+  if (done_) return FailedPrecondition("transaction is not open");
+  Status s = db_.ExecScript("COMMIT");
+  if (s.ok()) done_ = true;
+  return s;
+}
+
+}  // namespace vdswap

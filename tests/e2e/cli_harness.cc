@@ -1,0 +1,77 @@
+#include "tests/e2e/cli_harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "api/api_client.h"
+
+namespace vdswap::testing {
+
+bool DaemonProcess::Start(const std::vector<std::string>& extra) {
+  auto dir = TempDir::Create("/tmp", "vdswap-e2e");
+  if (!dir.ok()) return false;
+  dir_ = std::make_unique<TempDir>(std::move(*dir));
+  std::vector<std::string> argv = {VDSWAPD_BIN, "--state-dir", dir_->path(), "--log-level",
+                                   "warning"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    ApiClient client({.socket_path = socket()});
+    if (client.Call(Method::kGet, "/v1/status").ok()) return true;
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+int DaemonProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+DaemonProcess::~DaemonProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+CommandOutput RunCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv = {VDSWAP_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SubprocessRunner runner;
+  RunOptions opts;
+  opts.timeout = timeout;
+  auto out = runner.Run(argv, opts);
+  if (!out.ok()) return CommandOutput{-1, "", out.status().ToString()};
+  return *out;
+}
+
+Json RunJson(const DaemonProcess& daemon, std::vector<std::string> args, int* exit_code) {
+  args.insert(args.begin(), {"--socket", daemon.socket(), "-o", "json"});
+  CommandOutput out = RunCli(args);
+  if (exit_code) *exit_code = out.exit_code;
+  auto j = ParseJson(out.out, "cli output");
+  return j.ok() ? *j : Json();
+}
+
+}  // namespace vdswap::testing

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "core/command_runner.h"
+#include "core/files.h"
+#include "core/json.h"
+
+namespace vdswap::testing {
+
+// A vdswapd child process on a private state dir, for end-to-end tests of the CLI.
+class DaemonProcess {
+ public:
+  // Starts VDSWAPD_BIN with --state-dir and `extra` flags; waits (deadline 10 s) until its
+  // socket answers. REQUIRES: called once.
+  bool Start(const std::vector<std::string>& extra = {});
+  // Sends SIGTERM and waits for exit; returns its exit status (or -1).
+  int Stop();
+  ~DaemonProcess();
+
+  const std::string& state_dir() const { return dir_->path(); }
+  std::string socket() const { return dir_->path() + "/vdswapd.sock"; }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  pid_t pid_ = -1;
+};
+
+// Runs VDSWAP_BIN with `args` and returns what it printed and its exit code.
+CommandOutput RunCli(const std::vector<std::string>& args,
+                     std::chrono::milliseconds timeout = std::chrono::minutes(10));
+// Runs the CLI with `-o json` against `daemon`; parses stdout (null when not JSON).
+Json RunJson(const DaemonProcess& daemon, std::vector<std::string> args, int* exit_code);
+
+}  // namespace vdswap::testing

@@ -1,0 +1,85 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "tests/e2e/cli_harness.h"
+
+namespace vdswap::testing {
+namespace {
+
+TEST(DaemonE2eTest, StatusAsJson) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--hypervisor", "fake"}));
+  int rc = -1;
+  Json st = RunJson(daemon, {"status"}, &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(st["state_dir"], daemon.state_dir());
+  EXPECT_EQ(st["hypervisor"], "fake");
+  EXPECT_TRUE(st["version"].is_string());
+  EXPECT_EQ(st["counts"]["vms"], 0);
+  EXPECT_EQ(daemon.Stop(), 0);  // SIGTERM is a clean exit
+}
+
+TEST(DaemonE2eTest, TcpListenerRequiresToken) {
+  DaemonProcess daemon;
+  auto dir = TempDir::Create("/tmp", "tok");
+  ASSERT_TRUE(dir.ok());
+  std::string token = dir->path() + "/token";
+  ASSERT_TRUE(WriteFileAtomic(token, "t0ken\n", 0600).ok());
+  std::string wrong = dir->path() + "/wrong";
+  ASSERT_TRUE(WriteFileAtomic(wrong, "nope\n", 0600).ok());
+  ASSERT_TRUE(daemon.Start({"--listen", "127.0.0.1:18931", "--token-file", token}));
+
+  CommandOutput ok =
+      RunCli({"--url", "http://127.0.0.1:18931", "--token-file", token, "-o", "json", "status"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("\"version\""), std::string::npos);
+
+  CommandOutput denied =
+      RunCli({"--url", "http://127.0.0.1:18931", "--token-file", wrong, "status"});
+  EXPECT_EQ(denied.exit_code, 2);
+  EXPECT_NE(denied.err.find("bearer token"), std::string::npos);
+
+  SubprocessRunner runner;
+  auto raw = runner.Run(
+      {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:18931/v1/status"},
+      {});
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw->out, "401");
+}
+
+TEST(DaemonE2eTest, ListenWithoutTokenIsRefused) {
+  DaemonProcess daemon;
+  EXPECT_FALSE(daemon.Start({"--listen", "127.0.0.1:18932"}));
+}
+
+TEST(DaemonE2eTest, StoppedDaemonGivesExit5WithHowToStart) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start());
+  std::string socket = daemon.socket();
+  daemon.Stop();
+  CommandOutput out = RunCli({"--socket", socket, "status"});
+  EXPECT_EQ(out.exit_code, 5);
+  EXPECT_NE(out.err.find("vdswapd"), std::string::npos);
+}
+
+TEST(DaemonE2eTest, MetricsInPrometheusFormat) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start());
+  SubprocessRunner runner;
+  auto out =
+      runner.Run({"curl", "-s", "--unix-socket", daemon.socket(), "http://localhost/metrics"}, {});
+  ASSERT_TRUE(out.ok());
+  EXPECT_NE(out->out.find("# TYPE vdswap_up gauge\nvdswap_up 1\n"), std::string::npos);
+  EXPECT_NE(out->out.find("vdswap_objects{kind=\"vms\"} 0"), std::string::npos);
+}
+
+TEST(DaemonE2eTest, UsageErrorsExit2) {
+  EXPECT_EQ(RunCli({"no-such-command"}).exit_code, 2);
+  EXPECT_EQ(RunCli({"-o", "yaml", "status"}).exit_code, 2);
+  CommandOutput help = RunCli({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("Exit codes"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vdswap::testing
