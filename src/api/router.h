@@ -7,21 +7,18 @@
 #include <vector>
 
 #include "core/json.h"
+#include "core/progress.h"
 #include "core/status.h"
 
 namespace vdswap {
 
 enum class Method { kGet, kPost, kDelete };
 
-// Receives progress events of a long operation (`{"phase": ..., ...}`). Clients that ask
-// for a stream see them as they happen; for others they are dropped.
-using ProgressFn = std::function<void(const Json&)>;
-
 struct ApiRequest {
   std::vector<std::string> params;  // the route pattern's capture groups, in order
   std::map<std::string, std::string> query;
   Json body;            // null when the request had no body
-  ProgressFn progress;  // never empty
+  ProgressFn progress;  // never empty; streamed to clients that ask, else dropped
 };
 
 using ApiHandler = std::function<Result<Json>(const ApiRequest&)>;

@@ -2,6 +2,9 @@
 
 namespace vdswap {
 
-void RegisterCommands(CLI::App& app, CliContext& ctx) { RegisterStatusCommands(app, ctx); }
+void RegisterCommands(CLI::App& app, CliContext& ctx) {
+  RegisterStatusCommands(app, ctx);
+  RegisterImageCommands(app, ctx);
+}
 
 }  // namespace vdswap

@@ -10,12 +10,15 @@
 #include <iostream>
 
 #include "api/http_server.h"
+#include "api/image_routes.h"
 #include "api/metrics.h"
 #include "api/router.h"
 #include "api/status_routes.h"
 #include "api/token_auth.h"
+#include "core/command_runner.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "image/image_store.h"
 #include "store/db.h"
 
 namespace vdswap {
@@ -79,6 +82,13 @@ int Run(const Flags& flags) {
   Router router;
   DaemonInfo info{flags.state_dir, flags.hypervisor, flags.uri, std::chrono::steady_clock::now()};
   RegisterStatusRoutes(router, metrics, **db, info);
+  SubprocessRunner runner;
+  ImageStore images(**db, runner, flags.state_dir);
+  // Nothing is being built yet: whatever staging is left was interrupted.
+  if (auto gc = images.Gc(/*unused=*/false); !gc.ok()) {
+    VLOG(kWarning) << "image gc: " << gc.status().message();
+  }
+  RegisterImageRoutes(router, images);
 
   HttpServer server(router, metrics);
   std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;

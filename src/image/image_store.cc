@@ -1,0 +1,513 @@
+#include "image/image_store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "core/files.h"
+#include "core/sha256.h"
+#include "image/manifest.h"
+#include "image/oci.h"
+
+namespace fs = std::filesystem;
+
+namespace vdswap {
+
+namespace {
+
+constexpr char kAppFile[] = "app.erofs";
+constexpr char kManifestPath[] = "vdswap.json";
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A UUID derived from the manifest identity, so that the same input gives the same bytes
+// and different versions get different filesystem UUIDs.
+std::string FsUuid(const AppManifest& m) {
+  std::string h = Sha256::Of("vdswap-app\n" + m.name + "\n" + m.version);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-8" + h.substr(17, 3) +
+         "-" + h.substr(20, 12);
+}
+
+// Follows `path` inside `root` the way the guest will see it (absolute symlinks resolve
+// against root, never the host). Returns the host path, or "" when it does not resolve.
+std::string ResolveInRoot(const std::string& root, const std::string& path) {
+  std::vector<std::string> todo;
+  auto push_parts = [&todo](const std::string& p) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t slash = p.find('/', start);
+      std::string part = p.substr(start, slash == std::string::npos ? slash : slash - start);
+      if (!part.empty() && part != ".") parts.push_back(part);
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+    todo.insert(todo.end(), parts.rbegin(), parts.rend());
+  };
+  push_parts(path);
+  std::vector<std::string> done;
+  for (int hops = 0; !todo.empty();) {
+    std::string part = todo.back();
+    todo.pop_back();
+    if (part == "..") {
+      if (!done.empty()) done.pop_back();
+      continue;
+    }
+    std::string host = root;
+    for (const auto& d : done) host += "/" + d;
+    host += "/" + part;
+    struct stat st {};
+    if (lstat(host.c_str(), &st) != 0) return "";
+    if (S_ISLNK(st.st_mode)) {
+      if (++hops > 40) return "";
+      char target[4096];
+      ssize_t n = readlink(host.c_str(), target, sizeof target - 1);
+      if (n <= 0) return "";
+      std::string t(target, static_cast<size_t>(n));
+      if (t[0] == '/') done.clear();
+      push_parts(t);
+      continue;
+    }
+    done.push_back(part);
+  }
+  std::string host = root;
+  for (const auto& d : done) host += "/" + d;
+  return host;
+}
+
+bool IsExecutableIn(const std::string& root, const std::string& path) {
+  std::string host = ResolveInRoot(root, path);
+  struct stat st {};
+  return !host.empty() && stat(host.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         (st.st_mode & 0111) != 0;
+}
+
+// Counts a build directory's entries and refuses what an app image must not hold.
+Result<StageStats> ScanTree(const std::string& root) {
+  StageStats stats;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+  if (ec) return InvalidArgument("cannot read directory '" + root + "': " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) return InvalidArgument("cannot read '" + root + "': " + ec.message());
+    auto st = it->symlink_status(ec);
+    ++stats.files;
+    if (fs::is_regular_file(st)) {
+      stats.bytes += it->file_size(ec);
+    } else if (!fs::is_directory(st) && !fs::is_symlink(st)) {
+      return InvalidArgument("'" + it->path().string() +
+                             "': device nodes, FIFOs and sockets are not allowed in an app image");
+    }
+  }
+  return stats;
+}
+
+Status VerifyBlob(const std::string& path, const std::string& want_hex) {
+  if (want_hex.empty()) return Status::Ok();
+  auto got = Sha256::OfFile(path);
+  if (!got.ok()) return InvalidArgument("image blob '" + path + "' is missing");
+  if (*got != want_hex) {
+    return InvalidArgument("image blob sha256:" + want_hex.substr(0, 12) +
+                           " is corrupt (its bytes hash to sha256:" + got->substr(0, 12) + ")");
+  }
+  return Status::Ok();
+}
+
+Json StageEvent(const char* phase, const StageStats& s) {
+  return {{"phase", phase},
+          {"files", s.files},
+          {"bytes", s.bytes},
+          {"message", std::string(phase) + ": " + std::to_string(s.files) + " files, " +
+                          std::to_string(s.bytes >> 20) + " MiB"}};
+}
+
+}  // namespace
+
+std::string KindName(ImageKind kind) { return kind == ImageKind::kApp ? "app" : "os"; }
+
+std::string ImageInfo::disk_path() const {
+  if (kind == ImageKind::kApp) return dir + "/" + kAppFile;
+  return dir + "/os." + meta.value("format", "raw");
+}
+std::string ImageInfo::kernel_path() const {
+  return meta.contains("boot") && meta["boot"].value("kernel", false) ? dir + "/vmlinuz" : "";
+}
+std::string ImageInfo::initrd_path() const {
+  return meta.contains("boot") && meta["boot"].value("initrd", false) ? dir + "/initrd.img" : "";
+}
+std::string ImageInfo::cmdline() const {
+  return meta.contains("boot") ? meta["boot"].value("cmdline", "") : "";
+}
+
+Json ImageInfo::ToJson() const {
+  Json j = {{"digest", "sha256:" + digest}, {"kind", KindName(kind)},   {"name", name},
+            {"version", version},           {"size_bytes", size_bytes}, {"path", disk_path()},
+            {"created_at", created_at}};
+  for (const auto& [k, v] : meta.items()) j[k] = v;
+  return j;
+}
+
+ImageStore::ImageStore(Db& db, CommandRunner& runner, std::string state_dir, StageLimits limits)
+    : db_(db),
+      runner_(runner),
+      state_dir_(std::move(state_dir)),
+      images_dir_(state_dir_ + "/images"),
+      tmp_dir_(state_dir_ + "/tmp"),
+      limits_(limits) {
+  std::error_code ec;
+  fs::create_directories(images_dir_, ec);
+  fs::create_directories(tmp_dir_, ec);
+}
+
+Result<ImageInfo> ImageStore::BuildApp(const AppBuildRequest& req, const ProgressFn& progress) {
+  if (!req.name.empty() && !IsValidName(req.name)) {
+    return InvalidArgument("image name '" + req.name + "' must match [a-z0-9][a-z0-9._-]{0,62}");
+  }
+  ASSIGN_OR_RETURN(TempDir work, TempDir::Create(tmp_dir_, "build"));
+  {
+    std::lock_guard lock(active_mu_);
+    active_.insert(work.path());
+  }
+  struct Unmark {
+    ImageStore* self;
+    std::string path;
+    ~Unmark() {
+      std::lock_guard lock(self->active_mu_);
+      self->active_.erase(path);
+    }
+  } unmark{this, work.path()};
+
+  auto stage_progress = [&progress](const StageStats& s) {
+    if (progress) progress(StageEvent("staging", s));
+  };
+  std::string source = req.source;
+  std::string tree;
+  StageStats stats;
+  std::optional<ImageConfig> config;
+  constexpr std::string_view kOci = "oci-archive:", kDocker = "docker-archive:";
+  const bool is_oci = source.rfind(kOci, 0) == 0;
+  const bool is_docker = source.rfind(kDocker, 0) == 0;
+  if (is_oci) source = source.substr(kOci.size());
+  if (is_docker) source = source.substr(kDocker.size());
+
+  struct stat st {};
+  if (stat(source.c_str(), &st) != 0) {
+    return InvalidArgument("source '" + source + "' does not exist");
+  }
+  if (S_ISDIR(st.st_mode) && !is_oci && !is_docker) {
+    tree = source;  // built in place: nothing to copy
+    ASSIGN_OR_RETURN(stats, ScanTree(tree));
+  } else if (S_ISREG(st.st_mode)) {
+    tree = work.path() + "/root";
+    mkdir(tree.c_str(), 0755);
+    TreeStager stager(tree, limits_, stage_progress);
+    if (!is_oci && !is_docker) {
+      RETURN_IF_ERROR(stager.Apply(source, /*oci_layer=*/false));
+    } else {
+      std::string outer = work.path() + "/archive";
+      mkdir(outer.c_str(), 0755);
+      TreeStager unpack(outer, limits_);
+      RETURN_IF_ERROR(unpack.Apply(source, false));
+      ImageLayout layout;
+      if (is_docker) {
+        auto text = ReadFile(outer + "/manifest.json");
+        if (!text.ok()) return InvalidArgument("'" + source + "' has no manifest.json");
+        ASSIGN_OR_RETURN(layout, ParseDockerManifest(*text));
+      } else {
+        auto index = ReadFile(outer + "/index.json");
+        if (!index.ok()) return InvalidArgument("'" + source + "' has no index.json");
+        ASSIGN_OR_RETURN(std::string manifest_hex, ParseOciIndex(*index));
+        std::string manifest_path = outer + "/blobs/sha256/" + manifest_hex;
+        RETURN_IF_ERROR(VerifyBlob(manifest_path, manifest_hex));
+        ASSIGN_OR_RETURN(std::string manifest_text, ReadFile(manifest_path));
+        ASSIGN_OR_RETURN(layout, ParseOciManifest(manifest_text));
+      }
+      RETURN_IF_ERROR(VerifyBlob(outer + "/" + layout.config_path, layout.config_digest));
+      auto config_text = ReadFile(outer + "/" + layout.config_path);
+      if (!config_text.ok())
+        return InvalidArgument("image config '" + layout.config_path + "' is missing from '" +
+                               source + "'");
+      ASSIGN_OR_RETURN(config, ParseImageConfig(*config_text));
+      for (const auto& layer : layout.layers) {
+        RETURN_IF_ERROR(VerifyBlob(outer + "/" + layer.path, layer.digest));
+        RETURN_IF_ERROR(stager.Apply(outer + "/" + layer.path, /*oci_layer=*/true));
+      }
+      fs::remove_all(outer);
+    }
+    stats = stager.stats();
+  } else {
+    return InvalidArgument("source '" + source + "' is neither a directory nor a file");
+  }
+
+  // The manifest: the tree's own, else one derived from the image config.
+  std::string manifest_file = tree + "/" + kManifestPath;
+  AppManifest manifest;
+  if (lstat(manifest_file.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) return InvalidArgument("manifest: /vdswap.json is not a file");
+    ASSIGN_OR_RETURN(std::string text, ReadFile(manifest_file));
+    ASSIGN_OR_RETURN(manifest, ParseManifest(text));
+  } else if (config) {
+    if (req.name.empty()) {
+      return InvalidArgument("the image has no /vdswap.json: give it a name with --name");
+    }
+    ASSIGN_OR_RETURN(manifest, ManifestFromConfig(*config, req.name, [&tree](const std::string& p) {
+                       return IsExecutableIn(tree, p);
+                     }));
+    RETURN_IF_ERROR(WriteFileAtomic(manifest_file, DumpJson(ManifestToJson(manifest), 2) + "\n"));
+  } else {
+    return InvalidArgument("manifest: '" + req.source + "' has no /vdswap.json");
+  }
+  if (!IsExecutableIn(tree, manifest.start[0])) {
+    return InvalidArgument("manifest: 'start[0]' is '" + manifest.start[0] +
+                           "', which is not an executable file in the image");
+  }
+
+  if (progress) progress(StageEvent("building EROFS image", stats));
+  std::string staged = work.path() + "/image";
+  mkdir(staged.c_str(), 0755);
+  std::string out = staged + "/" + kAppFile;
+  RETURN_IF_ERROR(
+      runner_
+          .RunOk({"mkfs.erofs", "--quiet", "-T0", "--all-root", "-U", FsUuid(manifest), out, tree})
+          .status()
+          .WithContext("building app image"));
+  ASSIGN_OR_RETURN(std::string digest, Sha256::OfFile(out));
+  ImageInfo info;
+  info.digest = digest;
+  info.kind = ImageKind::kApp;
+  info.name = req.name.empty() ? manifest.name : req.name;
+  info.version = manifest.version;
+  info.size_bytes = fs::file_size(out);
+  info.meta = {{"manifest", ManifestToJson(manifest)}, {"files", stats.files}};
+  return Record(std::move(info), staged);
+}
+
+Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const ProgressFn& progress) {
+  if (!IsValidName(req.name)) {
+    return InvalidArgument("image name '" + req.name + "' must match [a-z0-9][a-z0-9._-]{0,62}");
+  }
+  if (req.initrd.size() && req.kernel.empty()) return InvalidArgument("--initrd needs --kernel");
+  auto info_out = runner_.RunOk({"qemu-img", "info", "--output=json", req.disk});
+  if (!info_out.ok()) {
+    return InvalidArgument("'" + req.disk +
+                           "' is not a disk image: " + info_out.status().message());
+  }
+  auto qinfo = ParseJson(info_out->out, "qemu-img info");
+  if (!qinfo.ok()) return Internal("qemu-img info printed something that is not JSON");
+  std::string format = qinfo->value("format", "");
+  if (format != "raw" && format != "qcow2") {
+    return InvalidArgument("'" + req.disk + "' is " + format + "; OS images must be raw or qcow2");
+  }
+  if (qinfo->contains("backing-filename")) {
+    return InvalidArgument("'" + req.disk +
+                           "' has a backing file; flatten it first (qemu-img "
+                           "convert)");
+  }
+  for (const auto* f : {&req.kernel, &req.initrd}) {
+    if (!f->empty() && access(f->c_str(), R_OK) != 0) {
+      return InvalidArgument("boot file '" + *f + "' cannot be read");
+    }
+  }
+
+  OsRelease os_release;
+  if (format == "raw") {
+    for (const char* p : {"/etc/os-release", "/usr/lib/os-release"}) {
+      auto out = runner_.Run({"debugfs", "-R", std::string("cat ") + p, req.disk}, {});
+      if (!out.ok()) break;
+      os_release = ParseOsRelease(out->out);
+      if (os_release.count("ID")) break;
+    }
+  }
+
+  ASSIGN_OR_RETURN(TempDir work, TempDir::Create(tmp_dir_, "import"));
+  std::string staged = work.path() + "/image";
+  mkdir(staged.c_str(), 0755);
+  if (progress) progress({{"phase", "copy"}, {"message", "copying " + req.disk}});
+  std::error_code ec;
+  std::string disk_dst = staged + "/os." + format;
+  if (!fs::copy_file(req.disk, disk_dst, ec)) {
+    return Internal("cannot copy '" + req.disk + "': " + ec.message());
+  }
+  ASSIGN_OR_RETURN(std::string disk_hex, Sha256::OfFile(disk_dst));
+  std::string id = "disk " + disk_hex + "\n";
+  Json boot = Json::object();
+  if (!req.kernel.empty()) {
+    fs::copy_file(req.kernel, staged + "/vmlinuz", ec);
+    ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/vmlinuz"));
+    id += "kernel " + h + "\n";
+    boot["kernel"] = true;
+  }
+  if (!req.initrd.empty()) {
+    fs::copy_file(req.initrd, staged + "/initrd.img", ec);
+    ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/initrd.img"));
+    id += "initrd " + h + "\n";
+    boot["initrd"] = true;
+  }
+  if (!req.cmdline.empty()) {
+    id += "cmdline " + Sha256::Of(req.cmdline) + "\n";
+    boot["cmdline"] = req.cmdline;
+  }
+  ImageInfo info;
+  info.digest = Sha256::Of(id);
+  info.kind = ImageKind::kOs;
+  info.name = req.name;
+  auto vid = os_release.find("VERSION_ID");
+  info.version = !req.version.empty() ? req.version : vid != os_release.end() ? vid->second : "1";
+  info.size_bytes = fs::file_size(disk_dst);
+  info.meta = {{"format", format},
+               {"os_release", os_release},
+               {"boot", boot},
+               {"virtual_size", qinfo->value("virtual-size", uint64_t{0})}};
+  return Record(std::move(info), staged);
+}
+
+// Moves a staged image directory to its digest's place and records it; an image that
+// exists already is returned as it is.
+Result<ImageInfo> ImageStore::Record(ImageInfo info, const std::string& staged_dir) {
+  auto existing = Load(info.digest);
+  if (existing.ok()) return existing;
+  info.dir = images_dir_ + "/" + info.digest;
+  info.created_at = Now();
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(staged_dir, ec)) {
+    chmod(f.path().c_str(), 0444);
+  }
+  chmod(staged_dir.c_str(), 0555);
+  if (rename(staged_dir.c_str(), info.dir.c_str()) != 0) {
+    if (errno == EEXIST || errno == ENOTEMPTY) {
+      // A concurrent build of the same bytes won the race; its record is the truth.
+      auto other = Load(info.digest);
+      if (other.ok()) return other;
+    }
+    return Internal("cannot move image into '" + info.dir + "': " + strerror(errno));
+  }
+  Status s = db_.Exec(
+      "INSERT INTO images (digest, kind, name, version, size_bytes, path, meta, created_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+      {info.digest, KindName(info.kind), info.name, info.version,
+       static_cast<int64_t>(info.size_bytes), info.dir, DumpJson(info.meta), info.created_at});
+  if (!s.ok()) {
+    fs::remove_all(info.dir, ec);
+    return s;
+  }
+  return info;
+}
+
+Result<ImageInfo> ImageStore::Load(const std::string& digest) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT digest, kind, name, version, size_bytes, path, "
+                                        "meta, created_at FROM images WHERE digest = ?1",
+                                        {digest}));
+  if (rows.empty()) return NotFound("image sha256:" + digest.substr(0, 12) + " not found");
+  const DbRow& r = rows[0];
+  ImageInfo info;
+  info.digest = r.Text(0);
+  info.kind = r.Text(1) == "app" ? ImageKind::kApp : ImageKind::kOs;
+  info.name = r.Text(2);
+  info.version = r.Text(3);
+  info.size_bytes = static_cast<uint64_t>(r.Int(4));
+  info.dir = r.Text(5);
+  auto meta = ParseJson(r.Text(6), "image meta");
+  info.meta = meta.ok() ? *meta : Json::object();
+  info.created_at = r.Int(7);
+  return info;
+}
+
+Result<std::vector<ImageInfo>> ImageStore::List() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT digest FROM images ORDER BY created_at, name"));
+  std::vector<ImageInfo> out;
+  for (const auto& r : rows) {
+    ASSIGN_OR_RETURN(ImageInfo info, Load(r.Text(0)));
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<ImageInfo> ImageStore::Resolve(const std::string& ref, std::optional<ImageKind> kind) {
+  std::string r = ref;
+  bool explicit_digest = r.rfind("sha256:", 0) == 0;
+  if (explicit_digest) r = r.substr(7);
+  bool hex = !r.empty() && r.find_first_not_of("0123456789abcdef") == std::string::npos;
+  std::string kind_sql = kind ? " AND kind = '" + KindName(*kind) + "'" : "";
+  std::string what = kind ? KindName(*kind) + " image" : "image";
+  if (explicit_digest || (hex && r.size() >= 12)) {
+    if (!hex || r.size() < 12) {
+      return InvalidArgument("digest '" + ref + "' needs at least 12 hex digits");
+    }
+    ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT digest FROM images WHERE substr(digest, 1, ?2) "
+                                          "= ?1" +
+                                              kind_sql + " LIMIT 2",
+                                          {r, static_cast<int64_t>(r.size())}));
+    if (rows.size() > 1) return InvalidArgument("digest prefix '" + ref + "' is ambiguous");
+    if (rows.size() == 1) return Load(rows[0].Text(0));
+    if (explicit_digest) return NotFound(what + " '" + ref + "' not found");
+  }
+  auto colon = ref.rfind(':');
+  std::string name = colon == std::string::npos ? ref : ref.substr(0, colon);
+  std::string version = colon == std::string::npos ? "" : ref.substr(colon + 1);
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT digest FROM images WHERE name = ?1 AND (?2 = '' OR version "
+                             "= ?2)" +
+                                 kind_sql + " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                             {name, version}));
+  if (rows.empty()) return NotFound(what + " '" + ref + "' not found");
+  return Load(rows[0].Text(0));
+}
+
+Status ImageStore::Remove(const std::string& ref) {
+  ASSIGN_OR_RETURN(ImageInfo info, Resolve(ref));
+  ASSIGN_OR_RETURN(auto users, db_.Query("SELECT name || ':' || version FROM templates WHERE "
+                                         "os_digest = ?1 OR app_digest = ?1",
+                                         {info.digest}));
+  if (!users.empty()) {
+    return FailedPrecondition("image '" + ref + "' is used by template '" + users[0].Text(0) + "'");
+  }
+  {
+    Transaction txn(db_);
+    RETURN_IF_ERROR(txn.begin_status());
+    RETURN_IF_ERROR(db_.Exec("DELETE FROM host_images WHERE digest = ?1", {info.digest}));
+    RETURN_IF_ERROR(db_.Exec("DELETE FROM images WHERE digest = ?1", {info.digest}));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  std::error_code ec;
+  chmod(info.dir.c_str(), 0755);
+  fs::remove_all(info.dir, ec);
+  return Status::Ok();
+}
+
+Result<Json> ImageStore::Gc(bool unused) {
+  Json removed = Json::array();
+  if (unused) {
+    ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT digest FROM images WHERE digest NOT IN "
+                                          "(SELECT os_digest FROM templates UNION SELECT "
+                                          "app_digest FROM templates)"));
+    for (const auto& r : rows) {
+      RETURN_IF_ERROR(Remove("sha256:" + r.Text(0)));
+      removed.push_back("sha256:" + r.Text(0));
+    }
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(images_dir_, ec)) {
+    std::string digest = entry.path().filename();
+    if (Load(digest).ok()) continue;
+    chmod(entry.path().c_str(), 0755);
+    fs::remove_all(entry.path(), ec);
+    removed.push_back(entry.path().string());
+  }
+  std::lock_guard lock(active_mu_);
+  for (const auto& entry : fs::directory_iterator(tmp_dir_, ec)) {
+    if (active_.count(entry.path().string())) continue;
+    fs::remove_all(entry.path(), ec);
+    removed.push_back(entry.path().string());
+  }
+  return Json{{"removed", removed}};
+}
+
+}  // namespace vdswap

@@ -1,0 +1,311 @@
+#include "image/image_store.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <set>
+
+#include "core/files.h"
+#include "core/sha256.h"
+#include "image/test_archives.h"
+
+namespace fs = std::filesystem;
+
+namespace vdswap {
+namespace {
+
+using testing::TarEntry;
+using testing::WriteTar;
+
+constexpr char kManifest[] =
+    R"({"name":"hello","version":"1","start":["/bin/hello"],"health":{"exec":["/bin/hello","--check"]}})";
+
+class ImageStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = TempDir::Create("/tmp", "imgstore");
+    ASSERT_TRUE(d.ok());
+    dir_ = std::make_unique<TempDir>(std::move(*d));
+    state_ = dir_->path() + "/state";
+    fs::create_directories(state_);
+    auto db = Db::Open(":memory:");
+    ASSERT_TRUE(db.ok());
+    db_ = std::move(*db);
+    store_ = std::make_unique<ImageStore>(*db_, runner_, state_);
+  }
+
+  // A small app tree with a manifest and an executable.
+  std::string MakeTree(const std::string& name, const std::string& payload) {
+    std::string root = dir_->path() + "/" + name;
+    fs::create_directories(root + "/bin");
+    EXPECT_TRUE(WriteFileAtomic(root + "/vdswap.json", kManifest).ok());
+    EXPECT_TRUE(
+        WriteFileAtomic(root + "/bin/hello", "#!/bin/sh\necho " + payload + "\n", 0755).ok());
+    return root;
+  }
+
+  std::set<std::string> StateFiles() {
+    std::set<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(state_)) out.insert(e.path());
+    return out;
+  }
+
+  Result<ImageInfo> Build(const std::string& source, const std::string& name = "") {
+    return store_->BuildApp({source, name}, nullptr);
+  }
+
+  // A bad input: kInvalidArgument mentioning `needle`, and nothing new in the state dir.
+  void ExpectRejected(const std::string& source, const std::string& needle) {
+    auto before = StateFiles();
+    auto r = Build(source, "x");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+    EXPECT_EQ(StateFiles(), before);
+  }
+
+  std::string Blob(const std::string& layout, const std::string& content) {
+    std::string hex = Sha256::Of(content);
+    fs::create_directories(layout + "/blobs/sha256");
+    EXPECT_TRUE(WriteFileAtomic(layout + "/blobs/sha256/" + hex, content).ok());
+    return hex;
+  }
+
+  // Packs a directory into a tar (the outer archive of docker-archive / oci-archive).
+  std::string PackDir(const std::string& src, const std::string& out) {
+    std::vector<TarEntry> entries;
+    for (const auto& e : fs::recursive_directory_iterator(src)) {
+      std::string rel = fs::relative(e.path(), src);
+      if (e.is_directory()) {
+        entries.push_back({rel, TarEntry::kDir, "", "", 0755});
+      } else {
+        entries.push_back({rel, TarEntry::kFile, testing::Slurp(e.path())});
+      }
+    }
+    WriteTar(out, entries);
+    return out;
+  }
+
+  std::string LayerTar(const std::string& name, const std::vector<TarEntry>& entries) {
+    std::string path = dir_->path() + "/" + name;
+    WriteTar(path, entries, true);
+    return testing::Slurp(path);
+  }
+
+  SubprocessRunner runner_;
+  std::unique_ptr<TempDir> dir_;
+  std::string state_;
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<ImageStore> store_;
+};
+
+TEST_F(ImageStoreTest, SameTreeGivesSameDigest) {
+  auto a = Build(MakeTree("a", "v1"));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto b = Build(MakeTree("b", "v1"));  // another directory, same contents
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a->digest, b->digest);
+  EXPECT_EQ(*Sha256::OfFile(a->disk_path()), a->digest);
+  EXPECT_EQ(a->name, "hello");
+  EXPECT_EQ(a->meta["files"], 3);
+  struct stat st {};
+  ASSERT_EQ(stat(a->disk_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0444u);
+}
+
+TEST_F(ImageStoreTest, OneByteChangedGivesAnotherDigest) {
+  auto a = Build(MakeTree("a", "v1"));
+  auto b = Build(MakeTree("b", "v2"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->digest, b->digest);
+}
+
+TEST_F(ImageStoreTest, RebuildAfterRemoveGivesSameDigest) {
+  std::string tree = MakeTree("a", "v1");
+  auto a = Build(tree);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(store_->Remove("sha256:" + a->digest).ok());
+  EXPECT_FALSE(fs::exists(a->dir));
+  auto b = Build(tree);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a->digest, b->digest);
+}
+
+TEST_F(ImageStoreTest, BuildsFromTarball) {
+  std::string tar = dir_->path() + "/app.tar.gz";
+  WriteTar(tar,
+           {{"vdswap.json", TarEntry::kFile, kManifest},
+            {"bin/hello", TarEntry::kFile, "#!/bin/sh\n", "", 0755}},
+           true);
+  auto r = Build(tar);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->version, "1");
+}
+
+TEST_F(ImageStoreTest, ImportsDockerSaveArchiveWithConfigAsManifest) {
+  std::string layout = dir_->path() + "/docker";
+  fs::create_directories(layout + "/l1");
+  fs::create_directories(layout + "/l2");
+  ASSERT_TRUE(WriteFileAtomic(layout + "/l1/layer.tar",
+                              LayerTar("l1", {{"usr/bin/server", TarEntry::kFile, "old", "", 0755},
+                                              {"etc/junk", TarEntry::kFile, "x"}}))
+                  .ok());
+  ASSERT_TRUE(WriteFileAtomic(layout + "/l2/layer.tar",
+                              LayerTar("l2", {{"usr/bin/server", TarEntry::kFile, "new", "", 0755},
+                                              {"etc/.wh.junk", TarEntry::kFile}}))
+                  .ok());
+  ASSERT_TRUE(WriteFileAtomic(layout + "/cfg.json",
+                              R"({"config":{"Cmd":["server","-v"],"Env":["PATH=/usr/bin"]}})")
+                  .ok());
+  ASSERT_TRUE(WriteFileAtomic(layout + "/manifest.json",
+                              R"([{"Config":"cfg.json","RepoTags":["server:1"],
+                                   "Layers":["l1/layer.tar","l2/layer.tar"]}])")
+                  .ok());
+  std::string archive = PackDir(layout, dir_->path() + "/docker.tar");
+  auto r = Build("docker-archive:" + archive, "server");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Json& m = r->meta["manifest"];
+  EXPECT_EQ(m["start"], Json::array({"/usr/bin/server", "-v"}));
+  EXPECT_EQ(m["name"], "server");
+  // The tree the image was made of: check through fsck.erofs --extract.
+  std::string out = dir_->path() + "/extracted";
+  ASSERT_TRUE(runner_.RunOk({"fsck.erofs", "--extract=" + out, r->disk_path()}).ok());
+  EXPECT_EQ(testing::Slurp(out + "/usr/bin/server"), "new");
+  EXPECT_FALSE(fs::exists(out + "/etc/junk"));
+  EXPECT_TRUE(fs::exists(out + "/vdswap.json"));
+}
+
+TEST_F(ImageStoreTest, ImportsOciLayoutArchive) {
+  std::string layout = dir_->path() + "/oci";
+  std::string layer =
+      Blob(layout, LayerTar("l", {{"vdswap.json", TarEntry::kFile, kManifest},
+                                  {"bin/hello", TarEntry::kFile, "#!/bin/sh\n", "", 0755}}));
+  std::string config = Blob(layout, R"({"config":{"Cmd":["/bin/other"]}})");
+  std::string manifest = Blob(layout, R"({"schemaVersion":2,"config":{"digest":"sha256:)" + config +
+                                          R"("},"layers":[{"digest":"sha256:)" + layer + R"("}]})");
+  ASSERT_TRUE(WriteFileAtomic(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})").ok());
+  ASSERT_TRUE(WriteFileAtomic(
+                  layout + "/index.json",
+                  R"({"schemaVersion":2,"manifests":[{"digest":"sha256:)" + manifest + R"("}]})")
+                  .ok());
+  auto r = Build("oci-archive:" + PackDir(layout, dir_->path() + "/oci.tar"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  // An explicit /vdswap.json wins over the config's Cmd.
+  EXPECT_EQ(r->meta["manifest"]["start"], Json::array({"/bin/hello"}));
+}
+
+TEST_F(ImageStoreTest, RejectsCorruptOciBlob) {
+  std::string layout = dir_->path() + "/oci";
+  std::string config = Blob(layout, R"({"config":{"Cmd":["/bin/x"]}})");
+  std::string layer = Blob(layout, LayerTar("l", {{"bin/x", TarEntry::kFile, "x", "", 0755}}));
+  std::string manifest = Blob(layout, R"({"config":{"digest":"sha256:)" + config +
+                                          R"("},"layers":[{"digest":"sha256:)" + layer + R"("}]})");
+  ASSERT_TRUE(WriteFileAtomic(layout + "/blobs/sha256/" + layer, "garbage").ok());
+  ASSERT_TRUE(WriteFileAtomic(layout + "/index.json",
+                              R"({"manifests":[{"digest":"sha256:)" + manifest + R"("}]})")
+                  .ok());
+  ExpectRejected("oci-archive:" + PackDir(layout, dir_->path() + "/oci.tar"), "is corrupt");
+}
+
+TEST_F(ImageStoreTest, RejectsBadInputLeavingNothing) {
+  auto tar = [&](const std::string& name, const std::vector<TarEntry>& e, bool gz = false) {
+    std::string p = dir_->path() + "/" + name;
+    WriteTar(p, e, gz);
+    return p;
+  };
+  TarEntry manifest{"vdswap.json", TarEntry::kFile, kManifest};
+  ExpectRejected(tar("dotdot.tar", {manifest, {"../x", TarEntry::kFile, "x"}}), "escapes the root");
+  ExpectRejected(tar("abslink.tar", {manifest,
+                                     {"etc", TarEntry::kSymlink, "", "/etc"},
+                                     {"etc/cron.d/x", TarEntry::kFile, "x"}}),
+                 "written through the symlink");
+  ExpectRejected(
+      tar("hardlink.tar", {manifest, {"h", TarEntry::kHardlink, "", "../../etc/shadow"}}),
+      "leaves the root");
+  ExpectRejected(tar("dev.tar", {manifest, {"dev/sda", TarEntry::kCharDevice}}), "device nodes");
+  ExpectRejected(tar("nomanifest.tar", {{"bin/hello", TarEntry::kFile, "x", "", 0755}}),
+                 "has no /vdswap.json");
+  ExpectRejected(tar("badmanifest.tar", {{"vdswap.json", TarEntry::kFile, R"({"name":"a"})"}}),
+                 "'version' is required");
+  ExpectRejected(tar("nostart.tar", {{"vdswap.json", TarEntry::kFile, kManifest}}),
+                 "not an executable file in the image");
+  std::string gz =
+      tar("trunc.tar.gz", {manifest, {"big", TarEntry::kFile, std::string(300000, 'q')}}, true);
+  std::string bytes = testing::Slurp(gz);
+  ASSERT_TRUE(WriteFileAtomic(gz, bytes.substr(0, bytes.size() / 2)).ok());
+  ExpectRejected(gz, "archive");
+  ExpectRejected(dir_->path() + "/does-not-exist", "does not exist");
+}
+
+TEST_F(ImageStoreTest, ResolvesReferences) {
+  auto a = Build(MakeTree("a", "v1"));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(store_->Resolve("sha256:" + a->digest)->digest, a->digest);
+  EXPECT_EQ(store_->Resolve(a->digest.substr(0, 12))->digest, a->digest);
+  EXPECT_EQ(store_->Resolve("hello")->digest, a->digest);
+  EXPECT_EQ(store_->Resolve("hello:1")->digest, a->digest);
+  EXPECT_EQ(store_->Resolve("hello:9").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->Resolve("hello", ImageKind::kOs).status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->Resolve("sha256:abc").status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(ImageStoreTest, RemoveRefusesImagesATemplateUses) {
+  auto a = Build(MakeTree("a", "v1"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(
+      db_->Exec("INSERT INTO templates VALUES ('t', 1, ?1, ?1, 256, 1, 1, 0)", {a->digest}).ok());
+  Status s = store_->Remove("hello");
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.message().find("template 't:1'"), std::string::npos);
+  EXPECT_TRUE(fs::exists(a->disk_path()));
+}
+
+TEST_F(ImageStoreTest, GcRemovesOrphansAndUnused) {
+  auto a = Build(MakeTree("a", "v1"));
+  ASSERT_TRUE(a.ok());
+  fs::create_directories(state_ + "/tmp/build.crashed/root");
+  fs::create_directories(state_ + "/images/deadbeef");
+  auto gc = store_->Gc(false);
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ((*gc)["removed"].size(), 2u);
+  EXPECT_TRUE(fs::exists(a->disk_path()));
+  ASSERT_TRUE(store_->Gc(true).ok());
+  EXPECT_FALSE(fs::exists(a->disk_path()));
+  EXPECT_TRUE(store_->List()->empty());
+}
+
+TEST_F(ImageStoreTest, ImportsRawOsDiskReadingOsRelease) {
+  std::string root = dir_->path() + "/osroot";
+  fs::create_directories(root + "/etc");
+  ASSERT_TRUE(WriteFileAtomic(root + "/etc/os-release", "ID=vdswap-testos\nVERSION_ID=7\n").ok());
+  std::string disk = dir_->path() + "/os.img";
+  ASSERT_TRUE(runner_.RunOk({"mkfs.ext4", "-q", "-F", "-d", root, disk, "8M"}).ok());
+  std::string kernel = dir_->path() + "/vmlinuz";
+  ASSERT_TRUE(WriteFileAtomic(kernel, "kernel").ok());
+  auto r = store_->ImportOs({disk, kernel, "", "console=ttyS0", "testos", ""}, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->version, "7");
+  EXPECT_EQ(r->meta["os_release"]["ID"], "vdswap-testos");
+  EXPECT_EQ(r->kernel_path(), r->dir + "/vmlinuz");
+  EXPECT_EQ(r->initrd_path(), "");
+  EXPECT_EQ(r->cmdline(), "console=ttyS0");
+}
+
+TEST_F(ImageStoreTest, ImportOsRefusesBackingFilesAndJunk) {
+  std::string base = dir_->path() + "/base.img";
+  std::string overlay = dir_->path() + "/overlay.qcow2";
+  ASSERT_TRUE(runner_.RunOk({"qemu-img", "create", "-q", "-f", "raw", base, "1M"}).ok());
+  ASSERT_TRUE(
+      runner_.RunOk({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay})
+          .ok());
+  auto r = store_->ImportOs({overlay, "", "", "", "os", ""}, nullptr);
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("backing file"), std::string::npos);
+  EXPECT_EQ(
+      store_->ImportOs({dir_->path() + "/none", "", "", "", "os", ""}, nullptr).status().code(),
+      Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace vdswap

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace vdswap {
+
+// Limits on what an archive may put in a tree, against decompression bombs.
+struct StageLimits {
+  uint64_t max_bytes = 64ull << 30;  // sum of regular file sizes
+  uint64_t max_entries = 2'000'000;
+  size_t max_path = 4096;
+};
+
+struct StageStats {
+  uint64_t files = 0;  // entries of every type created
+  uint64_t bytes = 0;  // regular file bytes written
+};
+
+// Unpacks tar archives (plain, gzip, zstd, xz: whatever libarchive detects) into a
+// directory it owns, refusing anything that would leave it: absolute or ".." paths, writes
+// through a symlink (even one the archive made), hard links to outside, device nodes,
+// FIFOs, sockets, and trees over the limits. In layer mode it applies OCI whiteouts
+// (`.wh.NAME` deletes NAME, `.wh..wh..opq` empties the directory) to what earlier layers
+// left, as image layers require. Not thread-safe.
+class TreeStager {
+ public:
+  using ProgressFn = std::function<void(const StageStats&)>;
+
+  // REQUIRES: `root` is an existing empty directory that no one else writes to.
+  TreeStager(std::string root, StageLimits limits, ProgressFn progress = nullptr);
+
+  // Applies one archive on top of the tree. kInvalidArgument names the archive and entry at
+  // fault; the tree is then in an unspecified state (callers discard it).
+  Status Apply(const std::string& archive_path, bool oci_layer);
+
+  const StageStats& stats() const { return stats_; }
+
+ private:
+  Status ApplyWhiteouts(const std::string& archive_path);
+  Status Extract(const std::string& archive_path, bool oci_layer);
+
+  std::string root_;
+  StageLimits limits_;
+  ProgressFn progress_;
+  StageStats stats_;
+  std::chrono::steady_clock::time_point last_progress_;
+};
+
+}  // namespace vdswap
