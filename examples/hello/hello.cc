@@ -1,0 +1,72 @@
+// hello: the sample app of vdswap's tests and demo.
+//   hello          counts its start in $VDSWAP_DATA/starts, then runs until SIGTERM
+//   hello --check  prints "hello <version> starts=<N>"; exits 0, or 1 in the broken build
+// HELLO_VERSION and HELLO_HEALTHY are set at compile time. The check passes only once a
+// live `hello` has counted its start (its pid is in /tmp/hello.pid), so a check never
+// sees the previous run's counter.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+
+constexpr char kPidFile[] = "/tmp/hello.pid";
+
+bool Running() {
+  std::ifstream in(kPidFile);
+  long pid = 0;
+  return (in >> pid) && pid > 0 && kill(static_cast<pid_t>(pid), 0) == 0;
+}
+
+std::string CounterPath() {
+  const char* dir = std::getenv("VDSWAP_DATA");
+  return std::string(dir ? dir : ".") + "/starts";
+}
+
+long ReadStarts() {
+  std::ifstream in(CounterPath());
+  long n = 0;
+  in >> n;
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--check") == 0) {
+    if (!Running()) {
+      std::printf("hello %s not running\n", HELLO_VERSION);
+      return 1;
+    }
+    std::printf("hello %s starts=%ld\n", HELLO_VERSION, ReadStarts());
+    return HELLO_HEALTHY ? 0 : 1;
+  }
+  long starts = ReadStarts() + 1;
+  {
+    std::string tmp = CounterPath() + ".tmp";
+    std::ofstream out(tmp, std::ios::trunc);
+    out << starts << "\n";
+    out.close();
+    if (!out || std::rename(tmp.c_str(), CounterPath().c_str()) != 0) {
+      std::fprintf(stderr, "hello: cannot write %s\n", CounterPath().c_str());
+      return 1;
+    }
+    sync();
+  }
+  std::ofstream(kPidFile) << getpid() << "\n";
+  std::fprintf(stderr, "hello %s: start %ld\n", HELLO_VERSION, starts);
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop = 1; };
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  while (!g_stop) pause();
+  std::fprintf(stderr, "hello %s: stopping\n", HELLO_VERSION);
+  return 0;
+}

@@ -1,0 +1,268 @@
+#include "guest/agent/agent.h"
+
+#include <signal.h>
+
+#include <algorithm>
+
+#include "core/version.h"
+
+namespace vdswap::guest {
+
+namespace {
+
+constexpr size_t kMaxLine = 64 * 1024;
+constexpr int64_t kKillWaitMs = 5000;
+constexpr int64_t kMaxBackoffMs = 30000;
+constexpr char kAppSerial[] = "vdswap-app";
+constexpr char kDataSerial[] = "vdswap-data";
+
+int SignalNumber(const std::string& name) {
+  static const std::pair<const char*, int> kSignals[] = {
+      {"TERM", SIGTERM}, {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"HUP", SIGHUP},
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"KILL", SIGKILL}};
+  for (const auto& [n, s] : kSignals) {
+    if (name == n) return s;
+  }
+  return SIGTERM;
+}
+
+const char* StateName(Agent::AppState s) {
+  switch (s) {
+    case Agent::AppState::kStopped:
+      return "stopped";
+    case Agent::AppState::kStarting:
+      return "starting";
+    case Agent::AppState::kRunning:
+      return "running";
+    case Agent::AppState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+Json Error(const std::string& code, const std::string& message) {
+  return {{"code", code}, {"message", message}};
+}
+
+}  // namespace
+
+Agent::Agent(GuestEnv& env) : env_(env) {}
+
+void Agent::Boot() {
+  auto data = env_.FindDisk(kDataSerial, std::chrono::seconds(10));
+  if (!data.ok()) {
+    last_error_ = data.status().message();
+    return;
+  }
+  Status s = env_.MountData(*data);
+  if (!s.ok()) {
+    last_error_ = s.message();
+    return;
+  }
+  data_mounted_ = true;
+  auto started = Start(/*wait_disk_ms=*/1000);
+  if (!started.ok()) last_error_ = started.status().message();
+}
+
+std::string Agent::HandleLine(std::string_view line) {
+  Json reply = {{"id", nullptr}};
+  auto fail = [&reply](const std::string& code, const std::string& message) {
+    reply["ok"] = false;
+    reply["error"] = Error(code, message);
+    return DumpJson(reply);
+  };
+  if (line.size() > kMaxLine) return fail("invalid_argument", "request line too long");
+  Json req = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (req.is_discarded()) return fail("invalid_argument", "request is not valid JSON");
+  if (!req.is_object()) return fail("invalid_argument", "request must be a JSON object");
+  if (req.contains("id")) reply["id"] = req["id"];
+  if (!req.contains("op") || !req["op"].is_string()) {
+    return fail("invalid_argument", "request needs a string 'op'");
+  }
+  Result<Json> out = Dispatch(req["op"].get<std::string>(), req);
+  if (!out.ok()) return fail(std::string(CodeName(out.status().code())), out.status().message());
+  reply["ok"] = true;
+  reply["result"] = *out;
+  return DumpJson(reply);
+}
+
+Result<Json> Agent::Dispatch(const std::string& op, const Json& req) {
+  if (op == "hello") {
+    OsRelease os = env_.ReadOsRelease();
+    return Json{{"agent", kVersion},
+                {"boot_id", env_.BootId()},
+                {"arch", env_.Arch()},
+                {"os_release", {{"ID", os["ID"]}, {"VERSION_ID", os["VERSION_ID"]}}}};
+  }
+  if (op == "status") return StatusJson();
+  if (op == "app.stop") return Stop();
+  if (op == "app.start") {
+    int64_t wait = 15000;
+    if (req.contains("wait_disk_ms") && req["wait_disk_ms"].is_number_integer()) {
+      wait = std::clamp<int64_t>(req["wait_disk_ms"].get<int64_t>(), 0, 120000);
+    }
+    return Start(wait);
+  }
+  if (op == "app.health") {
+    if (!manifest_ || pid_ <= 0) return FailedPrecondition("the app is not running");
+    GuestEnv::HealthResult h = env_.CheckHealth(*manifest_, std::chrono::seconds(5));
+    healthy_ = h.healthy;
+    health_output_ = h.output;
+    return Json{{"healthy", h.healthy}, {"output", h.output}};
+  }
+  if (op == "shutdown") {
+    ASSIGN_OR_RETURN(Json stopped, Stop());
+    shutting_down_ = true;
+    return Json{{"powering_off", true}};
+  }
+  return InvalidArgument("unknown op '" + op + "'");
+}
+
+Json Agent::StatusJson() {
+  Json app = {
+      {"state", StateName(state_)}, {"healthy", healthy_}, {"health_output", health_output_},
+      {"restarts", restarts_},      {"pid", pid_},         {"error", last_error_}};
+  if (manifest_) {
+    app["name"] = manifest_->name;
+    app["version"] = manifest_->version;
+  }
+  if (last_downtime_ms_ >= 0) app["last_downtime_ms"] = last_downtime_ms_;
+  return Json{{"boot_id", env_.BootId()},
+              {"data_mounted", data_mounted_},
+              {"app_mounted", app_mounted_},
+              {"app", app}};
+}
+
+void Agent::StopProcess() {
+  if (pid_ <= 0) return;
+  int sig = manifest_ ? SignalNumber(manifest_->stop.signal) : SIGTERM;
+  int64_t grace = manifest_ ? manifest_->stop.timeout_s * 1000LL : 10000;
+  env_.Kill(pid_, sig);
+  int64_t deadline = env_.NowMs() + grace;
+  while (!env_.Reaped(pid_)) {
+    if (env_.NowMs() >= deadline) {
+      env_.Kill(pid_, SIGKILL);
+      int64_t kill_deadline = env_.NowMs() + kKillWaitMs;
+      while (!env_.Reaped(pid_) && env_.NowMs() < kill_deadline) env_.SleepMs(10);
+      break;
+    }
+    env_.SleepMs(10);
+  }
+  pid_ = -1;
+}
+
+Result<Json> Agent::Stop() {
+  bool was_up = pid_ > 0;
+  if (was_up) stopped_at_ms_ = env_.NowMs();
+  StopProcess();
+  state_ = AppState::kStopped;
+  healthy_ = false;
+  if (app_mounted_) {
+    RETURN_IF_ERROR(env_.UnmountApp());
+    app_mounted_ = false;
+  }
+  return Json{{"stopped", true}, {"was_running", was_up}};
+}
+
+Status Agent::Launch() {
+  ASSIGN_OR_RETURN(pid_t pid, env_.Spawn(*manifest_));
+  pid_ = pid;
+  state_ = AppState::kStarting;
+  healthy_ = false;
+  return Status::Ok();
+}
+
+Result<Json> Agent::Start(int64_t wait_disk_ms) {
+  if (state_ == AppState::kRunning && healthy_ && pid_ > 0) return StatusJson()["app"];
+  if (pid_ <= 0) {
+    if (!data_mounted_) return FailedPrecondition("the data disk is not mounted: " + last_error_);
+    if (!app_mounted_) {
+      ASSIGN_OR_RETURN(std::string dev,
+                       env_.FindDisk(kAppSerial, std::chrono::milliseconds(wait_disk_ms)));
+      ASSIGN_OR_RETURN(AppManifest m, env_.MountApp(dev));
+      app_mounted_ = true;
+      Status compat = CheckRequires(m, env_.ReadOsRelease(), env_.Arch());
+      if (!compat.ok()) {
+        env_.UnmountApp().IgnoreError();
+        app_mounted_ = false;
+        return compat;
+      }
+      manifest_ = std::move(m);
+    }
+    RETURN_IF_ERROR(Launch());
+    last_error_.clear();
+  }
+  return AwaitHealthy();
+}
+
+Result<Json> Agent::AwaitHealthy() {
+  const AppManifest& m = *manifest_;
+  int64_t deadline = env_.NowMs() + m.health.timeout_s * 1000LL;
+  auto check_timeout =
+      std::chrono::milliseconds(std::min(5000, std::max(m.health.interval_ms, 1000)));
+  while (true) {
+    if (env_.Reaped(pid_)) {
+      pid_ = -1;
+      state_ = AppState::kFailed;
+      last_error_ = "the app exited while starting";
+      return Internal(last_error_);
+    }
+    GuestEnv::HealthResult h;
+    if (m.health.exec.empty()) {
+      h.healthy = true;  // no check: a running app is a healthy one
+    } else {
+      h = env_.CheckHealth(m, check_timeout);
+    }
+    health_output_ = h.output;
+    if (h.healthy) {
+      healthy_ = true;
+      state_ = AppState::kRunning;
+      if (stopped_at_ms_ >= 0) last_downtime_ms_ = env_.NowMs() - stopped_at_ms_;
+      stopped_at_ms_ = -1;
+      next_health_ms_ = env_.NowMs() + m.health.interval_ms;
+      Json out = StatusJson()["app"];
+      return out;
+    }
+    if (env_.NowMs() >= deadline) {
+      state_ = AppState::kFailed;
+      last_error_ = "health check did not pass within " + std::to_string(m.health.timeout_s) +
+                    " s: " + h.output;
+      return Internal(last_error_);
+    }
+    env_.SleepMs(m.health.interval_ms);
+  }
+}
+
+void Agent::Tick() {
+  if (!manifest_) return;
+  int64_t now = env_.NowMs();
+  if (pid_ > 0 && state_ == AppState::kRunning && env_.Reaped(pid_)) {
+    // Died outside a stop: restart with exponential backoff.
+    pid_ = -1;
+    healthy_ = false;
+    state_ = AppState::kStarting;
+    last_error_ = "the app exited; restarting";
+    next_restart_ms_ = now + std::min<int64_t>(kMaxBackoffMs, 500LL << std::min(restarts_, 6));
+  }
+  if (pid_ <= 0 && state_ == AppState::kStarting && now >= next_restart_ms_ && app_mounted_) {
+    ++restarts_;
+    if (Launch().ok()) next_health_ms_ = now;
+  }
+  if (pid_ > 0 && (state_ == AppState::kRunning || state_ == AppState::kStarting) &&
+      now >= next_health_ms_) {
+    GuestEnv::HealthResult h = manifest_->health.exec.empty()
+                                   ? GuestEnv::HealthResult{true, ""}
+                                   : env_.CheckHealth(*manifest_, std::chrono::seconds(5));
+    healthy_ = h.healthy;
+    health_output_ = h.output;
+    if (h.healthy) state_ = AppState::kRunning;
+    next_health_ms_ = env_.NowMs() + manifest_->health.interval_ms;
+  }
+}
+
+void Agent::Shutdown() {
+  Stop().status().IgnoreError();
+  shutting_down_ = true;
+}
+
+}  // namespace vdswap::guest

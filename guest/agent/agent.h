@@ -1,0 +1,69 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/json.h"
+#include "guest/agent/guest_env.h"
+
+namespace vdswap::guest {
+
+// The app supervisor inside the VM and its JSON-lines protocol.
+//
+// Requests are one JSON object per line: {"id": 7, "op": "app.stop", ...}. Replies are
+// {"id": 7, "ok": true, "result": {...}} or {"id": 7, "ok": false, "error": {"code",
+// "message"}}. Ops: hello, status, app.stop, app.start, app.health, shutdown. Every op is
+// idempotent: app.stop on a stopped app and app.start on a running one succeed.
+// Malformed or unknown requests get an error reply; nothing a host sends stops the agent.
+//
+// Single-threaded: the owner calls HandleLine() for each request and Tick() often.
+class Agent {
+ public:
+  enum class AppState { kStopped, kStarting, kRunning, kFailed };
+
+  explicit Agent(GuestEnv& env);
+
+  // Mounts the data disk and starts the app when its disk is present. Errors are kept
+  // in status (the agent serves requests either way).
+  void Boot();
+  // Handles one request line; returns the reply line (no trailing newline).
+  std::string HandleLine(std::string_view line);
+  // Supervision: restarts an app that died outside a stop (with backoff) and runs the
+  // periodic health check.
+  void Tick();
+  // True once a shutdown request or the power button asked the guest to power off.
+  bool shutting_down() const { return shutting_down_; }
+  // Stops the app, then powers off (the power button path).
+  void Shutdown();
+
+  AppState state() const { return state_; }
+
+ private:
+  Result<Json> Dispatch(const std::string& op, const Json& req);
+  Json StatusJson();
+  Result<Json> Stop();
+  Result<Json> Start(int64_t wait_disk_ms);
+  // Waits for the first healthy check after a start, up to the manifest's timeout.
+  Result<Json> AwaitHealthy();
+  Status Launch();
+  void StopProcess();
+
+  GuestEnv& env_;
+  AppState state_ = AppState::kStopped;
+  std::optional<AppManifest> manifest_;
+  pid_t pid_ = -1;
+  bool data_mounted_ = false;
+  bool app_mounted_ = false;
+  bool healthy_ = false;
+  std::string health_output_;
+  std::string last_error_;
+  int restarts_ = 0;
+  int64_t next_restart_ms_ = 0;
+  int64_t next_health_ms_ = 0;
+  int64_t stopped_at_ms_ = -1;  // when the last stop began: the start of a downtime
+  int64_t last_downtime_ms_ = -1;
+  bool shutting_down_ = false;
+};
+
+}  // namespace vdswap::guest

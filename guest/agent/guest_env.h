@@ -1,0 +1,55 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include "core/status.h"
+#include "image/manifest.h"
+
+namespace vdswap::guest {
+
+// Everything the agent does to the guest OS, behind one seam so the agent's state
+// machine is tested with a fake. Not thread-safe; the agent is single-threaded.
+class GuestEnv {
+ public:
+  struct HealthResult {
+    bool healthy = false;
+    std::string output;  // stdout of the check, at most 4 KiB
+  };
+
+  virtual ~GuestEnv() = default;
+
+  // The block device (/dev/vdX) whose virtio serial is `serial`, waiting up to `wait`
+  // for it to appear (a hot-attached disk shows up about a second later).
+  // kNotFound when it does not.
+  virtual Result<std::string> FindDisk(const std::string& serial,
+                                       std::chrono::milliseconds wait) = 0;
+  // Mounts the data disk at the data directory. Formats it only when it is blank (all
+  // zeros where a filesystem would start); a disk with anything on it is never formatted.
+  virtual Status MountData(const std::string& device) = 0;
+  // Mounts the app disk read-only, reads and validates its /vdswap.json, and prepares the
+  // app's root (overlay with a tmpfs upper, /proc, /sys, /dev, /tmp, /data, resolv.conf).
+  virtual Result<AppManifest> MountApp(const std::string& device) = 0;
+  // Undoes MountApp so the app disk can be detached. Idempotent.
+  virtual Status UnmountApp() = 0;
+  // Starts the app in its root (private mount namespace, own session). Returns its pid.
+  virtual Result<pid_t> Spawn(const AppManifest& m) = 0;
+  virtual void Kill(pid_t pid, int signal) = 0;
+  // Non-blocking: true when `pid` has exited (and is reaped).
+  virtual bool Reaped(pid_t pid) = 0;
+  // Runs the health check once, waiting at most `timeout`.
+  virtual HealthResult CheckHealth(const AppManifest& m, std::chrono::milliseconds timeout) = 0;
+
+  virtual int64_t NowMs() = 0;  // monotonic
+  virtual void SleepMs(int64_t ms) = 0;
+
+  virtual OsRelease ReadOsRelease() = 0;
+  virtual std::string Arch() = 0;
+  virtual std::string BootId() = 0;
+  // Flushes and powers the guest off (asks init to). Returns when init has it.
+  virtual void PowerOff() = 0;
+};
+
+}  // namespace vdswap::guest

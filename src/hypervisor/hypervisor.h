@@ -1,0 +1,118 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/progress.h"
+#include "core/status.h"
+
+namespace vdswap {
+
+// A host: a libvirt connection URI and the storage pool vdswap keeps its volumes in.
+struct HostRef {
+  std::string name;
+  std::string uri;
+  std::string pool;
+};
+
+// Disk serials the guest finds its disks by.
+inline constexpr char kOsSerial[] = "vdswap-os";
+inline constexpr char kAppSerial[] = "vdswap-app";
+inline constexpr char kDataSerial[] = "vdswap-data";
+
+struct DiskSpec {
+  std::string serial;  // kOsSerial, kAppSerial or kDataSerial
+  std::string path;    // volume path on the host
+  std::string format;  // "raw" or "qcow2"
+  bool readonly = false;
+};
+
+// What a VM is made of. Paths are on the host.
+struct VmSpec {
+  std::string name;
+  int memory_mib = 256;
+  int cpus = 1;
+  std::string kernel, initrd, cmdline;  // direct kernel boot when kernel is set
+  DiskSpec os, app, data;
+};
+
+struct VmLiveState {
+  bool exists = false;
+  bool running = false;
+  std::vector<DiskSpec> disks;  // attached now (live definition when running)
+
+  // The attached disk with `serial`, or nullptr.
+  const DiskSpec* Disk(const std::string& serial) const;
+};
+
+// The host end of a VM's guest-agent channel (org.vdswap.agent.0). One caller at a time.
+class AgentChannel {
+ public:
+  virtual ~AgentChannel() = default;
+  // Sends {"op": op, ...args} and waits for the matching reply. Returns its "result";
+  // an agent error keeps the agent's code; kUnavailable when no reply came in `timeout`.
+  virtual Result<Json> Call(const std::string& op, const Json& args,
+                            std::chrono::milliseconds timeout) = 0;
+};
+
+// Everything vdswap does on hosts. Speaks domain types only: no libvirt types or XML.
+// Implementations are thread-safe; calls for different VMs may run concurrently, calls for
+// one VM are serialized by the caller.
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+
+  // Connects to the host and makes sure its pool exists and is active. Returns the pool's
+  // directory. kUnavailable when the host cannot be reached.
+  virtual Result<std::string> EnsurePool(const HostRef& host) = 0;
+  // The volume's path when the pool holds `volume`, else kNotFound.
+  virtual Result<std::string> FindVolume(const HostRef& host, const std::string& volume) = 0;
+  // Uploads a local file as a new volume (replacing a partial one left by an earlier
+  // attempt) and returns the number of bytes sent. On failure the volume is deleted.
+  virtual Result<uint64_t> UploadVolume(const HostRef& host, const std::string& volume,
+                                        const std::string& local_path,
+                                        const ProgressFn& progress) = 0;
+  // Creates a qcow2 volume backed by `backing` (a path on the host, of `backing_format`).
+  virtual Result<std::string> CreateOverlay(const HostRef& host, const std::string& volume,
+                                            const std::string& backing,
+                                            const std::string& backing_format) = 0;
+  // Creates an empty (all-zero) qcow2 volume of `bytes`.
+  virtual Result<std::string> CreateBlankVolume(const HostRef& host, const std::string& volume,
+                                                uint64_t bytes) = 0;
+  // Deletes a volume; a missing one is fine.
+  virtual Status DeleteVolume(const HostRef& host, const std::string& volume) = 0;
+  // Current size on disk of a volume (allocation), for accounting.
+  virtual Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) = 0;
+
+  // Defines the VM persistently (replacing an earlier definition of a stopped VM) and
+  // starts it.
+  virtual Status DefineAndStart(const HostRef& host, const VmSpec& spec) = 0;
+  // Starts a defined, stopped VM. Running already is fine.
+  virtual Status Start(const HostRef& host, const std::string& vm) = 0;
+  // Asks the guest to power off (ACPI) and waits up to `grace`; then forces it off.
+  // Returns ok once the VM is off. A stopped VM is fine.
+  virtual Status Shutdown(const HostRef& host, const std::string& vm,
+                          std::chrono::milliseconds grace) = 0;
+  // Forces the VM off and removes its definition. Missing is fine.
+  virtual Status Destroy(const HostRef& host, const std::string& vm) = 0;
+  virtual Result<VmLiveState> GetState(const HostRef& host, const std::string& vm) = 0;
+
+  // Hot-unplugs the disk with `serial` (live and persistent definitions) and waits until
+  // the guest released it (device-removed event or live state), up to `timeout`:
+  // kUnavailable after that. A disk that is not attached is fine.
+  virtual Status DetachDisk(const HostRef& host, const std::string& vm, const std::string& serial,
+                            std::chrono::milliseconds timeout) = 0;
+  // Hot-plugs a disk (live and persistent). Attached already (same serial and path) is fine;
+  // another disk with that serial is kFailedPrecondition.
+  virtual Status AttachDisk(const HostRef& host, const std::string& vm, const DiskSpec& disk) = 0;
+
+  // Opens the VM's agent channel. kUnavailable when the VM is not running.
+  virtual Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& host,
+                                                          const std::string& vm) = 0;
+};
+
+}  // namespace vdswap

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <string>
+
+#include "core/status.h"
+#include "hypervisor/hypervisor.h"
+
+namespace vdswap {
+
+enum class Accel { kKvm, kTcg };
+
+// Resolves --accel: "kvm", "tcg", or "auto" = KVM only when /dev/kvm opens and the CPU
+// does not report running under a hypervisor (nested KVM hangs guests; see docs).
+Result<Accel> ResolveAccel(const std::string& flag);
+
+// Pure XML builders for libvirt; golden-tested. Every value is escaped.
+// The domain: i440fx `pc` machine with ACPI (needed for hot-unplug), direct kernel boot,
+// virtio disks with fixed serials (os=vda, app=vdb read-only, data=vdc), the agent
+// channel, a serial console logged to `console_log`, and no network.
+std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& console_log);
+// One <disk> element, as attached or detached.
+std::string DiskXml(const DiskSpec& disk);
+// A directory storage pool.
+std::string PoolXml(const std::string& name, const std::string& path);
+// A volume: raw or qcow2 of `capacity` bytes, optionally with a backing store.
+std::string VolumeXml(const std::string& name, uint64_t capacity, const std::string& format,
+                      const std::string& backing = "", const std::string& backing_format = "");
+
+// Reads the disks (serial, source, format, readonly) out of a domain's XML.
+// kInternal when the XML does not parse.
+Result<std::vector<DiskSpec>> ParseDomainDisks(const std::string& xml);
+// Reads a pool's target path out of its XML.
+Result<std::string> ParsePoolPath(const std::string& xml);
+
+}  // namespace vdswap

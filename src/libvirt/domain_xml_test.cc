@@ -1,0 +1,87 @@
+#include "libvirt/domain_xml.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace vdswap {
+namespace {
+
+// Compares with testdata/NAME; VDSWAP_UPDATE_GOLDEN=1 rewrites the file instead.
+void ExpectGolden(const std::string& name, const std::string& actual) {
+  std::string path = std::string(GOLDEN_DIR) + "/" + name;
+  if (std::getenv("VDSWAP_UPDATE_GOLDEN")) {
+    std::ofstream(path) << actual;
+    return;
+  }
+  std::ifstream in(path);
+  std::stringstream want;
+  want << in.rdbuf();
+  EXPECT_EQ(actual, want.str()) << "golden file " << path;
+}
+
+VmSpec Spec() {
+  VmSpec s;
+  s.name = "web-1";
+  s.memory_mib = 256;
+  s.cpus = 1;
+  s.kernel = "/pool/kernel-abc";
+  s.initrd = "/pool/initrd-abc";
+  s.cmdline = "console=ttyS0 quiet";
+  s.os = {kOsSerial, "/pool/web-1-os.qcow2", "qcow2", false};
+  s.app = {kAppSerial, "/pool/app-123.erofs", "raw", true};
+  s.data = {kDataSerial, "/pool/web-1-data.qcow2", "qcow2", false};
+  return s;
+}
+
+TEST(DomainXmlTest, TcgDirectBootGolden) {
+  ExpectGolden("domain_tcg.xml", DomainXml(Spec(), Accel::kTcg, "/pool/web-1-console.log"));
+}
+
+TEST(DomainXmlTest, KvmDiskBootGolden) {
+  VmSpec s = Spec();
+  s.kernel.clear();
+  s.initrd.clear();
+  ExpectGolden("domain_kvm.xml", DomainXml(s, Accel::kKvm, "/pool/web-1-console.log"));
+}
+
+TEST(DomainXmlTest, EscapesValues) {
+  VmSpec s = Spec();
+  s.cmdline = "a=<b> & 'c'";
+  std::string xml = DomainXml(s, Accel::kTcg, "/x");
+  EXPECT_NE(xml.find("a=&lt;b&gt; &amp; &apos;c&apos;"), std::string::npos);
+}
+
+TEST(DomainXmlTest, DiskAndVolumeGolden) {
+  ExpectGolden("disk_app.xml", DiskXml({kAppSerial, "/pool/app-123.erofs", "raw", true}) + "\n");
+  ExpectGolden("volume_overlay.xml",
+               VolumeXml("web-1-os.qcow2", 67108864, "qcow2", "/pool/os-1.img", "raw") + "\n");
+  ExpectGolden("pool.xml", PoolXml("vdswap", "/var/lib/libvirt/images/vdswap-vdswap") + "\n");
+}
+
+TEST(DomainXmlTest, ParsesDisksBackFromGeneratedXml) {
+  auto disks = ParseDomainDisks(DomainXml(Spec(), Accel::kTcg, "/x"));
+  ASSERT_TRUE(disks.ok());
+  ASSERT_EQ(disks->size(), 3u);
+  EXPECT_EQ((*disks)[1].serial, kAppSerial);
+  EXPECT_EQ((*disks)[1].path, "/pool/app-123.erofs");
+  EXPECT_TRUE((*disks)[1].readonly);
+  EXPECT_FALSE((*disks)[2].readonly);
+  EXPECT_EQ((*disks)[2].format, "qcow2");
+}
+
+TEST(DomainXmlTest, BadXmlIsAnError) {
+  EXPECT_FALSE(ParseDomainDisks("<domain><devices>").ok());
+  EXPECT_EQ(*ParsePoolPath(PoolXml("p", "/a/b")), "/a/b");
+}
+
+TEST(AccelTest, ExplicitChoicesAndErrors) {
+  EXPECT_EQ(*ResolveAccel("tcg"), Accel::kTcg);
+  EXPECT_EQ(*ResolveAccel("kvm"), Accel::kKvm);
+  EXPECT_FALSE(ResolveAccel("xen").ok());
+}
+
+}  // namespace
+}  // namespace vdswap

@@ -1,0 +1,170 @@
+// Real libvirtd + QEMU (TCG): the test OS boots, its agent answers on the channel, and an
+// app disk is hot-swapped under a running guest.
+#include <gtest/gtest.h>
+#include <libvirt/libvirt.h>
+
+#include <thread>
+
+#include "core/files.h"
+#include "image/image_store.h"
+#include "libvirt/libvirt_hypervisor.h"
+#include "store/db.h"
+#include "tests/integration/testbed.h"
+
+namespace vdswap::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class GuestSwapTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    assets_ = &BuildAssets();
+    auto state = TempDir::Create("/tmp", "vdswap-it");
+    ASSERT_TRUE(state.ok());
+    state_dir_ = state->Release();
+    db_ = std::move(Db::Open(":memory:")).value();
+    images_ = new ImageStore(*db_, runner_, state_dir_);
+    hv_ = new LibvirtHypervisor(Accel::kTcg);
+    host_ = {"local", "qemu:///system", "vdswap-it-" + std::to_string(getpid())};
+  }
+  static void TearDownTestSuite() {
+    hv_->Destroy(host_, kVm).IgnoreError();
+    RemovePool(host_);
+    delete hv_;
+  }
+
+  static std::string Upload(const std::string& volume, const std::string& local) {
+    auto n = hv_->UploadVolume(host_, volume, local, nullptr);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return *hv_->FindVolume(host_, volume);
+  }
+
+  static constexpr char kVm[] = "vdswap-it-vm";
+  static inline const Assets* assets_;
+  static inline std::string state_dir_;
+  static inline SubprocessRunner runner_;
+  static inline std::unique_ptr<Db> db_;
+  static inline ImageStore* images_;
+  static inline LibvirtHypervisor* hv_;
+  static inline HostRef host_;
+};
+
+TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
+  auto app1 = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  auto app2 = images_->BuildApp({assets_->hello_dir + "/hello-2", ""}, nullptr);
+  ASSERT_TRUE(app1.ok() && app2.ok()) << app1.status().ToString();
+  ASSERT_TRUE(hv_->EnsurePool(host_).ok());
+  std::string os = Upload("os.img", assets_->os_dir + "/os.img");
+  std::string kernel = Upload("vmlinuz", assets_->os_dir + "/vmlinuz");
+  std::string initrd = Upload("initrd.img", assets_->os_dir + "/initrd.img");
+  std::string v1 = Upload("app-1.erofs", app1->disk_path());
+  std::string v2 = Upload("app-2.erofs", app2->disk_path());
+  auto overlay = hv_->CreateOverlay(host_, "vm-os.qcow2", os, "raw");
+  ASSERT_TRUE(overlay.ok()) << overlay.status().ToString();
+  auto data = hv_->CreateBlankVolume(host_, "vm-data.qcow2", 256ull << 20);
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+
+  VmSpec spec;
+  spec.name = kVm;
+  spec.kernel = kernel;
+  spec.initrd = initrd;
+  spec.cmdline = assets_->cmdline;
+  spec.os = {kOsSerial, *overlay, "qcow2", false};
+  spec.app = {kAppSerial, v1, "raw", true};
+  spec.data = {kDataSerial, *data, "qcow2", false};
+  auto boot_start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(hv_->DefineAndStart(host_, spec).ok());
+  auto hello = WaitForAgent(*hv_, host_, kVm, seconds(120));
+  ASSERT_TRUE(hello.ok()) << hello.status().ToString();
+  int64_t boot_ms = MsSince(boot_start);
+  std::string boot_id = (*hello)["boot_id"];
+  EXPECT_EQ((*hello)["os_release"]["ID"], "vdswap-testos");
+
+  auto agent = hv_->OpenAgent(host_, kVm);
+  ASSERT_TRUE(agent.ok());
+  auto& ch = **agent;
+  // The app started at boot; restart it once to bump its counter.
+  auto started = ch.Call("app.start", {}, seconds(60));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_EQ((*started)["version"], "1");
+  ASSERT_TRUE(ch.Call("app.stop", {}, seconds(30)).ok());
+  started = ch.Call("app.start", {}, seconds(60));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_EQ((*started)["health_output"], "hello 1 starts=2");
+
+  // The swap: stop, detach, attach, start.
+  auto swap_start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(ch.Call("app.stop", {}, seconds(30)).ok());
+  auto detach_start = std::chrono::steady_clock::now();
+  Status detached = hv_->DetachDisk(host_, kVm, kAppSerial, seconds(30));
+  ASSERT_TRUE(detached.ok()) << detached.ToString();
+  int64_t detach_ms = MsSince(detach_start);
+  auto state = hv_->GetState(host_, kVm);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->Disk(kAppSerial), nullptr);
+  ASSERT_NE(state->Disk(kDataSerial), nullptr);  // never touched
+  ASSERT_TRUE(hv_->AttachDisk(host_, kVm, {kAppSerial, v2, "raw", true}).ok());
+  started = ch.Call("app.start", {}, seconds(60));
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  int64_t swap_ms = MsSince(swap_start);
+  EXPECT_EQ((*started)["version"], "2");
+  EXPECT_EQ((*started)["healthy"], true);
+  EXPECT_EQ((*started)["health_output"], "hello 2 starts=3");  // counter kept on data disk
+  int64_t downtime_ms = (*started)["last_downtime_ms"];
+
+  auto after = ch.Call("hello", {}, seconds(5));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)["boot_id"], boot_id);  // no reboot
+  // The persistent definition has the new disk too: a reboot keeps the swap.
+  state = hv_->GetState(host_, kVm);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->Disk(kAppSerial)->path, v2);
+
+  std::printf("[measure] boot to agent hello: %lld ms\n", static_cast<long long>(boot_ms));
+  std::printf("[measure] detach confirmed: %lld ms\n", static_cast<long long>(detach_ms));
+  std::printf("[measure] app swap host wall: %lld ms, guest downtime stop->healthy: %lld ms\n",
+              static_cast<long long>(swap_ms), static_cast<long long>(downtime_ms));
+}
+
+TEST_F(GuestSwapTest, MalformedRequestsGetErrorsAndAgentKeepsServing) {
+  virConnectPtr conn = virConnectOpen(host_.uri.c_str());
+  virDomainPtr dom = virDomainLookupByName(conn, kVm);
+  ASSERT_NE(dom, nullptr) << "needs the VM of the previous test";
+  virStreamPtr st = virStreamNew(conn, 0);
+  ASSERT_EQ(virDomainOpenChannel(dom, "org.vdswap.agent.0", st, VIR_DOMAIN_CHANNEL_FORCE), 0);
+  std::string junk = "{this is not json\n[1,2,3]\n{\"id\":9,\"op\":\"format-disk\"}\n";
+  ASSERT_EQ(virStreamSend(st, junk.data(), junk.size()), static_cast<int>(junk.size()));
+  std::string got;
+  char buf[4096];
+  while (std::count(got.begin(), got.end(), '\n') < 3) {
+    int n = virStreamRecv(st, buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  virStreamAbort(st);
+  virStreamFree(st);
+  virDomainFree(dom);
+  virConnectClose(conn);
+  EXPECT_NE(got.find("request is not valid JSON"), std::string::npos) << got;
+  EXPECT_NE(got.find("request must be a JSON object"), std::string::npos) << got;
+  EXPECT_NE(got.find("unknown op 'format-disk'"), std::string::npos) << got;
+  // Still serving, through the regular client.
+  auto hello = WaitForAgent(*hv_, host_, kVm, seconds(10));
+  EXPECT_TRUE(hello.ok()) << hello.status().ToString();
+}
+
+TEST_F(GuestSwapTest, GracefulShutdownStopsTheAppAndPowersOff) {
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(hv_->Shutdown(host_, kVm, seconds(60)).ok());
+  int64_t ms = MsSince(start);
+  auto state = hv_->GetState(host_, kVm);
+  ASSERT_TRUE(state.ok());
+  EXPECT_FALSE(state->running);
+  EXPECT_LT(ms, 60000) << "the guest did not power off by itself";
+  std::printf("[measure] graceful shutdown: %lld ms\n", static_cast<long long>(ms));
+}
+
+}  // namespace
+}  // namespace vdswap::testing
