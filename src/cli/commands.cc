@@ -5,6 +5,7 @@ namespace vdswap {
 void RegisterCommands(CLI::App& app, CliContext& ctx) {
   RegisterStatusCommands(app, ctx);
   RegisterImageCommands(app, ctx);
+  RegisterFleetCommands(app, ctx);
 }
 
 }  // namespace vdswap

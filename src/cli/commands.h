@@ -12,5 +12,6 @@ void RegisterCommands(CLI::App& app, CliContext& ctx);
 // One registration function per command group (cli/<group>_commands.cc).
 void RegisterStatusCommands(CLI::App& app, CliContext& ctx);
 void RegisterImageCommands(CLI::App& app, CliContext& ctx);
+void RegisterFleetCommands(CLI::App& app, CliContext& ctx);
 
 }  // namespace vdswap

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
+#include "api/fleet_routes.h"
 #include "api/http_server.h"
 #include "api/image_routes.h"
 #include "api/metrics.h"
@@ -18,7 +20,15 @@
 #include "core/command_runner.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "fake/fake_hypervisor.h"
+#include "fleet/host_registry.h"
+#include "fleet/image_distributor.h"
+#include "fleet/swapper.h"
+#include "fleet/template_store.h"
+#include "fleet/vm_service.h"
 #include "image/image_store.h"
+#include "libvirt/libvirt_hypervisor.h"
+#include "rollout/rollout_engine.h"
 #include "store/db.h"
 
 namespace vdswap {
@@ -90,6 +100,26 @@ int Run(const Flags& flags) {
   }
   RegisterImageRoutes(router, images);
 
+  std::unique_ptr<Hypervisor> hypervisor;
+  if (flags.hypervisor == "fake") {
+    hypervisor = std::make_unique<FakeHypervisor>();
+  } else {
+    auto accel = ResolveAccel(flags.accel);
+    if (!accel.ok()) {
+      std::cerr << "vdswapd: " << accel.status().message() << "\n";
+      return 2;
+    }
+    VLOG(kInfo) << "new VMs use " << (*accel == Accel::kKvm ? "KVM" : "TCG (software)");
+    hypervisor = std::make_unique<LibvirtHypervisor>(*accel);
+  }
+  HostRegistry hosts(**db, *hypervisor);
+  TemplateStore templates(**db, images);
+  ImageDistributor distributor(**db, *hypervisor);
+  VmService vms(**db, *hypervisor, hosts, templates, images, distributor, flags.uri);
+  Swapper swapper(**db, vms, templates, Swapper::Options{});
+  RolloutEngine rollouts(**db, vms, templates, swapper);
+  RegisterFleetRoutes(router, hosts, templates, vms, rollouts);
+
   HttpServer server(router, metrics);
   std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;
   if (Status s = server.ListenUnix(socket); !s.ok()) {
@@ -120,10 +150,16 @@ int Run(const Flags& flags) {
               << (flags.listen.empty() ? "" : " and tcp:" + flags.listen) << " (state dir "
               << flags.state_dir << ", hypervisor " << flags.hypervisor << ")";
 
+  // Swaps and rollouts a previous run left unfinished continue in the background.
+  std::thread resume([&rollouts] {
+    if (Status s = rollouts.ResumeAll(); !s.ok()) VLOG(kWarning) << "resume: " << s.message();
+  });
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   VLOG(kInfo) << "signal " << sig << ": shutting down";
   server.Stop();
+  resume.join();
   return 0;
 }
 

@@ -1,0 +1,15 @@
+#pragma once
+
+#include "api/router.h"
+#include "fleet/host_registry.h"
+#include "fleet/template_store.h"
+#include "fleet/vm_service.h"
+#include "rollout/rollout_engine.h"
+
+namespace vdswap {
+
+// /v1/hosts, /v1/templates, /v1/vms and /v1/rollouts.
+void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& templates,
+                         VmService& vms, RolloutEngine& rollouts);
+
+}  // namespace vdswap

@@ -1,0 +1,253 @@
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "cli/commands.h"
+
+namespace vdswap {
+
+namespace {
+
+void PrintRollout(const Json& r) {
+  std::cout << "rollout " << r.value("id", 0) << " to " << r.value("to", "") << ": "
+            << r.value("state", "") << "\n";
+  if (!r.value("error", "").empty()) std::cout << "  " << r.value("error", "") << "\n";
+  CliContext::PrintTable(r.value("vms", Json::array()), {{"VM", "vm"},
+                                                         {"STATE", "state"},
+                                                         {"FROM", "from"},
+                                                         {"TO", "to"},
+                                                         {"DOWNTIME(ms)", "downtime_ms"},
+                                                         {"ERROR", "error"}});
+  const Json& d = r.value("downtime_ms", Json::object());
+  std::cout << "downtime p50 " << d.value("p50", 0) << " ms, p95 " << d.value("p95", 0)
+            << " ms, max " << d.value("max", 0) << " ms\n";
+}
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size() && !s.empty()) {
+    size_t comma = s.find(',', start);
+    std::string part = s.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (!part.empty()) out.push_back(part);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
+  // ---- hosts
+  auto* host = app.add_subcommand("host", "Register the libvirt hosts VMs run on");
+  host->require_subcommand(1);
+  struct HostArgs {
+    std::string name, uri, pool = "vdswap";
+  };
+  auto ha = std::make_shared<HostArgs>();
+  auto* add = host->add_subcommand(
+      "add", "Register a host: checks the connection and creates its storage pool");
+  add->add_option("NAME", ha->name, "Host name")->required();
+  add->add_option("--uri", ha->uri, "libvirt URI, e.g. qemu:///system or qemu+ssh://h7/system")
+      ->required();
+  add->add_option("--pool", ha->pool, "Storage pool for vdswap's volumes")->capture_default_str();
+  add->callback([&ctx, ha] {
+    auto out = ctx.Call(Method::kPost, "/v1/hosts",
+                        Json{{"name", ha->name}, {"uri", ha->uri}, {"pool", ha->pool}});
+    if (out.ok()) ctx.Print(*out, [&] { std::cout << "host " << ha->name << " added\n"; });
+  });
+  host->add_subcommand("ls", "List hosts")->callback([&ctx] {
+    auto out = ctx.Call(Method::kGet, "/v1/hosts");
+    if (out.ok()) {
+      ctx.Print(*out, [&] {
+        CliContext::PrintTable(
+            *out, {{"NAME", "name"}, {"URI", "uri"}, {"POOL", "pool"}, {"VMS", "vms"}});
+      });
+    }
+  });
+  auto* hrm = host->add_subcommand("rm", "Forget a host that has no VMs");
+  hrm->add_option("NAME", ha->name)->required();
+  hrm->callback([&ctx, ha] {
+    auto out = ctx.Call(Method::kDelete, "/v1/hosts/" + UrlSegment(ha->name));
+    if (out.ok()) ctx.Print(*out, [&] { std::cout << "host " << ha->name << " removed\n"; });
+  });
+
+  // ---- templates
+  auto* tmpl = app.add_subcommand(
+      "template", "Versioned (OS image, app image, shape) triples that VMs are made from");
+  tmpl->require_subcommand(1);
+  struct TemplateArgs {
+    std::string name, os, app, memory, data_size;
+    int cpus = 0;
+  };
+  auto ta = std::make_shared<TemplateArgs>();
+  auto body = [ta] {
+    return Json{{"name", ta->name},     {"os", ta->os},     {"app", ta->app},
+                {"memory", ta->memory}, {"cpus", ta->cpus}, {"data_size", ta->data_size}};
+  };
+  auto print_template = [&ctx](const Json& t) {
+    ctx.Print(t, [&] { std::cout << "template " << t.value("ref", "") << "\n"; });
+  };
+  auto* create = tmpl->add_subcommand(
+      "create", "Create NAME:1. The app's `requires` must match the OS image (else exit 4)");
+  create->add_option("NAME", ta->name)->required();
+  create->add_option("--os", ta->os, "OS image reference")->required();
+  create->add_option("--app", ta->app, "App image reference")->required();
+  create->add_option("--memory", ta->memory, "Memory, e.g. 256M (default 256M)");
+  create->add_option("--cpus", ta->cpus, "vCPUs (default 1)");
+  create->add_option("--data-size", ta->data_size, "Data disk size, e.g. 1G (default 1G)");
+  create->callback([&ctx, body, print_template] {
+    auto out = ctx.Call(Method::kPost, "/v1/templates", body());
+    if (out.ok()) print_template(*out);
+  });
+  auto* update = tmpl->add_subcommand(
+      "update", "Make NAME:V+1 from the newest version with a new OS and/or app image");
+  update->add_option("NAME", ta->name)->required();
+  update->add_option("--os", ta->os, "New OS image reference");
+  update->add_option("--app", ta->app, "New app image reference");
+  update->add_option("--memory", ta->memory, "New memory size");
+  update->add_option("--cpus", ta->cpus, "New vCPU count");
+  update->callback([&ctx, ta, body, print_template] {
+    auto out =
+        ctx.Call(Method::kPost, "/v1/templates/" + UrlSegment(ta->name) + "/versions", body());
+    if (out.ok()) print_template(*out);
+  });
+  tmpl->add_subcommand("ls", "List template versions")->callback([&ctx] {
+    auto out = ctx.Call(Method::kGet, "/v1/templates");
+    if (out.ok()) {
+      ctx.Print(*out, [&] {
+        CliContext::PrintTable(*out, {{"TEMPLATE", "ref"},
+                                      {"OS", "os"},
+                                      {"APP", "app"},
+                                      {"MEMORY(MiB)", "memory_mib"},
+                                      {"CPUS", "cpus"}});
+      });
+    }
+  });
+  auto* tinspect = tmpl->add_subcommand("inspect", "Show NAME (newest) or NAME:V");
+  tinspect->add_option("REF", ta->name)->required();
+  tinspect->callback([&ctx, ta] {
+    auto out = ctx.Call(Method::kGet, "/v1/templates/" + UrlSegment(ta->name));
+    if (out.ok()) CliContext::PrintJson(*out);
+  });
+
+  // ---- vms
+  auto* vm = app.add_subcommand("vm", "Linked-clone VMs of a template");
+  vm->require_subcommand(1);
+  struct VmArgs {
+    std::vector<std::string> names;
+    int count = 0;
+    std::string prefix, tmpl, host, name;
+    bool delete_data = false;
+  };
+  auto va = std::make_shared<VmArgs>();
+  auto* vcreate = vm->add_subcommand(
+      "create",
+      "Create VMs as linked clones of a template (an OS overlay, the shared app disk and a\n"
+      "data disk each), boot them and wait until their app is healthy. Runs in parallel.");
+  vcreate->add_option("NAMES", va->names, "VM names");
+  vcreate->add_option("--count", va->count, "Create N VMs named PREFIX-1..PREFIX-N");
+  vcreate->add_option("--prefix", va->prefix, "Name prefix for --count");
+  vcreate->add_option("--template", va->tmpl, "NAME or NAME:VERSION")->required();
+  vcreate->add_option("--host", va->host, "Host (default: the only host, or 'local')");
+  vcreate->callback([&ctx, va] {
+    std::vector<std::string> names = va->names;
+    if (va->count > 0) {
+      if (va->prefix.empty()) return ctx.Fail(InvalidArgument("--count needs --prefix"));
+      for (int i = 1; i <= va->count; ++i) names.push_back(va->prefix + "-" + std::to_string(i));
+    }
+    if (names.empty()) return ctx.Fail(InvalidArgument("give VM names or --count N --prefix P"));
+    auto out = ctx.Call(Method::kPost, "/v1/vms",
+                        Json{{"names", names}, {"template", va->tmpl}, {"host", va->host}}, true);
+    if (!out.ok()) return;
+    ctx.Print(*out, [&] {
+      CliContext::PrintTable((*out)["vms"],
+                             {{"VM", "name"}, {"STATE", "state"}, {"ERROR", "error"}});
+    });
+    for (const auto& v : (*out)["vms"]) {
+      if (v.value("state", "") != "running") ctx.exit_code = 1;
+    }
+  });
+  vm->add_subcommand("ls", "List VMs")->callback([&ctx] {
+    auto out = ctx.Call(Method::kGet, "/v1/vms");
+    if (out.ok()) {
+      ctx.Print(*out, [&] {
+        CliContext::PrintTable(*out, {{"NAME", "name"},
+                                      {"HOST", "host"},
+                                      {"TEMPLATE", "template"},
+                                      {"STATE", "state"},
+                                      {"ERROR", "error"}});
+      });
+    }
+  });
+  auto* vinspect = vm->add_subcommand(
+      "inspect", "Show a VM with its live state: disks, boot id, app version and health");
+  vinspect->add_option("VM", va->name)->required();
+  vinspect->callback([&ctx, va] {
+    auto out = ctx.Call(Method::kGet, "/v1/vms/" + UrlSegment(va->name));
+    if (out.ok()) CliContext::PrintJson(*out);
+  });
+  for (const char* verb : {"start", "stop"}) {
+    auto* sub = vm->add_subcommand(
+        verb, std::string(verb == std::string("start") ? "Boot a VM and wait for its app"
+                                                       : "Shut a VM down gracefully"));
+    sub->add_option("VM", va->name)->required();
+    sub->callback([&ctx, va, verb] {
+      auto out = ctx.Call(Method::kPost, "/v1/vms/" + UrlSegment(va->name) + "/" + verb);
+      if (out.ok()) ctx.Print(*out, [&] { std::cout << va->name << " " << verb << "ed\n"; });
+    });
+  }
+  auto* vrm = vm->add_subcommand(
+      "rm", "Delete a VM and its OS overlay; its data disk only with --delete-data");
+  vrm->add_option("VM", va->name)->required();
+  vrm->add_flag("--delete-data", va->delete_data, "Also delete the data disk (irreversible)");
+  vrm->callback([&ctx, va] {
+    auto out = ctx.Call(Method::kDelete, "/v1/vms/" + UrlSegment(va->name) +
+                                             (va->delete_data ? "?delete_data=true" : ""));
+    if (out.ok()) ctx.Print(*out, [&] { std::cout << va->name << " removed\n"; });
+  });
+
+  // ---- rollouts
+  auto* rollout = app.add_subcommand(
+      "rollout", "Move VMs to another template version: app disks hot-swapped, or OS swapped");
+  rollout->require_subcommand(1);
+  struct RolloutArgs {
+    std::string to, vms, id;
+    bool watch = false;
+  };
+  auto ra = std::make_shared<RolloutArgs>();
+  auto* rstart = rollout->add_subcommand(
+      "start",
+      "Start a rollout; VMs move one at a time and the first failure is rolled back and\n"
+      "stops the rollout. Prints the rollout id; follow it with `rollout status ID --watch`.");
+  rstart->add_option("--to", ra->to, "Target NAME:VERSION")->required();
+  rstart->add_option("--vms", ra->vms, "VM,VM,... (default: every VM of the template)");
+  rstart->callback([&ctx, ra] {
+    auto out = ctx.Call(Method::kPost, "/v1/rollouts",
+                        Json{{"to", ra->to}, {"vms", SplitCommas(ra->vms)}});
+    if (out.ok()) ctx.Print(*out, [&] { std::cout << "rollout " << (*out)["id"] << " started\n"; });
+  });
+  auto* rstatus = rollout->add_subcommand("status", "Show a rollout and its per-VM results");
+  rstatus->add_option("ID", ra->id)->required();
+  rstatus->add_flag("--watch", ra->watch, "Wait until the rollout is no longer running");
+  rstatus->callback([&ctx, ra] {
+    auto out =
+        ctx.Call(Method::kGet, "/v1/rollouts/" + UrlSegment(ra->id) + (ra->watch ? "?wait=1" : ""));
+    if (!out.ok()) return;
+    ctx.Print(*out, [&] { PrintRollout(*out); });
+    std::string state = out->value("state", "");
+    if (ra->watch && state != "succeeded") ctx.exit_code = 1;
+  });
+  rollout->add_subcommand("ls", "List rollouts")->callback([&ctx] {
+    auto out = ctx.Call(Method::kGet, "/v1/rollouts");
+    if (out.ok()) {
+      ctx.Print(*out, [&] {
+        CliContext::PrintTable(
+            *out, {{"ID", "id"}, {"TO", "to"}, {"STATE", "state"}, {"ERROR", "error"}});
+      });
+    }
+  });
+}
+
+}  // namespace vdswap

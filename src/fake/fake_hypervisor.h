@@ -1,0 +1,112 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "hypervisor/hypervisor.h"
+
+namespace vdswap {
+
+// An in-memory Hypervisor with a simulated guest agent in every running VM, for unit
+// tests, crash tests and scale runs (`vdswapd --hypervisor fake`). Records every call in
+// a log, injects faults, and can add latency per operation. Thread-safe.
+//
+// The fake guest: on boot it starts the app of the attached app disk; app.stop/app.start
+// behave like the real agent; an app on a volume marked unhealthy never gets healthy.
+// Its app "version" is the app volume's name.
+class FakeHypervisor : public Hypervisor {
+ public:
+  enum class Op {
+    kUpload,
+    kCreateVolume,
+    kDefineAndStart,
+    kStart,
+    kShutdown,
+    kDetach,
+    kAttach,
+    kOpenAgent,
+    kAppStop,
+    kAppStart,
+  };
+
+  // Makes the next call of `op` fail with `status` (once).
+  void FailNext(Op op, Status status);
+  // Makes the next `op` time out as if the peer never answered (agent silence, a guest
+  // that does not release a disk): it fails with kUnavailable.
+  void HangNext(Op op);
+  // Adds `latency` to every call of `op` (a latency model for scale runs).
+  void SetLatency(Op op, std::chrono::milliseconds latency);
+  // Marks the app on `volume` (a volume name) as one whose health check always fails.
+  void SetUnhealthyApp(const std::string& volume);
+  // Every call so far, as readable lines: "detach web-1 vdswap-app".
+  std::vector<std::string> Log() const;
+  // Bytes received by UploadVolume per host name.
+  uint64_t UploadedBytes(const std::string& host) const;
+  // The simulated guest's app state of a VM: "running", "stopped", "failed" (or "" when
+  // the VM is not running), its app version, start counter and boot id.
+  struct GuestView {
+    std::string app_state;
+    std::string app_version;
+    int starts = 0;
+    std::string boot_id;
+  };
+  GuestView Guest(const std::string& vm) const;
+
+  Result<std::string> EnsurePool(const HostRef& host) override;
+  Result<std::string> FindVolume(const HostRef& host, const std::string& volume) override;
+  Result<uint64_t> UploadVolume(const HostRef& host, const std::string& volume,
+                                const std::string& local_path, const ProgressFn& progress) override;
+  Result<std::string> CreateOverlay(const HostRef& host, const std::string& volume,
+                                    const std::string& backing,
+                                    const std::string& backing_format) override;
+  Result<std::string> CreateBlankVolume(const HostRef& host, const std::string& volume,
+                                        uint64_t bytes) override;
+  Status DeleteVolume(const HostRef& host, const std::string& volume) override;
+  Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) override;
+  Status DefineAndStart(const HostRef& host, const VmSpec& spec) override;
+  Status Start(const HostRef& host, const std::string& vm) override;
+  Status Shutdown(const HostRef& host, const std::string& vm,
+                  std::chrono::milliseconds grace) override;
+  Status Destroy(const HostRef& host, const std::string& vm) override;
+  Result<VmLiveState> GetState(const HostRef& host, const std::string& vm) override;
+  Status DetachDisk(const HostRef& host, const std::string& vm, const std::string& serial,
+                    std::chrono::milliseconds timeout) override;
+  Status AttachDisk(const HostRef& host, const std::string& vm, const DiskSpec& disk) override;
+  Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& host,
+                                                  const std::string& vm) override;
+
+  // The fake guest's request handler (used by the channel). Public for the channel only.
+  Result<Json> AgentCall(const std::string& vm, const std::string& op);
+
+ private:
+  struct Vm {
+    VmSpec spec;
+    bool running = false;
+    std::vector<DiskSpec> disks;
+    std::string app_state = "stopped";
+    std::string app_version;
+    int starts = 0;
+    int boots = 0;
+    int64_t stopped_at_ms = -1;
+  };
+  // Applies latency and injected faults for `op`; returns the fault, if any.
+  Status Enter(Op op, const std::string& what);
+  void BootGuest(Vm& vm);
+  std::string PoolPath(const HostRef& host) const { return "/fake/" + host.name + "/" + host.pool; }
+
+  mutable std::mutex mu_;
+  std::map<Op, Status> fail_next_;
+  std::set<Op> hang_next_;
+  std::map<Op, std::chrono::milliseconds> latency_;
+  std::vector<std::string> log_;
+  std::map<std::string, uint64_t> uploaded_;
+  std::map<std::string, std::map<std::string, uint64_t>> volumes_;  // pool path -> name -> size
+  std::map<std::string, Vm> vms_;
+  std::set<std::string> unhealthy_;  // by name (names are unique across hosts)
+};
+
+}  // namespace vdswap

@@ -1,0 +1,74 @@
+#include "fleet/image_distributor.h"
+
+#include <chrono>
+
+namespace vdswap {
+
+std::string ImageDistributor::DiskVolume(const ImageInfo& image) {
+  std::string id = image.digest.substr(0, 16);
+  if (image.kind == ImageKind::kApp) return "app-" + id + ".erofs";
+  return "os-" + id + "." + image.meta.value("format", "raw");
+}
+
+Result<std::string> ImageDistributor::EnsureFile(const HostRef& host, const std::string& volume,
+                                                 const std::string& local,
+                                                 const ProgressFn& progress) {
+  auto found = hv_.FindVolume(host, volume);
+  if (found.ok()) return found;
+  RETURN_IF_ERROR(hv_.UploadVolume(host, volume, local, progress).status());
+  return hv_.FindVolume(host, volume);
+}
+
+Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo& image,
+                                           const ProgressFn& progress) {
+  std::lock_guard lock(upload_mu_);
+  const std::string disk_volume = DiskVolume(image);
+  const std::string boot_prefix = "os-" + image.digest.substr(0, 16);
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT volume FROM host_images WHERE host = ?1 AND "
+                                        "digest = ?2",
+                                        {host.name, image.digest}));
+  HostImage out;
+  if (!rows.empty()) {
+    // Recorded: trust it only while the volume is really there.
+    auto disk = hv_.FindVolume(host, disk_volume);
+    if (disk.ok()) {
+      out.disk = *disk;
+      if (!image.kernel_path().empty()) {
+        ASSIGN_OR_RETURN(out.kernel, hv_.FindVolume(host, boot_prefix + ".vmlinuz"));
+      }
+      if (!image.initrd_path().empty()) {
+        ASSIGN_OR_RETURN(out.initrd, hv_.FindVolume(host, boot_prefix + ".initrd"));
+      }
+      return out;
+    }
+    RETURN_IF_ERROR(db_.Exec("DELETE FROM host_images WHERE host = ?1 AND digest = ?2",
+                             {host.name, image.digest}));
+  }
+  // Not recorded: whatever volume exists may be a partial upload. Start over.
+  RETURN_IF_ERROR(hv_.DeleteVolume(host, disk_volume));
+  if (progress) {
+    progress({{"phase", "upload"},
+              {"message", "uploading " + KindName(image.kind) + " image " + image.name + ":" +
+                              image.version + " to host " + host.name}});
+  }
+  RETURN_IF_ERROR(hv_.UploadVolume(host, disk_volume, image.disk_path(), progress).status());
+  ASSIGN_OR_RETURN(out.disk, hv_.FindVolume(host, disk_volume));
+  if (!image.kernel_path().empty()) {
+    ASSIGN_OR_RETURN(out.kernel,
+                     EnsureFile(host, boot_prefix + ".vmlinuz", image.kernel_path(), progress));
+  }
+  if (!image.initrd_path().empty()) {
+    ASSIGN_OR_RETURN(out.initrd,
+                     EnsureFile(host, boot_prefix + ".initrd", image.initrd_path(), progress));
+  }
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  RETURN_IF_ERROR(
+      db_.Exec("INSERT OR REPLACE INTO host_images (host, digest, volume, "
+               "uploaded_at) VALUES (?1, ?2, ?3, ?4)",
+               {host.name, image.digest, out.disk, now}));
+  return out;
+}
+
+}  // namespace vdswap
