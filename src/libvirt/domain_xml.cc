@@ -115,10 +115,12 @@ std::string DiskXml(const DiskSpec& d) {
   return x.str();
 }
 
-std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& console_log) {
+std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& console_log,
+                      const std::string& uuid) {
   std::ostringstream x;
   x << "<domain type='" << (accel == Accel::kKvm ? "kvm" : "qemu") << "'>\n"
     << "  <name>" << Esc(spec.name) << "</name>\n"
+    << (uuid.empty() ? "" : "  <uuid>" + Esc(uuid) + "</uuid>\n")
     << "  <metadata><vdswap:vm xmlns:vdswap='https://vdswap.dev/xmlns/vm/1'/></metadata>\n"
     << "  <memory unit='MiB'>" << spec.memory_mib << "</memory>\n"
     << "  <vcpu>" << spec.cpus << "</vcpu>\n"

@@ -16,8 +16,10 @@ Result<Accel> ResolveAccel(const std::string& flag);
 // Pure XML builders for libvirt; golden-tested. Every value is escaped.
 // The domain: i440fx `pc` machine with ACPI (needed for hot-unplug), direct kernel boot,
 // virtio disks with fixed serials (os=vda, app=vdb read-only, data=vdc), the agent
-// channel, a serial console logged to `console_log`, and no network.
-std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& console_log);
+// channel, a serial console logged to `console_log`, and no network. `uuid` (may be
+// empty) keeps the identity of a domain being redefined.
+std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& console_log,
+                      const std::string& uuid = "");
 // One <disk> element, as attached or detached.
 std::string DiskXml(const DiskSpec& disk);
 // A directory storage pool.

@@ -47,6 +47,12 @@ TEST(DomainXmlTest, KvmDiskBootGolden) {
   ExpectGolden("domain_kvm.xml", DomainXml(s, Accel::kKvm, "/pool/web-1-console.log"));
 }
 
+TEST(DomainXmlTest, RedefinitionKeepsUuid) {
+  std::string xml = DomainXml(Spec(), Accel::kTcg, "/x", "0b8e4f1c-1111-2222-3333-444455556666");
+  EXPECT_NE(xml.find("<uuid>0b8e4f1c-1111-2222-3333-444455556666</uuid>"), std::string::npos);
+  EXPECT_EQ(DomainXml(Spec(), Accel::kTcg, "/x").find("<uuid>"), std::string::npos);
+}
+
 TEST(DomainXmlTest, EscapesValues) {
   VmSpec s = Spec();
   s.cmdline = "a=<b> & 'c'";

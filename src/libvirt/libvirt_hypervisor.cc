@@ -348,7 +348,9 @@ Status LibvirtHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec
   if (existing && virDomainIsActive(existing.get()) == 1) {
     return FailedPrecondition("vm '" + spec.name + "' is running; cannot redefine it");
   }
-  std::string xml = DomainXml(spec, accel_, pool_path + "/" + spec.name + "-console.log");
+  char uuid[VIR_UUID_STRING_BUFLEN] = "";
+  if (existing) virDomainGetUUIDString(existing.get(), uuid);
+  std::string xml = DomainXml(spec, accel_, pool_path + "/" + spec.name + "-console.log", uuid);
   DomRef dom(virDomainDefineXML(conn.get(), xml.c_str()));
   if (!dom) return LibvirtError("defining vm '" + spec.name + "'");
   if (virDomainCreate(dom.get()) != 0) return LibvirtError("starting vm '" + spec.name + "'");
