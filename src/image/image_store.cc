@@ -185,9 +185,14 @@ Result<ImageInfo> ImageStore::BuildApp(const AppBuildRequest& req, const Progres
     }
   } unmark{this, work.path()};
 
-  auto stage_progress = [&progress](const StageStats& s) {
-    if (progress) progress(StageEvent("staging", s));
+  // Builds that take over a second report progress; quick ones stay quiet.
+  const auto started = std::chrono::steady_clock::now();
+  auto report = [&](const char* phase, const StageStats& s) {
+    if (progress && std::chrono::steady_clock::now() - started > std::chrono::seconds(1)) {
+      progress(StageEvent(phase, s));
+    }
   };
+  auto stage_progress = [&report](const StageStats& s) { report("staging", s); };
   std::string source = req.source;
   std::string tree;
   StageStats stats;
@@ -270,7 +275,7 @@ Result<ImageInfo> ImageStore::BuildApp(const AppBuildRequest& req, const Progres
                            "', which is not an executable file in the image");
   }
 
-  if (progress) progress(StageEvent("building EROFS image", stats));
+  report("building EROFS image", stats);
   std::string staged = work.path() + "/image";
   mkdir(staged.c_str(), 0755);
   std::string out = staged + "/" + kAppFile;
