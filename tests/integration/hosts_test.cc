@@ -1,0 +1,171 @@
+// Hosts on real libvirt: the same libvirtd registered twice with distinct pools and once
+// through its loopback TCP listener (qemu+tcp://, the remote protocol). Images go to each
+// host exactly once; overlays have the right backing chain; a VM on the remote URI boots
+// and its agent answers through the remote channel.
+#include <gtest/gtest.h>
+#include <libvirt/libvirt.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "fleet/host_registry.h"
+#include "fleet/image_distributor.h"
+#include "image/image_store.h"
+#include "libvirt/libvirt_hypervisor.h"
+#include "tests/integration/testbed.h"
+
+namespace vdswap::testing {
+namespace {
+
+using std::chrono::seconds;
+
+// Delegates to the real driver and counts the bytes each host received.
+class CountingHypervisor : public LibvirtHypervisor {
+ public:
+  CountingHypervisor() : LibvirtHypervisor(Accel::kTcg) {}
+  Result<uint64_t> UploadVolume(const HostRef& host, const std::string& volume,
+                                const std::string& local, const ProgressFn& progress) override {
+    auto n = LibvirtHypervisor::UploadVolume(host, volume, local, progress);
+    if (n.ok()) {
+      std::lock_guard lock(mu_);
+      bytes_[host.name] += *n;
+    }
+    return n;
+  }
+  uint64_t Bytes(const std::string& host) {
+    std::lock_guard lock(mu_);
+    return bytes_[host];
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, uint64_t> bytes_;
+};
+
+// Restarts libvirtd with a TCP listener on 127.0.0.1:16509 (auth none) beside its unix
+// socket. Only one libvirtd can run per machine, so the running one is replaced.
+void EnableLoopbackTcp() {
+  SubprocessRunner runner;
+  auto probe = runner.Run({"virsh", "-c", "qemu+tcp://127.0.0.1/system", "version"}, {});
+  if (probe.ok() && probe->exit_code == 0) return;
+  std::string conf = "/tmp/vdswap-libvirtd-tcp.conf";
+  ASSERT_TRUE(WriteFileAtomic(conf, "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
+                                    "auth_tcp = \"none\"\n")
+                  .ok());
+  runner.Run({"pkill", "-x", "libvirtd"}, {}).status().IgnoreError();
+  for (int i = 0; i < 100; ++i) {
+    auto alive = runner.Run({"pgrep", "-x", "libvirtd"}, {});
+    if (alive.ok() && alive->exit_code != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(runner.RunOk({"libvirtd", "-d", "--listen", "-f", conf}).ok());
+  for (int i = 0; i < 100; ++i) {
+    probe = runner.Run({"virsh", "-c", "qemu+tcp://127.0.0.1/system", "version"}, {});
+    if (probe.ok() && probe->exit_code == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  FAIL() << "libvirtd does not answer on qemu+tcp://127.0.0.1/system";
+}
+
+class HostsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EnableLoopbackTcp();
+    assets_ = &BuildAssets();
+    dir_ = std::make_unique<TempDir>(std::move(TempDir::Create("/tmp", "hosts-it")).value());
+    db_ = std::move(Db::Open(":memory:")).value();
+    images_ = std::make_unique<ImageStore>(*db_, runner_, dir_->path());
+    hv_ = std::make_unique<CountingHypervisor>();
+    hosts_ = std::make_unique<HostRegistry>(*db_, *hv_);
+    suffix_ = std::to_string(getpid());
+  }
+  void TearDown() override {
+    if (hv_) hv_->Destroy({"tcp", "qemu+tcp://127.0.0.1/system", Pool("c")}, "vdswap-remote-" + suffix_).IgnoreError();
+    for (const char* p : {"a", "b", "c"}) RemovePool({"x", "qemu:///system", Pool(p)});
+  }
+  std::string Pool(const std::string& p) { return "vdswap-hosts-" + p + "-" + suffix_; }
+
+  const Assets* assets_;
+  SubprocessRunner runner_;
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<ImageStore> images_;
+  std::unique_ptr<CountingHypervisor> hv_;
+  std::unique_ptr<HostRegistry> hosts_;
+  std::string suffix_;
+};
+
+TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
+  ASSERT_TRUE(hosts_->Add("a", "qemu:///system", Pool("a")).ok());
+  ASSERT_TRUE(hosts_->Add("b", "qemu:///system", Pool("b")).ok());
+  auto tcp = hosts_->Add("tcp", "qemu+tcp://127.0.0.1/system", Pool("c"));
+  ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
+  EXPECT_EQ(hosts_->Add("a", "qemu:///system", Pool("a")).status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(hosts_->Add("down", "qemu+tcp://127.0.0.1:1/system", "p").status().code(),
+            Code::kUnavailable);
+
+  auto os = images_->ImportOs({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
+                               assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
+                              nullptr);
+  auto app = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  ASSERT_TRUE(os.ok() && app.ok());
+  ImageDistributor distributor(*db_, *hv_);
+  const uint64_t expected = os->size_bytes + app->size_bytes +
+                            std::filesystem::file_size(os->kernel_path()) +
+                            std::filesystem::file_size(os->initrd_path());
+  for (const char* name : {"a", "b", "tcp"}) {
+    HostRef host = *hosts_->Get(name);
+    for (int round = 0; round < 2; ++round) {  // the second round must upload nothing
+      ASSERT_TRUE(distributor.Ensure(host, *os, nullptr).ok());
+      ASSERT_TRUE(distributor.Ensure(host, *app, nullptr).ok());
+    }
+    EXPECT_EQ(hv_->Bytes(name), expected) << "host " << name;
+  }
+
+  // A linked clone: a qcow2 overlay whose backing file is the host's OS volume.
+  HostRef a = *hosts_->Get("a");
+  auto os_vol = distributor.Ensure(a, *os, nullptr);
+  auto overlay = hv_->CreateOverlay(a, "clone.qcow2", os_vol->disk, "raw");
+  ASSERT_TRUE(overlay.ok()) << overlay.status().ToString();
+  auto info = runner_.RunOk({"qemu-img", "info", "--output=json", *overlay});
+  ASSERT_TRUE(info.ok());
+  Json j = *ParseJson(info->out, "qemu-img info");
+  EXPECT_EQ(j["format"], "qcow2");
+  EXPECT_EQ(j["backing-filename"], os_vol->disk);
+  EXPECT_EQ(j["backing-filename-format"], "raw");
+  EXPECT_LT(j["actual-size"].get<uint64_t>(), 1u << 20);
+}
+
+TEST_F(HostsTest, VmOnTheRemoteUriBootsAndItsAgentAnswers) {
+  ASSERT_TRUE(hosts_->Add("tcp", "qemu+tcp://127.0.0.1/system", Pool("c")).ok());
+  HostRef host = *hosts_->Get("tcp");
+  auto os = images_->ImportOs({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
+                               assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
+                              nullptr);
+  auto app = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  ImageDistributor distributor(*db_, *hv_);
+  auto os_on = distributor.Ensure(host, *os, nullptr);
+  auto app_on = distributor.Ensure(host, *app, nullptr);
+  ASSERT_TRUE(os_on.ok() && app_on.ok());
+  auto overlay = hv_->CreateOverlay(host, "remote-os.qcow2", os_on->disk, "raw");
+  auto data = hv_->CreateBlankVolume(host, "remote-data.qcow2", 64ull << 20);
+  ASSERT_TRUE(overlay.ok() && data.ok());
+  VmSpec spec;
+  spec.name = "vdswap-remote-" + suffix_;
+  spec.kernel = os_on->kernel;
+  spec.initrd = os_on->initrd;
+  spec.cmdline = assets_->cmdline;
+  spec.os = {kOsSerial, *overlay, "qcow2", false};
+  spec.app = {kAppSerial, app_on->disk, "raw", true};
+  spec.data = {kDataSerial, *data, "qcow2", false};
+  ASSERT_TRUE(hv_->DefineAndStart(host, spec).ok());
+  auto hello = WaitForAgent(*hv_, host, spec.name, seconds(120));
+  ASSERT_TRUE(hello.ok()) << hello.status().ToString();
+  EXPECT_EQ((*hello)["os_release"]["ID"], "vdswap-testos");
+  ASSERT_TRUE(hv_->Shutdown(host, spec.name, seconds(60)).ok());
+  EXPECT_FALSE(hv_->GetState(host, spec.name)->running);
+}
+
+}  // namespace
+}  // namespace vdswap::testing
