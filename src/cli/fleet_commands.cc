@@ -232,8 +232,13 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
   rstatus->add_option("ID", ra->id)->required();
   rstatus->add_flag("--watch", ra->watch, "Wait until the rollout is no longer running");
   rstatus->callback([&ctx, ra] {
-    auto out =
-        ctx.Call(Method::kGet, "/v1/rollouts/" + UrlSegment(ra->id) + (ra->watch ? "?wait=1" : ""));
+    const std::string path = "/v1/rollouts/" + UrlSegment(ra->id) + (ra->watch ? "?wait=1" : "");
+    auto out = ctx.Call(Method::kGet, path);
+    // A rollout the daemon is still resuming (after a restart) reads as running: poll.
+    while (ra->watch && out.ok() && out->value("state", "") == "running") {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      out = ctx.Call(Method::kGet, path);
+    }
     if (!out.ok()) return;
     ctx.Print(*out, [&] { PrintRollout(*out); });
     std::string state = out->value("state", "");

@@ -27,6 +27,7 @@ RolloutEngine::RolloutEngine(Db& db, VmService& vms, TemplateStore& templates, S
     : db_(db), vms_(vms), templates_(templates), swapper_(swapper) {}
 
 RolloutEngine::~RolloutEngine() {
+  stopping_ = true;
   std::map<int64_t, std::thread> threads;
   {
     std::lock_guard lock(mu_);
@@ -115,6 +116,12 @@ void RolloutEngine::Run(int64_t id) {
       {id});
   if (!pending.ok()) return finish("failed", pending.status().message());
   for (const auto& row : *pending) {
+    if (stopping_) {
+      VLOG(kInfo) << "rollout " << id << ": paused by shutdown; it continues at the next start";
+      std::lock_guard lock(mu_);
+      finished_[id] = true;
+      return;
+    }
     std::string vm = row.Text(0);
     db_.Exec("UPDATE rollout_vms SET state = 'swapping' WHERE rollout_id = ?1 AND vm = ?2",
              {id, vm})

@@ -16,7 +16,8 @@ namespace vdswap {
 // Rollouts: move a set of VMs to a template version, one VM at a time; the first VM
 // that fails is rolled back and the rollout stops there ("failed"). Each rollout runs on
 // its own thread; its state and per-VM results live in the store, so a restarted daemon
-// resumes them (ResumeAll). Thread-safe.
+// resumes them (ResumeAll). Destroying the engine lets each rollout finish the VM it is
+// swapping and leaves the rest "running" for the next start to continue. Thread-safe.
 class RolloutEngine {
  public:
   RolloutEngine(Db& db, VmService& vms, TemplateStore& templates, Swapper& swapper);
@@ -47,6 +48,7 @@ class RolloutEngine {
   std::condition_variable done_cv_;
   std::map<int64_t, std::thread> threads_;
   std::map<int64_t, bool> finished_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace vdswap

@@ -41,6 +41,26 @@ TEST(RolloutEngineTest, StopsAtFirstFailureAfterRollingItBack) {
   for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb.vms->Get(vm)->version, 1);
 }
 
+TEST(RolloutEngineTest, ShutdownPausesAndTheNextEngineContinues) {
+  FleetTestbed tb;
+  tb.CreateVms({"a", "b", "c"});
+  tb.hv.SetLatency(FakeHypervisor::Op::kAttach, std::chrono::milliseconds(200));
+  int64_t id;
+  {
+    RolloutEngine engine(*tb.db, *tb.vms, *tb.templates, *tb.swapper);
+    auto started = engine.Start("web:2", {});
+    ASSERT_TRUE(started.ok());
+    id = *started;
+  }  // destroyed mid-rollout: the VM in flight finishes, the rest wait
+  EXPECT_EQ((*tb.db->Query("SELECT state FROM rollouts WHERE id = ?1", {id}))[0].Text(0),
+            "running");
+  RolloutEngine next(*tb.db, *tb.vms, *tb.templates, *tb.swapper);
+  ASSERT_TRUE(next.ResumeAll().ok());
+  next.Wait(id);
+  EXPECT_EQ((*next.Get(id))["state"], "succeeded");
+  for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb.vms->Get(vm)->version, 2);
+}
+
 TEST(RolloutEngineTest, RefusesUnknownVmsAndTemplates) {
   FleetTestbed tb;
   tb.CreateVms({"a"});

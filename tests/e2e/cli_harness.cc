@@ -14,9 +14,23 @@ bool DaemonProcess::Start(const std::vector<std::string>& extra) {
   auto dir = TempDir::Create("/tmp", "vdswap-e2e");
   if (!dir.ok()) return false;
   dir_ = std::make_unique<TempDir>(std::move(*dir));
+  extra_ = extra;
+  return Spawn();
+}
+
+bool DaemonProcess::KillAndRestart() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  return Spawn();
+}
+
+bool DaemonProcess::Spawn() {
   std::vector<std::string> argv = {VDSWAPD_BIN, "--state-dir", dir_->path(), "--log-level",
                                    "warning"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
   pid_ = fork();
   if (pid_ == 0) {
     std::vector<char*> args;

@@ -19,13 +19,18 @@ class DaemonProcess {
   bool Start(const std::vector<std::string>& extra = {});
   // Sends SIGTERM and waits for exit; returns its exit status (or -1).
   int Stop();
+  // SIGKILLs the daemon (a crash) and starts it again on the same state dir.
+  bool KillAndRestart();
   ~DaemonProcess();
 
   const std::string& state_dir() const { return dir_->path(); }
   std::string socket() const { return dir_->path() + "/vdswapd.sock"; }
 
  private:
+  bool Spawn();
+
   std::unique_ptr<TempDir> dir_;
+  std::vector<std::string> extra_;
   pid_t pid_ = -1;
 };
 
