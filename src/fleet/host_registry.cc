@@ -2,17 +2,12 @@
 
 #include <chrono>
 
+#include "core/clock.h"
 #include "image/manifest.h"
 
 namespace vdswap {
 
-namespace {
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
+namespace {}  // namespace
 
 Result<Json> HostRegistry::Add(const std::string& name, const std::string& uri,
                                const std::string& pool) {
@@ -26,7 +21,7 @@ Result<Json> HostRegistry::Add(const std::string& name, const std::string& uri,
   RETURN_IF_ERROR(
       db_.Exec("INSERT INTO hosts (name, uri, pool, pool_path, created_at) VALUES "
                "(?1, ?2, ?3, ?4, ?5)",
-               {name, uri, pool, path, Now()}));
+               {name, uri, pool, path, UnixSeconds()}));
   return Json{{"name", name}, {"uri", uri}, {"pool", pool}, {"pool_path", path}};
 }
 

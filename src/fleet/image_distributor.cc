@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "core/clock.h"
+
 namespace vdswap {
 
 std::string ImageDistributor::DiskVolume(const ImageInfo& image) {
@@ -61,9 +63,7 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
     ASSIGN_OR_RETURN(out.initrd,
                      EnsureFile(host, boot_prefix + ".initrd", image.initrd_path(), progress));
   }
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  int64_t now = UnixSeconds();
   RETURN_IF_ERROR(
       db_.Exec("INSERT OR REPLACE INTO host_images (host, digest, volume, "
                "uploaded_at) VALUES (?1, ?2, ?3, ?4)",

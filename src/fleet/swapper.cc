@@ -1,5 +1,6 @@
 #include "fleet/swapper.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace vdswap {
@@ -7,16 +8,6 @@ namespace vdswap {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t MsSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
 
 bool IsTerminal(const std::string& step, const std::string& phase) {
   return phase == "done" && (step == "done" || step == "rolled_back" || step == "failed");
@@ -57,7 +48,7 @@ Status Swapper::Write(Plan& p, const std::string& step, const std::string& phase
   RETURN_IF_ERROR(
       db_.Exec("INSERT INTO swap_journal (vm, rollout_id, step, phase, detail, at) "
                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-               {p.vm.name, p.rollout_id, step, phase, DumpJson(p.Detail()), Now()}));
+               {p.vm.name, p.rollout_id, step, phase, DumpJson(p.Detail()), UnixSeconds()}));
   if (crash_hook_ && crash_hook_(step, phase)) {
     p.crashed = true;
     return Internal("engine stopped after " + step + "/" + phase + " (injected crash)");

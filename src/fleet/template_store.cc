@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "core/clock.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -55,9 +56,7 @@ Result<Template> TemplateStore::Insert(Template t) {
   }
   RETURN_IF_ERROR(
       CheckRequires(*manifest, os_release, "x86_64").WithContext("template '" + t.Ref() + "'"));
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  int64_t now = UnixSeconds();
   RETURN_IF_ERROR(db_.Exec(
       "INSERT INTO templates VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
       {t.name, t.version, t.os_digest, t.app_digest, t.memory_mib, t.cpus, t.data_bytes, now}));

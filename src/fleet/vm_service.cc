@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "core/clock.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -111,9 +112,7 @@ Status VmService::CreateOne(const std::string& name, const Template& t, const Ho
               OsOverlayVolume(name, t.version),
               DataVolume(name),
               ""};
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  int64_t now = UnixSeconds();
   RETURN_IF_ERROR(db_.Exec("INSERT INTO vms (name, host, template, version, state, os_volume, "
                            "data_volume, last_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
                            "?7, '', ?8)",

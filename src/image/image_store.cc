@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/clock.h"
 #include "core/files.h"
 #include "core/sha256.h"
 #include "image/manifest.h"
@@ -21,12 +22,6 @@ namespace {
 
 constexpr char kAppFile[] = "app.erofs";
 constexpr char kManifestPath[] = "vdswap.json";
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A UUID derived from the manifest identity, so that the same input gives the same bytes
 // and different versions get different filesystem UUIDs.
@@ -380,7 +375,7 @@ Result<ImageInfo> ImageStore::Record(ImageInfo info, const std::string& staged_d
   auto existing = Load(info.digest);
   if (existing.ok()) return existing;
   info.dir = images_dir_ + "/" + info.digest;
-  info.created_at = Now();
+  info.created_at = UnixSeconds();
   std::error_code ec;
   for (const auto& f : fs::directory_iterator(staged_dir, ec)) {
     chmod(f.path().c_str(), 0444);

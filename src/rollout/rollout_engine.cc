@@ -2,17 +2,12 @@
 
 #include <algorithm>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace vdswap {
 
 namespace {
-
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Nearest-rank percentile of sorted values.
 int64_t Percentile(const std::vector<int64_t>& sorted, int p) {
@@ -69,7 +64,7 @@ Result<int64_t> RolloutEngine::Start(const std::string& to_ref, std::vector<std:
     RETURN_IF_ERROR(
         db_.Exec("INSERT INTO rollouts (template, to_version, state, policy, "
                  "created_at, updated_at) VALUES (?1, ?2, 'running', '{}', ?3, ?3)",
-                 {to.name, to.version, Now()}));
+                 {to.name, to.version, UnixSeconds()}));
     id = db_.LastInsertId();
     for (size_t i = 0; i < records.size(); ++i) {
       std::string state = records[i].version == to.version ? "done" : "pending";
@@ -93,7 +88,7 @@ void RolloutEngine::Launch(int64_t id) {
 Status RolloutEngine::SetRolloutState(int64_t id, const std::string& state,
                                       const std::string& error) {
   return db_.Exec("UPDATE rollouts SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
-                  {id, state, error, Now()});
+                  {id, state, error, UnixSeconds()});
 }
 
 void RolloutEngine::Run(int64_t id) {

@@ -74,10 +74,4 @@ void RemovePool(const HostRef& host) {
   virConnectClose(conn);
 }
 
-int64_t MsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               start)
-      .count();
-}
-
 }  // namespace vdswap::testing

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "core/clock.h"
 #include "core/command_runner.h"
 #include "core/files.h"
 #include "hypervisor/hypervisor.h"
@@ -29,8 +30,5 @@ Result<Json> WaitForAgent(Hypervisor& hv, const HostRef& host, const std::string
 
 // Deletes a test pool with everything in its directory, and its definition.
 void RemovePool(const HostRef& host);
-
-// Milliseconds since `start`.
-int64_t MsSince(std::chrono::steady_clock::time_point start);
 
 }  // namespace vdswap::testing
