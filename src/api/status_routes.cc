@@ -35,6 +35,20 @@ void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, const Daemon
   metrics.AddGauge("vdswap_up", "1 while vdswapd serves requests.", [] {
     return std::vector<std::pair<std::string, double>>{{"", 1}};
   });
+  for (const char* table : {"vms", "rollouts"}) {
+    metrics.AddGauge(std::string("vdswap_") + table + "_by_state",
+                     std::string("The ") + table + " in each state.", [&db, table] {
+                       std::vector<std::pair<std::string, double>> out;
+                       auto rows = db.Query(std::string("SELECT state, count(*) FROM ") + table +
+                                            " GROUP BY state ORDER BY state");
+                       if (!rows.ok()) return out;
+                       for (const auto& r : *rows) {
+                         out.emplace_back(Label("state", r.Text(0)),
+                                          static_cast<double>(r.Int(1)));
+                       }
+                       return out;
+                     });
+  }
   metrics.AddGauge("vdswap_objects", "Objects in the inventory, by kind.", [&db] {
     std::vector<std::pair<std::string, double>> out;
     auto counts = Counts(db);
