@@ -4,6 +4,7 @@
 // HELLO_VERSION and HELLO_HEALTHY are set at compile time. The check passes only once a
 // live `hello` has counted its start (its pid is in /tmp/hello.pid), so a check never
 // sees the previous run's counter.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -49,16 +50,14 @@ int main(int argc, char** argv) {
     return HELLO_HEALTHY ? 0 : 1;
   }
   long starts = ReadStarts() + 1;
-  {
-    std::string tmp = CounterPath() + ".tmp";
-    std::ofstream out(tmp, std::ios::trunc);
-    out << starts << "\n";
-    out.close();
-    if (!out || std::rename(tmp.c_str(), CounterPath().c_str()) != 0) {
-      std::fprintf(stderr, "hello: cannot write %s\n", CounterPath().c_str());
-      return 1;
-    }
-    sync();
+  // Durable before it counts: write a temporary file, fsync it, rename it over the counter.
+  std::string tmp = CounterPath() + ".tmp";
+  std::string text = std::to_string(starts) + "\n";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+      fsync(fd) != 0 || close(fd) != 0 || std::rename(tmp.c_str(), CounterPath().c_str()) != 0) {
+    std::fprintf(stderr, "hello: cannot write %s\n", CounterPath().c_str());
+    return 1;
   }
   std::ofstream(kPidFile) << getpid() << "\n";
   std::fprintf(stderr, "hello %s: start %ld\n", HELLO_VERSION, starts);

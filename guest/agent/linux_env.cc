@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -29,6 +30,16 @@ namespace {
 constexpr char kDataDir[] = "/var/lib/vdswap/data";
 constexpr char kAppBase[] = "/run/vdswap/app";
 constexpr size_t kMaxHealthOutput = 4096;
+
+// One line on the console (the VM's serial log), stamped with the guest's uptime.
+void Note(const std::string& what) {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  char stamp[32];
+  snprintf(stamp, sizeof stamp, "[%5ld.%03ld] ", static_cast<long>(ts.tv_sec),
+           ts.tv_nsec / 1000000);
+  std::cerr << stamp << "vdswap-guest: " << what << std::endl;
+}
 
 std::string ReadSmall(const std::string& path) {
   std::ifstream in(path);
@@ -110,7 +121,10 @@ Result<std::string> LinuxEnv::FindDisk(const std::string& serial, std::chrono::m
         if (ReadSmall("/sys/block/" + name + "/serial") == serial) found = "/dev/" + name;
       }
       closedir(d);
-      if (!found.empty() && access(found.c_str(), F_OK) == 0) return found;
+      if (!found.empty() && access(found.c_str(), F_OK) == 0) {
+        Note("disk " + serial + " is " + found);
+        return found;
+      }
     }
     if (NowMs() >= deadline) return NotFound("no disk with serial '" + serial + "'");
     SleepMs(100);
@@ -144,6 +158,7 @@ Status LinuxEnv::MountData(const std::string& device) {
   Status s = Mount(device, kDataDir, "ext4", MS_NOATIME, "");
   if (!s.ok()) return s.WithContext("data disk (not formatted: it is not blank)");
   MkdirP(std::string(kDataDir) + "/app");
+  Note(std::string("data disk mounted") + (blank ? " (formatted: it was blank)" : ""));
   return Status::Ok();
 }
 
@@ -191,6 +206,7 @@ Result<AppManifest> LinuxEnv::MountApp(const std::string& device) {
     UnmountApp().IgnoreError();
     return s;
   }
+  Note("app " + manifest->name + " " + manifest->version + " mounted");
   return manifest;
 }
 
@@ -229,6 +245,7 @@ Result<pid_t> LinuxEnv::Spawn(const AppManifest& m) {
     }
     ExecInRoot(m, m.start);
   }
+  Note("app started, pid " + std::to_string(pid));
   return pid;
 }
 

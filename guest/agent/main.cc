@@ -7,6 +7,7 @@
 #include <linux/input.h>
 #include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -93,7 +94,10 @@ int Main() {
   UniqueFd power(OpenPowerButton());
   Agent agent(env);
   agent.Boot();
-  std::cerr << "vdswap-guest: serving on " << port << "\n";
+  timespec up{};
+  clock_gettime(CLOCK_BOOTTIME, &up);
+  std::cerr << "[" << up.tv_sec << "." << up.tv_nsec / 1000000 << "] vdswap-guest: serving on "
+            << port << std::endl;
 
   std::string buf;
   while (!agent.shutting_down()) {

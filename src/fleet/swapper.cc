@@ -198,11 +198,9 @@ Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
   Status s;
   if (!p.os_swap) {
     Agent(p, "app.stop", std::chrono::seconds(90)).status().IgnoreError();
-    ASSIGN_OR_RETURN(VmLiveState live, hv.GetState(p.host, p.vm.name));
-    const DiskSpec* cur = live.Disk(kAppSerial);
-    if (cur != nullptr && cur->path != p.old_app) {
-      s = hv.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
-    }
+    // Detach whatever app disk is there, even the old one: a detach interrupted by a
+    // crash may still be completing in the guest, and would take the disk away later.
+    s = hv.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
     if (s.ok() && !p.old_app.empty()) {
       s = hv.AttachDisk(p.host, p.vm.name, {kAppSerial, p.old_app, "raw", true});
     }

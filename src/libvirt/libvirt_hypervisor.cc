@@ -429,11 +429,15 @@ Status LibvirtHypervisor::DetachDisk(const HostRef& host, const std::string& vm,
     seen = removed_seq_;
   }
   std::string xml = DiskXml(*disk);
+  Status call;
   if (virDomainDetachDeviceFlags(dom.get(), xml.c_str(), flags) != 0) {
     // The persistent part may already be gone from an earlier attempt; retry live only.
+    // That fails too while the earlier unplug is still completing in the guest, so the
+    // error only counts if the disk never goes away.
     if (!state.running ||
         virDomainDetachDeviceFlags(dom.get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) != 0) {
-      return LibvirtError("detaching " + serial + " from vm '" + vm + "'");
+      call = LibvirtError("detaching " + serial + " from vm '" + vm + "'");
+      if (!state.running) return call;
     }
   }
   // The guest releases the device asynchronously: wait for the event, confirm in the
@@ -443,6 +447,7 @@ Status LibvirtHypervisor::DetachDisk(const HostRef& host, const std::string& vm,
     if (now.Disk(serial) == nullptr) return Status::Ok();
     std::unique_lock lock(mu_);
     if (Clock::now() >= deadline) {
+      if (!call.ok()) return call;
       return Unavailable("vm '" + vm + "' did not release disk " + serial + " within " +
                          std::to_string(timeout.count()) + " ms");
     }
@@ -466,7 +471,11 @@ Status LibvirtHypervisor::AttachDisk(const HostRef& host, const std::string& vm,
   unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (state.running ? VIR_DOMAIN_AFFECT_LIVE : 0);
   std::string xml = DiskXml(disk);
   if (virDomainAttachDeviceFlags(dom.get(), xml.c_str(), flags) != 0) {
-    return LibvirtError("attaching " + disk.serial + " to vm '" + vm + "'");
+    // The persistent definition may have it already (an earlier, interrupted attempt).
+    if (!state.running ||
+        virDomainAttachDeviceFlags(dom.get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE) != 0) {
+      return LibvirtError("attaching " + disk.serial + " to vm '" + vm + "'");
+    }
   }
   return Status::Ok();
 }

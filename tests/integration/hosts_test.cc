@@ -4,8 +4,10 @@
 // and its agent answers through the remote channel.
 #include <gtest/gtest.h>
 #include <libvirt/libvirt.h>
+#include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -50,13 +52,17 @@ void EnableLoopbackTcp() {
   auto probe = runner.Run({"virsh", "-c", "qemu+tcp://127.0.0.1/system", "version"}, {});
   if (probe.ok() && probe->exit_code == 0) return;
   std::string conf = "/tmp/vdswap-libvirtd-tcp.conf";
-  ASSERT_TRUE(WriteFileAtomic(conf, "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
-                                    "auth_tcp = \"none\"\n")
+  ASSERT_TRUE(WriteFileAtomic(conf,
+                              "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
+                              "auth_tcp = \"none\"\n")
                   .ok());
-  runner.Run({"pkill", "-x", "libvirtd"}, {}).status().IgnoreError();
-  for (int i = 0; i < 100; ++i) {
-    auto alive = runner.Run({"pgrep", "-x", "libvirtd"}, {});
-    if (alive.ok() && alive->exit_code != 0) break;
+  // The daemon of this root (its pid file), not every libvirtd the kernel can see.
+  auto pid_text = ReadFile("/run/libvirtd.pid");
+  ASSERT_TRUE(pid_text.ok()) << "libvirtd was not started by scripts/services";
+  pid_t pid = std::atoi(pid_text->c_str());
+  ASSERT_GT(pid, 1);
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_TRUE(runner.RunOk({"libvirtd", "-d", "--listen", "-f", conf}).ok());
@@ -81,7 +87,9 @@ class HostsTest : public ::testing::Test {
     suffix_ = std::to_string(getpid());
   }
   void TearDown() override {
-    if (hv_) hv_->Destroy({"tcp", "qemu+tcp://127.0.0.1/system", Pool("c")}, "vdswap-remote-" + suffix_).IgnoreError();
+    if (hv_)
+      hv_->Destroy({"tcp", "qemu+tcp://127.0.0.1/system", Pool("c")}, "vdswap-remote-" + suffix_)
+          .IgnoreError();
     for (const char* p : {"a", "b", "c"}) RemovePool({"x", "qemu:///system", Pool(p)});
   }
   std::string Pool(const std::string& p) { return "vdswap-hosts-" + p + "-" + suffix_; }
