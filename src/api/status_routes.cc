@@ -43,8 +43,7 @@ void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, const Daemon
                                             " GROUP BY state ORDER BY state");
                        if (!rows.ok()) return out;
                        for (const auto& r : *rows) {
-                         out.emplace_back(Label("state", r.Text(0)),
-                                          static_cast<double>(r.Int(1)));
+                         out.emplace_back(Label("state", r.Text(0)), static_cast<double>(r.Int(1)));
                        }
                        return out;
                      });
