@@ -41,6 +41,29 @@ TEST(ImageDistributorTest, FailedUploadIsNotRecordedAndIsRedone) {
   EXPECT_EQ(tb.db->Query("SELECT * FROM host_images")->size(), 1u);
 }
 
+TEST(VmServiceTest, FailedCreateLeavesTheVmFailedWithTheReason) {
+  FleetTestbed tb;
+  for (auto op : {FakeHypervisor::Op::kCreateVolume, FakeHypervisor::Op::kDefineAndStart,
+                  FakeHypervisor::Op::kOpenAgent}) {
+    tb.hv.FailNext(op, Internal("injected failure"));
+    std::string name = "vm" + std::to_string(static_cast<int>(op));
+    auto out = tb.vms->Create({name}, "web:1", "h1", nullptr);
+    if (op == FakeHypervisor::Op::kOpenAgent) {
+      // The agent is polled until the deadline: one failed open is retried.
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      continue;
+    }
+    ASSERT_FALSE(out.ok());
+    EXPECT_NE(out.status().message().find("injected failure"), std::string::npos);
+    EXPECT_EQ(tb.vms->Get(name)->state, "failed");
+    EXPECT_NE(tb.vms->Get(name)->last_error.find("injected failure"), std::string::npos);
+    ASSERT_TRUE(tb.vms->Remove(name, true).ok());
+  }
+  EXPECT_EQ(tb.vms->Create({"Bad Name"}, "web:1", "h1", nullptr).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(tb.vms->Create({"x"}, "nope:1", "h1", nullptr).status().code(), Code::kNotFound);
+}
+
 TEST(ImageDistributorTest, VolumeDeletedBehindOurBackIsUploadedAgain) {
   FleetTestbed tb;
   auto app = tb.images->Resolve("web:1");

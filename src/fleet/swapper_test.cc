@@ -115,6 +115,19 @@ TEST_F(SwapperTest, OsSwapFailureRestoresOldOverlay) {
   EXPECT_NE(live->Disk(kOsSerial)->path.find(OsOverlayVolume("vm1", 1)), std::string::npos);
 }
 
+TEST_F(SwapperTest, EveryOsSwapStepFailureRestoresTheOldVersion) {
+  for (Op op :
+       {Op::kAppStop, Op::kShutdown, Op::kCreateVolume, Op::kDefineAndStart, Op::kOpenAgent}) {
+    tb_.hv.FailNext(op, Unavailable("injected"));
+    auto out = SwapTo(4);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(out->state, "rolled_back") << out->error;
+    ExpectConsistentAt(1);
+    // The failed attempt's overlay is left for the next try to replace.
+  }
+  EXPECT_FALSE(DataDiskEverDetached());
+}
+
 TEST_F(SwapperTest, UnfinishedSwapBlocksANewOne) {
   tb_.swapper->SetCrashHook(
       [](const std::string& s, const std::string&) { return s == "stopped"; });
