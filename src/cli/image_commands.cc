@@ -44,11 +44,12 @@ void RegisterImageCommands(CLI::App& app, CliContext& ctx) {
       ->required();
   build->add_option("--name", build_args->name, "Image name (default: the manifest's name)");
   build->callback([&ctx, build_args] {
-    std::string src = build_args->source;
+    std::string src = AbsolutePath(build_args->source);
     for (std::string prefix : {"oci-archive:", "docker-archive:"}) {
-      if (src.rfind(prefix, 0) == 0) src = prefix + AbsolutePath(src.substr(prefix.size()));
+      if (build_args->source.rfind(prefix, 0) == 0) {
+        src = prefix + AbsolutePath(build_args->source.substr(prefix.size()));
+      }
     }
-    if (src == build_args->source) src = AbsolutePath(src);
     auto out = ctx.Call(Method::kPost, "/v1/images/build",
                         Json{{"source", src}, {"name", build_args->name}}, true);
     if (!out.ok()) return;

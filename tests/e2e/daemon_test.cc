@@ -73,6 +73,18 @@ TEST(DaemonE2eTest, MetricsInPrometheusFormat) {
   EXPECT_NE(out->out.find("vdswap_objects{kind=\"vms\"} 0"), std::string::npos);
 }
 
+TEST(DaemonE2eTest, ImageBuildTakesArchivePrefixesWithAbsolutePaths) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--hypervisor", "fake"}));
+  int rc = 0;
+  Json out = RunJson(daemon, {"image", "build", "docker-archive:/nonexistent/img.tar"}, &rc);
+  EXPECT_EQ(rc, 2);
+  CommandOutput raw =
+      RunCli({"--socket", daemon.socket(), "image", "build", "oci-archive:/nonexistent/img.tar"});
+  EXPECT_NE(raw.err.find("source '/nonexistent/img.tar' does not exist"), std::string::npos)
+      << raw.err;
+}
+
 TEST(DaemonE2eTest, UsageErrorsExit2) {
   EXPECT_EQ(RunCli({"no-such-command"}).exit_code, 2);
   EXPECT_EQ(RunCli({"-o", "yaml", "status"}).exit_code, 2);
