@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "api/fleet_routes.h"
@@ -65,6 +66,37 @@ int Run(const Flags& flags) {
     return 2;
   }
   SetLogLevel(level);
+  // Every flag is checked before anything is opened or served: a refused start must not
+  // answer on its socket, even for a moment.
+  std::optional<std::pair<std::string, int>> tcp;
+  std::optional<TokenAuth> auth;
+  if (!flags.listen.empty()) {
+    auto addr = ParseListen(flags.listen);
+    if (!addr.ok()) {
+      std::cerr << "vdswapd: " << addr.status().message() << "\n";
+      return 2;
+    }
+    if (flags.token_file.empty()) {
+      std::cerr << "vdswapd: --listen requires --token-file (the API is never open on TCP)\n";
+      return 2;
+    }
+    auto loaded = TokenAuth::FromFile(flags.token_file);
+    if (!loaded.ok()) {
+      std::cerr << "vdswapd: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    tcp = *addr;
+    auth.emplace(std::move(*loaded));
+  }
+  Accel accel = Accel::kTcg;
+  if (flags.hypervisor != "fake") {
+    auto resolved = ResolveAccel(flags.accel);
+    if (!resolved.ok()) {
+      std::cerr << "vdswapd: " << resolved.status().message() << "\n";
+      return 2;
+    }
+    accel = *resolved;
+  }
   std::error_code ec;
   std::filesystem::create_directories(flags.state_dir, ec);
   if (ec) {
@@ -104,13 +136,8 @@ int Run(const Flags& flags) {
   if (flags.hypervisor == "fake") {
     hypervisor = std::make_unique<FakeHypervisor>();
   } else {
-    auto accel = ResolveAccel(flags.accel);
-    if (!accel.ok()) {
-      std::cerr << "vdswapd: " << accel.status().message() << "\n";
-      return 2;
-    }
-    VLOG(kInfo) << "new VMs use " << (*accel == Accel::kKvm ? "KVM" : "TCG (software)");
-    hypervisor = std::make_unique<LibvirtHypervisor>(*accel);
+    VLOG(kInfo) << "new VMs use " << (accel == Accel::kKvm ? "KVM" : "TCG (software)");
+    hypervisor = std::make_unique<LibvirtHypervisor>(accel);
   }
   HostRegistry hosts(**db, *hypervisor);
   TemplateStore templates(**db, images);
@@ -126,22 +153,8 @@ int Run(const Flags& flags) {
     std::cerr << "vdswapd: " << s.message() << "\n";
     return 1;
   }
-  if (!flags.listen.empty()) {
-    auto addr = ParseListen(flags.listen);
-    if (!addr.ok()) {
-      std::cerr << "vdswapd: " << addr.status().message() << "\n";
-      return 2;
-    }
-    if (flags.token_file.empty()) {
-      std::cerr << "vdswapd: --listen requires --token-file (the API is never open on TCP)\n";
-      return 2;
-    }
-    auto auth = TokenAuth::FromFile(flags.token_file);
-    if (!auth.ok()) {
-      std::cerr << "vdswapd: " << auth.status().message() << "\n";
-      return 2;
-    }
-    if (Status s = server.ListenTcp(addr->first, addr->second, std::move(*auth)); !s.ok()) {
+  if (tcp) {
+    if (Status s = server.ListenTcp(tcp->first, tcp->second, std::move(*auth)); !s.ok()) {
       std::cerr << "vdswapd: " << s.message() << "\n";
       return 1;
     }

@@ -143,6 +143,10 @@ struct CrashPoint {
   std::string step, phase;
 };
 
+void PrintTo(const CrashPoint& c, std::ostream* os) {
+  *os << "to v" << c.to << ", crash after '" << c.step << "' " << c.phase;
+}
+
 class SwapCrashTest : public ::testing::TestWithParam<CrashPoint> {};
 
 TEST_P(SwapCrashTest, ResumesToOneConsistentVersion) {
