@@ -48,6 +48,19 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, int mode)
   return Status::Ok();
 }
 
+Status SyncPath(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() || fsync(fd.get()) != 0) {
+    return Internal("cannot flush '" + path + "' to disk: " + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+void StartWriteback(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.valid()) sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 Result<TempDir> TempDir::Create(const std::string& parent, const std::string& prefix) {
   std::string tmpl = parent + "/" + prefix + ".XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) {

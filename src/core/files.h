@@ -13,6 +13,14 @@ Result<std::string> ReadFile(const std::string& path);
 // Writes via a temporary file, fsync and rename, so readers see old or new, never half.
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
 
+// Flushes `path` (a file or a directory) to stable storage: fsync.
+Status SyncPath(const std::string& path);
+
+// Starts writing `path`'s dirty pages to disk without waiting, so that a later SyncPath
+// finds the work done or under way (sync_file_range). Best effort: errors surface in
+// SyncPath.
+void StartWriteback(const std::string& path);
+
 // A directory removed with its contents when the object dies (unless Release()d).
 class TempDir {
  public:
