@@ -9,7 +9,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "fleet/host_registry.h"
 #include "fleet/image_distributor.h"
@@ -45,18 +47,18 @@ class CountingHypervisor : public LibvirtHypervisor {
   std::map<std::string, uint64_t> bytes_;
 };
 
-// Restarts libvirtd with a TCP listener on 127.0.0.1:16509 (auth none) beside its unix
-// socket. Only one libvirtd can run per machine, so the running one is replaced.
-void EnableLoopbackTcp() {
+constexpr char kTcpUri[] = "qemu+tcp://127.0.0.1/system";
+
+bool Answers(const std::string& uri) {
   SubprocessRunner runner;
-  auto probe = runner.Run({"virsh", "-c", "qemu+tcp://127.0.0.1/system", "version"}, {});
-  if (probe.ok() && probe->exit_code == 0) return;
-  std::string conf = "/tmp/vdswap-libvirtd-tcp.conf";
-  ASSERT_TRUE(WriteFileAtomic(conf,
-                              "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
-                              "auth_tcp = \"none\"\n")
-                  .ok());
-  // The daemon of this root (its pid file), not every libvirtd the kernel can see.
+  auto probe = runner.Run({"virsh", "-c", uri, "version"}, {});
+  return probe.ok() && probe->exit_code == 0;
+}
+
+// Replaces the libvirtd of this root (the pid in its pid file, not every libvirtd the
+// kernel can see) by `libvirtd -d ARGS` and waits until it answers on `uri`. Only one
+// libvirtd can run per machine, so the running one is stopped first.
+void RestartLibvirtd(const std::vector<std::string>& args, const std::string& uri) {
   auto pid_text = ReadFile("/run/libvirtd.pid");
   ASSERT_TRUE(pid_text.ok()) << "libvirtd was not started by scripts/services";
   pid_t pid = std::atoi(pid_text->c_str());
@@ -65,19 +67,37 @@ void EnableLoopbackTcp() {
   for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ASSERT_TRUE(runner.RunOk({"libvirtd", "-d", "--listen", "-f", conf}).ok());
-  for (int i = 0; i < 100; ++i) {
-    probe = runner.Run({"virsh", "-c", "qemu+tcp://127.0.0.1/system", "version"}, {});
-    if (probe.ok() && probe->exit_code == 0) return;
+  std::vector<std::string> argv = {"libvirtd", "-d"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SubprocessRunner runner;
+  ASSERT_TRUE(runner.RunOk(argv).ok());
+  for (int i = 0; i < 300; ++i) {
+    if (Answers(uri)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  FAIL() << "libvirtd does not answer on qemu+tcp://127.0.0.1/system";
+  FAIL() << "libvirtd does not answer on " << uri;
 }
 
 class HostsTest : public ::testing::Test {
  protected:
+  // libvirtd gets a TCP listener on 127.0.0.1:16509 (auth none) for the suite and loses
+  // it afterwards: an unauthenticated listener must not outlive the test.
+  static void SetUpTestSuite() {
+    if (Answers(kTcpUri)) return;
+    const std::string conf = "/tmp/vdswap-libvirtd-tcp.conf";
+    ASSERT_TRUE(WriteFileAtomic(conf,
+                                "listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\n"
+                                "auth_tcp = \"none\"\n")
+                    .ok());
+    RestartLibvirtd({"--listen", "-f", conf}, kTcpUri);
+    listener_added_ = true;
+  }
+  static void TearDownTestSuite() {
+    if (listener_added_) RestartLibvirtd({}, "qemu:///system");
+    listener_added_ = false;
+  }
+
   void SetUp() override {
-    EnableLoopbackTcp();
     assets_ = &BuildAssets();
     dir_ = std::make_unique<TempDir>(std::move(TempDir::Create("/tmp", "hosts-it")).value());
     db_ = std::move(Db::Open(":memory:")).value();
@@ -87,13 +107,12 @@ class HostsTest : public ::testing::Test {
     suffix_ = std::to_string(getpid());
   }
   void TearDown() override {
-    if (hv_)
-      hv_->Destroy({"tcp", "qemu+tcp://127.0.0.1/system", Pool("c")}, "vdswap-remote-" + suffix_)
-          .IgnoreError();
+    if (hv_) hv_->Destroy({"tcp", kTcpUri, Pool("c")}, "vdswap-remote-" + suffix_).IgnoreError();
     for (const char* p : {"a", "b", "c"}) RemovePool({"x", "qemu:///system", Pool(p)});
   }
   std::string Pool(const std::string& p) { return "vdswap-hosts-" + p + "-" + suffix_; }
 
+  static inline bool listener_added_ = false;
   const Assets* assets_;
   SubprocessRunner runner_;
   std::unique_ptr<TempDir> dir_;
@@ -107,7 +126,7 @@ class HostsTest : public ::testing::Test {
 TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
   ASSERT_TRUE(hosts_->Add("a", "qemu:///system", Pool("a")).ok());
   ASSERT_TRUE(hosts_->Add("b", "qemu:///system", Pool("b")).ok());
-  auto tcp = hosts_->Add("tcp", "qemu+tcp://127.0.0.1/system", Pool("c"));
+  auto tcp = hosts_->Add("tcp", kTcpUri, Pool("c"));
   ASSERT_TRUE(tcp.ok()) << tcp.status().ToString();
   EXPECT_EQ(hosts_->Add("a", "qemu:///system", Pool("a")).status().code(), Code::kAlreadyExists);
   EXPECT_EQ(hosts_->Add("down", "qemu+tcp://127.0.0.1:1/system", "p").status().code(),
@@ -146,7 +165,7 @@ TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
 }
 
 TEST_F(HostsTest, VmOnTheRemoteUriBootsAndItsAgentAnswers) {
-  ASSERT_TRUE(hosts_->Add("tcp", "qemu+tcp://127.0.0.1/system", Pool("c")).ok());
+  ASSERT_TRUE(hosts_->Add("tcp", kTcpUri, Pool("c")).ok());
   HostRef host = *hosts_->Get("tcp");
   auto os = images_->ImportOs({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
                                assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
