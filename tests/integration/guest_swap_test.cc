@@ -75,7 +75,8 @@ TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
   spec.app = {kAppSerial, v1, "raw", true};
   spec.data = {kDataSerial, *data, "qcow2", false};
   auto boot_start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(hv_->DefineAndStart(host_, spec).ok());
+  Status started = hv_->DefineAndStart(host_, spec);
+  ASSERT_TRUE(started.ok()) << started.ToString();
   auto hello = WaitForAgent(*hv_, host_, kVm, seconds(120));
   ASSERT_TRUE(hello.ok()) << hello.status().ToString();
   int64_t boot_ms = MsSince(boot_start);
@@ -156,6 +157,8 @@ TEST_F(GuestSwapTest, MalformedRequestsGetErrorsAndAgentKeepsServing) {
 }
 
 TEST_F(GuestSwapTest, GracefulShutdownStopsTheAppAndPowersOff) {
+  auto before = hv_->GetState(host_, kVm);
+  ASSERT_TRUE(before.ok() && before->running) << "needs the running VM of the first test";
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(hv_->Shutdown(host_, kVm, seconds(60)).ok());
   int64_t ms = MsSince(start);
