@@ -75,8 +75,8 @@ TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
   spec.app = {kAppSerial, v1, "raw", true};
   spec.data = {kDataSerial, *data, "qcow2", false};
   auto boot_start = std::chrono::steady_clock::now();
-  Status started = hv_->DefineAndStart(host_, spec);
-  ASSERT_TRUE(started.ok()) << started.ToString();
+  Status defined = hv_->DefineAndStart(host_, spec);
+  ASSERT_TRUE(defined.ok()) << defined.ToString();
   auto hello = WaitForAgent(*hv_, host_, kVm, seconds(120));
   ASSERT_TRUE(hello.ok()) << hello.status().ToString();
   int64_t boot_ms = MsSince(boot_start);
