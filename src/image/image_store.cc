@@ -401,8 +401,12 @@ Result<ImageInfo> ImageStore::Record(ImageInfo info, const std::string& staged_d
     }
     return Internal("cannot move image into '" + info.dir + "': " + strerror(errno));
   }
-  RETURN_IF_ERROR(SyncPath(images_dir_));
-  Status s = db_.Exec(
+  Status s = SyncPath(images_dir_);
+  if (!s.ok()) {
+    fs::remove_all(info.dir, ec);
+    return s;
+  }
+  s = db_.Exec(
       "INSERT INTO images (digest, kind, name, version, size_bytes, path, meta, created_at) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
       {info.digest, KindName(info.kind), info.name, info.version,

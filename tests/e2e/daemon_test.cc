@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "tests/e2e/cli_harness.h"
 
 namespace vdswap::testing {
@@ -47,9 +49,11 @@ TEST(DaemonE2eTest, TcpListenerRequiresToken) {
   EXPECT_EQ(raw->out, "401");
 }
 
-TEST(DaemonE2eTest, ListenWithoutTokenIsRefused) {
+TEST(DaemonE2eTest, ListenWithoutTokenIsRefusedBeforeAnythingIsOpened) {
   DaemonProcess daemon;
   EXPECT_FALSE(daemon.Start({"--listen", "127.0.0.1:18932"}));
+  // Refused flags are refused first: no database, no socket, nothing served meanwhile.
+  EXPECT_TRUE(std::filesystem::is_empty(daemon.state_dir()));
 }
 
 TEST(DaemonE2eTest, StoppedDaemonGivesExit5WithHowToStart) {

@@ -93,7 +93,9 @@ class HostsTest : public ::testing::Test {
     listener_added_ = true;
   }
   static void TearDownTestSuite() {
-    if (listener_added_) RestartLibvirtd({}, "qemu:///system");
+    if (!listener_added_) return;
+    RestartLibvirtd({}, "qemu:///system");
+    EXPECT_FALSE(Answers(kTcpUri)) << "libvirtd still listens on TCP after the suite";
     listener_added_ = false;
   }
 
