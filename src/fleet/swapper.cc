@@ -7,7 +7,7 @@ namespace vdswap {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 bool IsTerminal(const std::string& step, const std::string& phase) {
   return phase == "done" && (step == "done" || step == "rolled_back" || step == "failed");
@@ -26,7 +26,7 @@ struct Swapper::Plan {
   std::string old_app, new_app;  // app disk paths on the host
   std::string old_os, new_os;    // OS overlay volume names
   bool crashed = false;
-  Clock::time_point stopped_at{};
+  SteadyClock::time_point stopped_at{};
 
   Json Detail() const {
     return {{"from", from.version}, {"to", to.version},   {"template", to.name},
@@ -113,7 +113,7 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
   });
   if (s.ok()) {
     s = Step(p, "stopped", [&]() -> Status {
-      p.stopped_at = Clock::now();
+      p.stopped_at = SteadyClock::now();
       return Agent(p, "app.stop", std::chrono::seconds(90)).status();
     });
   }
@@ -173,7 +173,7 @@ Status Swapper::BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms) 
       Json started,
       vms_.AwaitHealthy(p.host, p.vm.name, options_.boot_timeout + options_.health_timeout));
   if (!started.value("healthy", false)) return Internal("the app is not healthy after boot");
-  if (p.stopped_at != Clock::time_point{}) *downtime_ms = MsSince(p.stopped_at);
+  if (p.stopped_at != SteadyClock::time_point{}) *downtime_ms = MsSince(p.stopped_at);
   return Status::Ok();
 }
 
