@@ -2,17 +2,15 @@
 
 #include <charconv>
 
+#include "api/json_views.h"
+
 namespace vdswap {
 
 namespace {
 
-Json VmJson(const VmRecord& v) {
-  return {{"name", v.name},
-          {"host", v.host},
-          {"template", v.template_name + ":" + std::to_string(v.version)},
-          {"state", v.state},
-          {"error", v.last_error}};
-}
+// How long a watch waits for a change before it looks again itself (a rollout that no
+// engine thread runs, e.g. while the daemon resumes, changes without notifying).
+constexpr auto kWatchRecheck = std::chrono::seconds(10);
 
 Result<TemplateShape> Shape(const Json& body) {
   TemplateShape shape;
@@ -31,6 +29,24 @@ Result<TemplateShape> Shape(const Json& body) {
   return shape;
 }
 
+// Streams the rollout's view through `progress` once now and once per change, until it
+// is no longer running; returns its last view.
+Result<Json> WatchRollout(RolloutEngine& rollouts, int64_t id, const ProgressFn& progress) {
+  Json last;
+  for (;;) {
+    // Read the version before the rollout, so a change made in between wakes the wait.
+    uint64_t seen = rollouts.Version(id);
+    ASSIGN_OR_RETURN(Rollout r, rollouts.Get(id));
+    Json view = RolloutJson(r);
+    if (r.state != RolloutState::kRunning) return view;
+    if (view != last) progress(view);
+    last = std::move(view);
+    if (rollouts.WaitForChange(id, seen, kWatchRecheck) == seen && rollouts.WaitsCancelled()) {
+      return Unavailable("vdswapd is stopping; watch rollout " + std::to_string(id) + " again");
+    }
+  }
+}
+
 Result<int64_t> RolloutId(const std::string& s) {
   int64_t id = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
@@ -43,16 +59,22 @@ Result<int64_t> RolloutId(const std::string& s) {
 }  // namespace
 
 void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& templates,
-                         VmService& vms, RolloutEngine& rollouts) {
+                         VmService& vms, VmTable& vm_table, RolloutEngine& rollouts) {
   router.Add(Method::kPost, "/v1/hosts", [&hosts](const ApiRequest& r) -> Result<Json> {
     ASSIGN_OR_RETURN(std::string name, BodyField<std::string>(r.body, "name", ""));
     ASSIGN_OR_RETURN(std::string uri, BodyField<std::string>(r.body, "uri", ""));
     ASSIGN_OR_RETURN(std::string pool, BodyField<std::string>(r.body, "pool", "vdswap"));
-    return hosts.Add(name, uri, pool);
+    ASSIGN_OR_RETURN(HostInfo h, hosts.Add(name, uri, pool));
+    return HostJson(h);
   });
-  router.Add(Method::kGet, "/v1/hosts", [&hosts](const ApiRequest&) -> Result<Json> {
+  router.Add(Method::kGet, "/v1/hosts", [&hosts, &vm_table](const ApiRequest&) -> Result<Json> {
     ASSIGN_OR_RETURN(auto list, hosts.List());
-    return Json(list);
+    Json out = Json::array();
+    for (const auto& h : list) {
+      ASSIGN_OR_RETURN(int64_t vms, vm_table.CountOnHost(h.name));
+      out.push_back(HostJson(h, vms));
+    }
+    return out;
   });
   router.Add(Method::kDelete, "/v1/hosts/([^/]+)", [&hosts](const ApiRequest& r) -> Result<Json> {
     RETURN_IF_ERROR(hosts.Remove(r.params[0]));
@@ -66,7 +88,7 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(TemplateShape shape, Shape(r.body));
     if (os.empty() || app.empty()) return InvalidArgument("a template needs --os and --app");
     ASSIGN_OR_RETURN(Template t, templates.Create(name, os, app, shape));
-    return t.ToJson();
+    return TemplateJson(t);
   });
   router.Add(Method::kPost, "/v1/templates/([^/]+)/versions",
              [&templates](const ApiRequest& r) -> Result<Json> {
@@ -74,18 +96,18 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
                ASSIGN_OR_RETURN(std::string app, BodyField<std::string>(r.body, "app", ""));
                ASSIGN_OR_RETURN(TemplateShape shape, Shape(r.body));
                ASSIGN_OR_RETURN(Template t, templates.Update(r.params[0], os, app, shape));
-               return t.ToJson();
+               return TemplateJson(t);
              });
   router.Add(Method::kGet, "/v1/templates", [&templates](const ApiRequest&) -> Result<Json> {
     ASSIGN_OR_RETURN(auto list, templates.List());
     Json out = Json::array();
-    for (const auto& t : list) out.push_back(t.ToJson());
+    for (const auto& t : list) out.push_back(TemplateJson(t));
     return out;
   });
   router.Add(Method::kGet, "/v1/templates/([^/]+)",
              [&templates](const ApiRequest& r) -> Result<Json> {
                ASSIGN_OR_RETURN(Template t, templates.Get(r.params[0]));
-               return t.ToJson();
+               return TemplateJson(t);
              });
 
   router.Add(Method::kPost, "/v1/vms", [&vms](const ApiRequest& r) -> Result<Json> {
@@ -93,16 +115,20 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(std::string tmpl, BodyField<std::string>(r.body, "template", ""));
     ASSIGN_OR_RETURN(std::string host, BodyField<std::string>(r.body, "host", ""));
     if (tmpl.empty()) return InvalidArgument("vm create needs --template");
-    return vms.Create(names, tmpl, host, r.progress);
+    ASSIGN_OR_RETURN(CreateResult created, vms.Create(names, tmpl, host, r.progress));
+    return CreateResultJson(created);
   });
   router.Add(Method::kGet, "/v1/vms", [&vms](const ApiRequest&) -> Result<Json> {
     ASSIGN_OR_RETURN(auto list, vms.List());
     Json out = Json::array();
-    for (const auto& v : list) out.push_back(VmJson(v));
+    for (const auto& v : list) out.push_back(VmRowJson(v));
     return out;
   });
   router.Add(Method::kGet, "/v1/vms/([^/]+)",
-             [&vms](const ApiRequest& r) -> Result<Json> { return vms.Inspect(r.params[0]); });
+             [&vms](const ApiRequest& r) -> Result<Json> {
+               ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));
+               return VmInspectionJson(i);
+             });
   router.Add(Method::kPost, "/v1/vms/([^/]+)/start", [&vms](const ApiRequest& r) -> Result<Json> {
     RETURN_IF_ERROR(vms.Start(r.params[0]));
     return Json{{"name", r.params[0]}, {"state", "running"}};
@@ -124,13 +150,19 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(int64_t id, rollouts.Start(to, vm_list));
     return Json{{"id", id}};
   });
-  router.Add(Method::kGet, "/v1/rollouts",
-             [&rollouts](const ApiRequest&) -> Result<Json> { return rollouts.List(); });
+  router.Add(Method::kGet, "/v1/rollouts", [&rollouts](const ApiRequest&) -> Result<Json> {
+    ASSIGN_OR_RETURN(auto list, rollouts.List());
+    Json out = Json::array();
+    for (const auto& r : list) out.push_back(RolloutJson(r, /*with_vms=*/false));
+    return out;
+  });
   router.Add(Method::kGet, "/v1/rollouts/([^/]+)",
              [&rollouts](const ApiRequest& r) -> Result<Json> {
                ASSIGN_OR_RETURN(int64_t id, RolloutId(r.params[0]));
+               if (r.query.count("watch")) return WatchRollout(rollouts, id, r.progress);
                if (r.query.count("wait")) rollouts.Wait(id);
-               return rollouts.Get(id);
+               ASSIGN_OR_RETURN(Rollout rollout, rollouts.Get(id));
+               return RolloutJson(rollout);
              });
 }
 

@@ -9,7 +9,9 @@
 namespace vdswap {
 
 // /v1/hosts, /v1/templates, /v1/vms and /v1/rollouts.
+// GET /v1/rollouts/ID?watch=1 streams the rollout (as progress lines) at every change
+// until it ends, then answers with its final view.
 void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& templates,
-                         VmService& vms, RolloutEngine& rollouts);
+                         VmService& vms, VmTable& vm_table, RolloutEngine& rollouts);
 
 }  // namespace vdswap

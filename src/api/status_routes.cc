@@ -8,22 +8,36 @@ namespace vdswap {
 
 namespace {
 
-constexpr const char* kCountedTables[] = {"hosts", "images", "templates", "vms", "rollouts"};
-
-Result<Json> Counts(Db& db) {
+Result<Json> Counts(const Inventory& inv) {
   Json counts = Json::object();
-  for (const char* table : kCountedTables) {
-    ASSIGN_OR_RETURN(auto rows, db.Query(std::string("SELECT count(*) FROM ") + table));
-    counts[table] = rows.at(0).Int(0);
-  }
+  ASSIGN_OR_RETURN(counts["hosts"], inv.hosts.Count());
+  ASSIGN_OR_RETURN(counts["images"], inv.images.Count());
+  ASSIGN_OR_RETURN(counts["templates"], inv.templates.Count());
+  ASSIGN_OR_RETURN(counts["vms"], inv.vms.Count());
+  ASSIGN_OR_RETURN(counts["rollouts"], inv.rollouts.Count());
   return counts;
+}
+
+using StateCounts = Result<std::vector<std::pair<std::string, int64_t>>>;
+
+Metrics::GaugeFn ByState(std::function<StateCounts()> count) {
+  return [count = std::move(count)] {
+    std::vector<std::pair<std::string, double>> out;
+    auto rows = count();
+    if (!rows.ok()) return out;
+    for (const auto& [state, n] : *rows) {
+      out.emplace_back(Label("state", state), static_cast<double>(n));
+    }
+    return out;
+  };
 }
 
 }  // namespace
 
-void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, const DaemonInfo& info) {
-  router.Add(Method::kGet, "/v1/status", [&db, info](const ApiRequest&) -> Result<Json> {
-    ASSIGN_OR_RETURN(Json counts, Counts(db));
+void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, Inventory inv,
+                          const DaemonInfo& info) {
+  router.Add(Method::kGet, "/v1/status", [&db, inv, info](const ApiRequest&) -> Result<Json> {
+    ASSIGN_OR_RETURN(Json counts, Counts(inv));
     ASSIGN_OR_RETURN(int64_t schema, db.SchemaVersion());
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::steady_clock::now() - info.started);
@@ -35,22 +49,13 @@ void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, const Daemon
   metrics.AddGauge("vdswap_up", "1 while vdswapd serves requests.", [] {
     return std::vector<std::pair<std::string, double>>{{"", 1}};
   });
-  for (const char* table : {"vms", "rollouts"}) {
-    metrics.AddGauge(std::string("vdswap_") + table + "_by_state",
-                     std::string("The ") + table + " in each state.", [&db, table] {
-                       std::vector<std::pair<std::string, double>> out;
-                       auto rows = db.Query(std::string("SELECT state, count(*) FROM ") + table +
-                                            " GROUP BY state ORDER BY state");
-                       if (!rows.ok()) return out;
-                       for (const auto& r : *rows) {
-                         out.emplace_back(Label("state", r.Text(0)), static_cast<double>(r.Int(1)));
-                       }
-                       return out;
-                     });
-  }
-  metrics.AddGauge("vdswap_objects", "Objects in the inventory, by kind.", [&db] {
+  metrics.AddGauge("vdswap_vms_by_state", "The vms in each state.",
+                   ByState([&vms = inv.vms] { return vms.CountByState(); }));
+  metrics.AddGauge("vdswap_rollouts_by_state", "The rollouts in each state.",
+                   ByState([&rollouts = inv.rollouts] { return rollouts.CountByState(); }));
+  metrics.AddGauge("vdswap_objects", "Objects in the inventory, by kind.", [inv] {
     std::vector<std::pair<std::string, double>> out;
-    auto counts = Counts(db);
+    auto counts = Counts(inv);
     if (!counts.ok()) return out;
     for (const auto& [kind, n] : counts->items()) {
       out.emplace_back(Label("kind", kind), n.get<double>());

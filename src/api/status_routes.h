@@ -5,6 +5,11 @@
 
 #include "api/metrics.h"
 #include "api/router.h"
+#include "fleet/host_registry.h"
+#include "fleet/template_store.h"
+#include "fleet/vm_table.h"
+#include "image/image_store.h"
+#include "rollout/rollout_store.h"
 #include "store/db.h"
 
 namespace vdswap {
@@ -17,8 +22,18 @@ struct DaemonInfo {
   std::chrono::steady_clock::time_point started;
 };
 
-// GET /v1/status: version, uptime, configuration and inventory counts.
-// Also registers the inventory gauges on `metrics`.
-void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, const DaemonInfo& info);
+// The table owners the counts come from.
+struct Inventory {
+  HostRegistry& hosts;
+  ImageStore& images;
+  TemplateStore& templates;
+  VmTable& vms;
+  RolloutStore& rollouts;
+};
+
+// GET /v1/status: version, uptime, configuration and inventory counts (`db` only for the
+// schema version). Also registers the inventory gauges on `metrics`.
+void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, Inventory inventory,
+                          const DaemonInfo& info);
 
 }  // namespace vdswap

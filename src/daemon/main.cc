@@ -22,14 +22,22 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "fake/fake_hypervisor.h"
+#include "core/clock.h"
+#include "fleet/disk_planner.h"
+#include "fleet/guest_agent.h"
+#include "fleet/host_images.h"
 #include "fleet/host_registry.h"
 #include "fleet/image_distributor.h"
+#include "fleet/swap_journal.h"
 #include "fleet/swapper.h"
 #include "fleet/template_store.h"
+#include "fleet/vm_locks.h"
 #include "fleet/vm_service.h"
+#include "fleet/vm_table.h"
 #include "image/image_store.h"
 #include "libvirt/libvirt_hypervisor.h"
 #include "rollout/rollout_engine.h"
+#include "rollout/rollout_store.h"
 #include "store/db.h"
 
 namespace vdswap {
@@ -123,7 +131,7 @@ int Run(const Flags& flags) {
   Metrics metrics;
   Router router;
   DaemonInfo info{flags.state_dir, flags.hypervisor, flags.uri, std::chrono::steady_clock::now()};
-  RegisterStatusRoutes(router, metrics, **db, info);
+  SystemClock clock;
   SubprocessRunner runner;
   ImageStore images(**db, runner, flags.state_dir);
   // Nothing is being built yet: whatever staging is left was interrupted.
@@ -140,12 +148,23 @@ int Run(const Flags& flags) {
     hypervisor = std::make_unique<LibvirtHypervisor>(accel);
   }
   HostRegistry hosts(**db, *hypervisor);
-  TemplateStore templates(**db, images);
-  ImageDistributor distributor(**db, *hypervisor);
-  VmService vms(**db, *hypervisor, hosts, templates, images, distributor, flags.uri);
-  Swapper swapper(**db, vms, templates, Swapper::Options{});
-  RolloutEngine rollouts(**db, vms, templates, swapper);
-  RegisterFleetRoutes(router, hosts, templates, vms, rollouts);
+  TemplateStore templates(**db, images, clock);
+  VmTable vm_table(**db);
+  SwapJournal journal(**db);
+  HostImages host_images(**db);
+  RolloutStore rollout_store(**db);
+  VmLocks vm_locks;
+  ImageDistributor distributor(host_images, *hypervisor, clock);
+  DiskPlanner disks(images, distributor, *hypervisor);
+  GuestAgent agent(*hypervisor, clock);
+  VmService vms(vm_table, vm_locks, hosts, templates, images, disks, agent, *hypervisor, clock,
+                flags.uri);
+  Swapper swapper(**db, vm_table, journal, vm_locks, hosts, templates, disks, agent, *hypervisor,
+                  clock, Swapper::Options{});
+  RolloutEngine rollouts(rollout_store, vm_table, templates, swapper, clock);
+  RegisterStatusRoutes(router, metrics, **db, {hosts, images, templates, vm_table, rollout_store},
+                       info);
+  RegisterFleetRoutes(router, hosts, templates, vms, vm_table, rollouts);
 
   HttpServer server(router, metrics);
   std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;
@@ -171,6 +190,7 @@ int Run(const Flags& flags) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   VLOG(kInfo) << "signal " << sig << ": shutting down";
+  rollouts.CancelWaits();  // ends `rollout status --watch` streams so the server can stop
   server.Stop();
   resume.join();
   return 0;

@@ -35,12 +35,16 @@ FleetTestbed::FleetTestbed() {
   db = std::move(Db::Open(":memory:")).value();
   images = std::make_unique<ImageStore>(*db, runner, dir->path());
   hosts = std::make_unique<HostRegistry>(*db, hv);
-  templates = std::make_unique<TemplateStore>(*db, *images);
-  distributor = std::make_unique<ImageDistributor>(*db, hv);
-  vms = std::make_unique<VmService>(*db, hv, *hosts, *templates, *images, *distributor, "fake:///");
-  Swapper::Options options;
-  options.health_timeout = std::chrono::seconds(1);
-  swapper = std::make_unique<Swapper>(*db, *vms, *templates, options);
+  templates = std::make_unique<TemplateStore>(*db, *images, clock);
+  vm_table = std::make_unique<VmTable>(*db);
+  journal = std::make_unique<SwapJournal>(*db);
+  host_images = std::make_unique<HostImages>(*db);
+  distributor = std::make_unique<ImageDistributor>(*host_images, hv, clock);
+  disks = std::make_unique<DiskPlanner>(*images, *distributor, hv);
+  agent = std::make_unique<GuestAgent>(hv, clock);
+  vms = std::make_unique<VmService>(*vm_table, locks, *hosts, *templates, *images, *disks, *agent,
+                                    hv, clock, "fake:///");
+  swapper = NewSwapper();
 
   EXPECT_TRUE(hosts->Add("h1", "fake:///", "p").ok());
   EXPECT_TRUE(hosts->Add("h2", "fake:///", "q").ok());
@@ -67,10 +71,17 @@ std::string FleetTestbed::AppVolume(int64_t version) {
   return ImageDistributor::DiskVolume(*image);
 }
 
+std::unique_ptr<Swapper> FleetTestbed::NewSwapper() {
+  Swapper::Options options;
+  options.health_timeout = std::chrono::seconds(1);
+  return std::make_unique<Swapper>(*db, *vm_table, *journal, locks, *hosts, *templates, *disks,
+                                   *agent, hv, clock, options);
+}
+
 void FleetTestbed::CreateVms(const std::vector<std::string>& names) {
   auto out = vms->Create(names, "web:1", "h1", nullptr);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  for (const auto& v : (*out)["vms"]) ASSERT_EQ(v["state"], "running") << v.dump();
+  for (const auto& v : out->vms) ASSERT_EQ(v.state, VmState::kRunning) << v.name << ": " << v.error;
 }
 
 }  // namespace vdswap::testing

@@ -1,15 +1,11 @@
 #include "fleet/host_registry.h"
 
-#include <chrono>
-
 #include "core/clock.h"
 #include "image/manifest.h"
 
 namespace vdswap {
 
-namespace {}  // namespace
-
-Result<Json> HostRegistry::Add(const std::string& name, const std::string& uri,
+Result<HostInfo> HostRegistry::Add(const std::string& name, const std::string& uri,
                                const std::string& pool) {
   if (!IsValidName(name)) return InvalidArgument("host name '" + name + "' is not valid");
   if (!IsValidName(pool)) return InvalidArgument("pool name '" + pool + "' is not valid");
@@ -22,7 +18,7 @@ Result<Json> HostRegistry::Add(const std::string& name, const std::string& uri,
       db_.Exec("INSERT INTO hosts (name, uri, pool, pool_path, created_at) VALUES "
                "(?1, ?2, ?3, ?4, ?5)",
                {name, uri, pool, path, UnixSeconds()}));
-  return Json{{"name", name}, {"uri", uri}, {"pool", pool}, {"pool_path", path}};
+  return HostInfo{name, uri, pool, path};
 }
 
 Result<HostRef> HostRegistry::Get(const std::string& name) {
@@ -31,32 +27,27 @@ Result<HostRef> HostRegistry::Get(const std::string& name) {
   return HostRef{name, rows[0].Text(0), rows[0].Text(1)};
 }
 
-Result<std::vector<Json>> HostRegistry::List() {
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT h.name, h.uri, h.pool, h.pool_path, "
-                                        "(SELECT count(*) FROM vms v WHERE v.host = h.name) "
-                                        "FROM hosts h ORDER BY h.name"));
-  std::vector<Json> out;
-  for (const auto& r : rows) {
-    out.push_back({{"name", r.Text(0)},
-                   {"uri", r.Text(1)},
-                   {"pool", r.Text(2)},
-                   {"pool_path", r.Text(3)},
-                   {"vms", r.Int(4)}});
-  }
+Result<std::vector<HostInfo>> HostRegistry::List() {
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT name, uri, pool, pool_path FROM hosts ORDER BY name"));
+  std::vector<HostInfo> out;
+  for (const auto& r : rows) out.push_back({r.Text(0), r.Text(1), r.Text(2), r.Text(3)});
   return out;
+}
+
+Result<int64_t> HostRegistry::Count() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT count(*) FROM hosts"));
+  return rows.at(0).Int(0);
 }
 
 Status HostRegistry::Remove(const std::string& name) {
   RETURN_IF_ERROR(Get(name).status());
-  ASSIGN_OR_RETURN(auto vms, db_.Query("SELECT count(*) FROM vms WHERE host = ?1", {name}));
-  if (vms[0].Int(0) > 0) {
-    return FailedPrecondition("host '" + name + "' still has " + vms[0].Text(0) + " VMs");
+  // Its host_images rows go with it; its VMs keep it (RESTRICT).
+  Status s = db_.Exec("DELETE FROM hosts WHERE name = ?1", {name});
+  if (s.code() == Code::kFailedPrecondition) {
+    return FailedPrecondition("host '" + name + "' still has VMs");
   }
-  Transaction txn(db_);
-  RETURN_IF_ERROR(txn.begin_status());
-  RETURN_IF_ERROR(db_.Exec("DELETE FROM host_images WHERE host = ?1", {name}));
-  RETURN_IF_ERROR(db_.Exec("DELETE FROM hosts WHERE name = ?1", {name}));
-  return txn.Commit();
+  return s;
 }
 
 Result<HostRef> HostRegistry::Default(const std::string& default_uri) {

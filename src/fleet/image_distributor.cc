@@ -1,10 +1,13 @@
 #include "fleet/image_distributor.h"
 
-#include <chrono>
-
-#include "core/clock.h"
-
 namespace vdswap {
+
+std::mutex& ImageDistributor::LockFor(const std::string& host, const std::string& digest) {
+  std::lock_guard lock(locks_mu_);
+  auto& m = locks_[{host, digest}];
+  if (!m) m = std::make_unique<std::mutex>();
+  return *m;
+}
 
 std::string ImageDistributor::DiskVolume(const ImageInfo& image) {
   std::string id = image.digest.substr(0, 16);
@@ -23,14 +26,12 @@ Result<std::string> ImageDistributor::EnsureFile(const HostRef& host, const std:
 
 Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo& image,
                                            const ProgressFn& progress) {
-  std::lock_guard lock(upload_mu_);
+  std::lock_guard lock(LockFor(host.name, image.digest));
   const std::string disk_volume = DiskVolume(image);
   const std::string boot_prefix = "os-" + image.digest.substr(0, 16);
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT volume FROM host_images WHERE host = ?1 AND "
-                                        "digest = ?2",
-                                        {host.name, image.digest}));
+  ASSIGN_OR_RETURN(auto recorded, host_images_.Find(host.name, image.digest));
   HostImage out;
-  if (!rows.empty()) {
+  if (recorded) {
     // Recorded: trust it only while the volume is really there.
     auto disk = hv_.FindVolume(host, disk_volume);
     if (disk.ok()) {
@@ -43,8 +44,7 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
       }
       return out;
     }
-    RETURN_IF_ERROR(db_.Exec("DELETE FROM host_images WHERE host = ?1 AND digest = ?2",
-                             {host.name, image.digest}));
+    RETURN_IF_ERROR(host_images_.Forget(host.name, image.digest));
   }
   // Not recorded: whatever volume exists may be a partial upload. Start over.
   RETURN_IF_ERROR(hv_.DeleteVolume(host, disk_volume));
@@ -63,11 +63,8 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
     ASSIGN_OR_RETURN(out.initrd,
                      EnsureFile(host, boot_prefix + ".initrd", image.initrd_path(), progress));
   }
-  int64_t now = UnixSeconds();
   RETURN_IF_ERROR(
-      db_.Exec("INSERT OR REPLACE INTO host_images (host, digest, volume, "
-               "uploaded_at) VALUES (?1, ?2, ?3, ?4)",
-               {host.name, image.digest, out.disk, now}));
+      host_images_.Record(host.name, image.digest, out.disk, clock_.UnixSeconds()));
   return out;
 }
 

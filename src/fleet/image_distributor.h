@@ -1,10 +1,15 @@
 #pragma once
 
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
 
+#include "core/clock.h"
+#include "fleet/host_images.h"
 #include "hypervisor/hypervisor.h"
 #include "image/image_store.h"
-#include "store/db.h"
 
 namespace vdswap {
 
@@ -18,10 +23,13 @@ struct HostImage {
 
 // Puts images on hosts, once per host: an image is uploaded only when host_images does
 // not record it (or the recorded volume went missing), and recorded only after a complete
-// upload; a partial upload is removed and redone. Thread-safe: uploads are serialized.
+// upload; a partial upload is removed and redone. Thread-safe: one lock per (host, digest),
+// so different hosts and different images upload in parallel while one image goes to one
+// host once.
 class ImageDistributor {
  public:
-  ImageDistributor(Db& db, Hypervisor& hv) : db_(db), hv_(hv) {}
+  ImageDistributor(HostImages& host_images, Hypervisor& hv, Clock& clock)
+      : host_images_(host_images), hv_(hv), clock_(clock) {}
 
   Result<HostImage> Ensure(const HostRef& host, const ImageInfo& image, const ProgressFn& progress);
 
@@ -31,10 +39,13 @@ class ImageDistributor {
  private:
   Result<std::string> EnsureFile(const HostRef& host, const std::string& volume,
                                  const std::string& local, const ProgressFn& progress);
+  std::mutex& LockFor(const std::string& host, const std::string& digest);
 
-  Db& db_;
+  HostImages& host_images_;
   Hypervisor& hv_;
-  std::mutex upload_mu_;
+  Clock& clock_;
+  std::mutex locks_mu_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<std::mutex>> locks_;
 };
 
 }  // namespace vdswap

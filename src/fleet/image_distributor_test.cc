@@ -2,10 +2,140 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <thread>
+
 #include "fleet/fleet_testbed.h"
 
 namespace vdswap::testing {
 namespace {
+
+// Forwards to a FakeHypervisor; each upload announces itself and then waits until the
+// test's condition holds (or a deadline passes, recorded as a timeout), so a test can
+// prove two uploads were in progress at once.
+class GatedUploads : public Hypervisor {
+ public:
+  explicit GatedUploads(FakeHypervisor& hv) : hv_(hv) {}
+
+  // Uploads wait until `n` uploads have started, at most `deadline` (real time).
+  void HoldUntilStarted(int n, std::chrono::milliseconds deadline) {
+    hold_until_ = n;
+    deadline_ = deadline;
+  }
+  int started() {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+  bool timed_out() {
+    std::lock_guard lock(mu_);
+    return timed_out_;
+  }
+
+  Result<uint64_t> UploadVolume(const HostRef& host, const std::string& volume,
+                                const std::string& local_path, const ProgressFn& p) override {
+    {
+      std::unique_lock lock(mu_);
+      ++started_;
+      cv_.notify_all();
+      if (!cv_.wait_for(lock, deadline_, [&] { return started_ >= hold_until_; })) {
+        timed_out_ = true;
+      }
+    }
+    return hv_.UploadVolume(host, volume, local_path, p);
+  }
+  Result<std::string> EnsurePool(const HostRef& h) override { return hv_.EnsurePool(h); }
+  Result<std::string> FindVolume(const HostRef& h, const std::string& v) override {
+    return hv_.FindVolume(h, v);
+  }
+  Result<std::string> CreateOverlay(const HostRef& h, const std::string& v, const std::string& b,
+                                    const std::string& f) override {
+    return hv_.CreateOverlay(h, v, b, f);
+  }
+  Result<std::string> CreateBlankVolume(const HostRef& h, const std::string& v,
+                                        uint64_t n) override {
+    return hv_.CreateBlankVolume(h, v, n);
+  }
+  Status DeleteVolume(const HostRef& h, const std::string& v) override {
+    return hv_.DeleteVolume(h, v);
+  }
+  Result<uint64_t> VolumeAllocation(const HostRef& h, const std::string& v) override {
+    return hv_.VolumeAllocation(h, v);
+  }
+  Status DefineAndStart(const HostRef& h, const VmSpec& s) override {
+    return hv_.DefineAndStart(h, s);
+  }
+  Status Start(const HostRef& h, const std::string& vm) override { return hv_.Start(h, vm); }
+  Status Shutdown(const HostRef& h, const std::string& vm, std::chrono::milliseconds g) override {
+    return hv_.Shutdown(h, vm, g);
+  }
+  Status Destroy(const HostRef& h, const std::string& vm) override { return hv_.Destroy(h, vm); }
+  Result<VmLiveState> GetState(const HostRef& h, const std::string& vm) override {
+    return hv_.GetState(h, vm);
+  }
+  Status DetachDisk(const HostRef& h, const std::string& vm, const std::string& s,
+                    std::chrono::milliseconds t) override {
+    return hv_.DetachDisk(h, vm, s, t);
+  }
+  Status AttachDisk(const HostRef& h, const std::string& vm, const DiskSpec& d) override {
+    return hv_.AttachDisk(h, vm, d);
+  }
+  Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& h,
+                                                  const std::string& vm) override {
+    return hv_.OpenAgent(h, vm);
+  }
+
+ private:
+  FakeHypervisor& hv_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int started_ = 0;
+  int hold_until_ = 0;
+  std::chrono::milliseconds deadline_{0};
+  bool timed_out_ = false;
+};
+
+TEST(ImageDistributorTest, UploadsToDifferentHostsRunInParallel) {
+  FleetTestbed tb;
+  auto app = tb.images->Resolve("web:1");
+  ASSERT_TRUE(app.ok());
+  GatedUploads gated(tb.hv);
+  // Each upload waits until the other one has started.
+  gated.HoldUntilStarted(2, std::chrono::seconds(10));
+  ImageDistributor distributor(*tb.host_images, gated, tb.clock);
+  HostRef h1{"h1", "fake:///", "p"}, h2{"h2", "fake:///", "q"};
+  Status s1, s2;
+  std::thread t1([&] { s1 = distributor.Ensure(h1, *app, nullptr).status(); });
+  std::thread t2([&] { s2 = distributor.Ensure(h2, *app, nullptr).status(); });
+  t1.join();
+  t2.join();
+  EXPECT_TRUE(s1.ok()) << s1.ToString();
+  EXPECT_TRUE(s2.ok()) << s2.ToString();
+  EXPECT_EQ(gated.started(), 2);
+  EXPECT_FALSE(gated.timed_out()) << "one upload waited for the other: uploads are serialized";
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes);
+  EXPECT_EQ(tb.hv.UploadedBytes("h2"), app->size_bytes);
+}
+
+TEST(ImageDistributorTest, OneImageGoesToOneHostOnceUnderConcurrency) {
+  FleetTestbed tb;
+  auto app = tb.images->Resolve("web:1");
+  ASSERT_TRUE(app.ok());
+  GatedUploads gated(tb.hv);
+  // An upload waits for a second one to start: with a correct (host, digest) lock that
+  // never happens (the wait ends at its deadline), without one several threads upload.
+  gated.HoldUntilStarted(2, std::chrono::milliseconds(300));
+  ImageDistributor distributor(*tb.host_images, gated, tb.clock);
+  HostRef h1{"h1", "fake:///", "p"};
+  std::vector<std::thread> threads;
+  std::vector<Status> results(4);
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = distributor.Ensure(h1, *app, nullptr).status(); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(gated.started(), 1);
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes);
+}
 
 TEST(ImageDistributorTest, UploadsOncePerHost) {
   FleetTestbed tb;
@@ -36,9 +166,9 @@ TEST(ImageDistributorTest, FailedUploadIsNotRecordedAndIsRedone) {
   HostRef h1{"h1", "fake:///", "p"};
   tb.hv.FailNext(FakeHypervisor::Op::kUpload, Unavailable("connection reset"));
   EXPECT_FALSE(tb.distributor->Ensure(h1, *app, nullptr).ok());
-  EXPECT_TRUE(tb.db->Query("SELECT * FROM host_images")->empty());
+  EXPECT_EQ(*tb.host_images->Count(), 0);
   ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
-  EXPECT_EQ(tb.db->Query("SELECT * FROM host_images")->size(), 1u);
+  EXPECT_EQ(*tb.host_images->Count(), 1);
 }
 
 TEST(VmServiceTest, FailedCreateLeavesTheVmFailedWithTheReason) {
@@ -55,7 +185,7 @@ TEST(VmServiceTest, FailedCreateLeavesTheVmFailedWithTheReason) {
     }
     ASSERT_FALSE(out.ok());
     EXPECT_NE(out.status().message().find("injected failure"), std::string::npos);
-    EXPECT_EQ(tb.vms->Get(name)->state, "failed");
+    EXPECT_EQ(tb.vms->Get(name)->state, VmState::kFailed);
     EXPECT_NE(tb.vms->Get(name)->last_error.find("injected failure"), std::string::npos);
     ASSERT_TRUE(tb.vms->Remove(name, true).ok());
   }

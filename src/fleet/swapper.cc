@@ -1,19 +1,25 @@
 #include "fleet/swapper.h"
 
-#include "core/clock.h"
 #include "core/log.h"
 
 namespace vdswap {
 
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
-
-bool IsTerminal(const std::string& step, const std::string& phase) {
-  return phase == "done" && (step == "done" || step == "rolled_back" || step == "failed");
-}
-
+constexpr auto kAppStopTimeout = std::chrono::seconds(90);
+constexpr auto kShutdownGrace = std::chrono::seconds(60);
 }  // namespace
+
+std::string_view SwapResultName(SwapResult r) {
+  switch (r) {
+    case SwapResult::kDone:
+      return "done";
+    case SwapResult::kRolledBack:
+      return "rolled_back";
+    case SwapResult::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
 
 // Everything a swap needs to know, persisted as the journal's detail so Resume can
 // continue from any entry.
@@ -26,7 +32,7 @@ struct Swapper::Plan {
   std::string old_app, new_app;  // app disk paths on the host
   std::string old_os, new_os;    // OS overlay volume names
   bool crashed = false;
-  SteadyClock::time_point stopped_at{};
+  Clock::TimePoint stopped_at{};
 
   Json Detail() const {
     return {{"from", from.version}, {"to", to.version},   {"template", to.name},
@@ -35,64 +41,62 @@ struct Swapper::Plan {
   }
 };
 
-Json SwapOutcome::ToJson() const {
-  Json j = {{"state", state}, {"error", error}};
-  if (downtime_ms >= 0) j["downtime_ms"] = downtime_ms;
-  return j;
-}
+Swapper::Swapper(Db& db, VmTable& vms, SwapJournal& journal, VmLocks& locks, HostRegistry& hosts,
+                 TemplateStore& templates, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
+                 Clock& clock, Options options)
+    : db_(db),
+      vms_(vms),
+      journal_(journal),
+      locks_(locks),
+      hosts_(hosts),
+      templates_(templates),
+      disks_(disks),
+      agent_(agent),
+      hv_(hv),
+      clock_(clock),
+      options_(options) {}
 
-Swapper::Swapper(Db& db, VmService& vms, TemplateStore& templates, Options options)
-    : db_(db), vms_(vms), templates_(templates), options_(options) {}
-
-Status Swapper::Write(Plan& p, const std::string& step, const std::string& phase) {
+Status Swapper::Write(Plan& p, SwapStep step, SwapPhase phase) {
   RETURN_IF_ERROR(
-      db_.Exec("INSERT INTO swap_journal (vm, rollout_id, step, phase, detail, at) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-               {p.vm.name, p.rollout_id, step, phase, DumpJson(p.Detail()), UnixSeconds()}));
+      journal_.Append({p.vm.name, p.rollout_id, step, phase, p.Detail()}, clock_.UnixSeconds()));
   if (crash_hook_ && crash_hook_(step, phase)) {
     p.crashed = true;
-    return Internal("engine stopped after " + step + "/" + phase + " (injected crash)");
+    return Internal("engine stopped after " + std::string(SwapStepName(step)) + "/" +
+                    std::string(SwapPhaseName(phase)) + " (injected crash)");
   }
   return Status::Ok();
 }
 
-Status Swapper::Step(Plan& p, const std::string& step, const std::function<Status()>& action) {
-  RETURN_IF_ERROR(Write(p, step, "intent"));
-  RETURN_IF_ERROR(action().WithContext(step));
-  return Write(p, step, "done");
-}
-
-Result<Json> Swapper::Agent(Plan& p, const std::string& op, std::chrono::milliseconds timeout) {
-  ASSIGN_OR_RETURN(auto ch, vms_.hypervisor().OpenAgent(p.host, p.vm.name));
-  return ch->Call(op, Json::object(), timeout);
+Status Swapper::Step(Plan& p, SwapStep step, const std::function<Status()>& action) {
+  RETURN_IF_ERROR(Write(p, step, SwapPhase::kIntent));
+  RETURN_IF_ERROR(action().WithContext(SwapStepName(step)));
+  return Write(p, step, SwapPhase::kDone);
 }
 
 Result<SwapOutcome> Swapper::Swap(const std::string& vm_name, const Template& to,
                                   int64_t rollout_id, const ProgressFn& progress) {
-  std::lock_guard vm_lock(vms_.LockFor(vm_name));
+  std::lock_guard vm_lock(locks_.For(vm_name));
   Plan p;
   ASSIGN_OR_RETURN(p.vm, vms_.Get(vm_name));
-  ASSIGN_OR_RETURN(auto last, db_.Query("SELECT step, phase FROM swap_journal WHERE vm = ?1 "
-                                        "ORDER BY seq DESC LIMIT 1",
-                                        {vm_name}));
-  if (!last.empty() && !IsTerminal(last[0].Text(0), last[0].Text(1))) {
+  ASSIGN_OR_RETURN(auto last, journal_.Last(vm_name));
+  if (last && !last->IsTerminal()) {
     return FailedPrecondition("vm '" + vm_name + "' has an unfinished swap; it resumes first");
   }
   if (p.vm.template_name != to.name) {
     return FailedPrecondition("vm '" + vm_name + "' runs template '" + p.vm.template_name +
                               "', not '" + to.name + "'");
   }
-  ASSIGN_OR_RETURN(p.host, vms_.hosts().Get(p.vm.host));
+  ASSIGN_OR_RETURN(p.host, hosts_.Get(p.vm.host));
   ASSIGN_OR_RETURN(p.from, templates_.Get(p.vm.template_name + ":" + std::to_string(p.vm.version)));
   p.to = to;
   p.rollout_id = rollout_id;
   p.os_swap = p.from.os_digest != to.os_digest;
   p.old_os = p.vm.os_volume;
   p.new_os = p.os_swap ? OsOverlayVolume(vm_name, to.version) : p.vm.os_volume;
-  ASSIGN_OR_RETURN(VmLiveState live, vms_.hypervisor().GetState(p.host, vm_name));
+  ASSIGN_OR_RETURN(VmLiveState live, hv_.GetState(p.host, vm_name));
   if (!live.running) return FailedPrecondition("vm '" + vm_name + "' is not running");
   if (const DiskSpec* app = live.Disk(kAppSerial)) p.old_app = app->path;
-  RETURN_IF_ERROR(vms_.SetState(vm_name, "swapping", ""));
+  RETURN_IF_ERROR(vms_.SetState(vm_name, VmState::kSwapping, ""));
   if (progress) {
     progress({{"phase", "swap"},
               {"vm", vm_name},
@@ -103,59 +107,54 @@ Result<SwapOutcome> Swapper::Swap(const std::string& vm_name, const Template& to
 }
 
 Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
-  Hypervisor& hv = vms_.hypervisor();
-  ASSIGN_OR_RETURN(ImageInfo app,
-                   vms_.images().Resolve("sha256:" + p.to.app_digest, ImageKind::kApp));
-  Status s = Step(p, "checked", [&]() -> Status {
-    ASSIGN_OR_RETURN(HostImage on_host, vms_.distributor().Ensure(p.host, app, progress));
-    p.new_app = on_host.disk;
+  // The new version's disks are resolved and put on the host once, here.
+  TemplateDisks to_disks;
+  Status s = Step(p, SwapStep::kChecked, [&]() -> Status {
+    ASSIGN_OR_RETURN(to_disks, disks_.Ensure(p.host, p.to, progress));
+    p.new_app = to_disks.app_on_host.disk;
     return Status::Ok();
   });
   if (s.ok()) {
-    s = Step(p, "stopped", [&]() -> Status {
-      p.stopped_at = SteadyClock::now();
-      return Agent(p, "app.stop", std::chrono::seconds(90)).status();
+    s = Step(p, SwapStep::kStopped, [&]() -> Status {
+      p.stopped_at = clock_.Now();
+      return agent_.StopApp(p.host, p.vm.name, kAppStopTimeout);
     });
   }
   int64_t downtime = -1;
   if (!p.os_swap) {
     if (s.ok()) {
-      s = Step(p, "detached", [&] {
-        return hv.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
+      s = Step(p, SwapStep::kDetached, [&] {
+        return hv_.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
       });
     }
     if (s.ok()) {
-      s = Step(p, "attached", [&] {
-        return hv.AttachDisk(p.host, p.vm.name, {kAppSerial, p.new_app, "raw", true});
+      s = Step(p, SwapStep::kAttached, [&] {
+        return hv_.AttachDisk(p.host, p.vm.name, {kAppSerial, p.new_app, "raw", true});
       });
     }
     if (s.ok()) {
-      s = Step(p, "started", [&]() -> Status {
-        ASSIGN_OR_RETURN(Json started, Agent(p, "app.start", options_.health_timeout));
-        downtime = started.value("last_downtime_ms", MsSince(p.stopped_at));
+      s = Step(p, SwapStep::kStarted, [&]() -> Status {
+        ASSIGN_OR_RETURN(Json started,
+                         agent_.StartApp(p.host, p.vm.name, options_.health_timeout));
+        downtime = started.value("last_downtime_ms", clock_.MsSince(p.stopped_at));
         return Status::Ok();
       });
     }
   } else {
     if (s.ok()) {
-      s = Step(p, "shutdown",
-               [&] { return hv.Shutdown(p.host, p.vm.name, std::chrono::seconds(60)); });
+      s = Step(p, SwapStep::kShutdown,
+               [&] { return hv_.Shutdown(p.host, p.vm.name, kShutdownGrace); });
     }
     std::string overlay_path;
     if (s.ok()) {
-      s = Step(p, "overlay", [&]() -> Status {
-        ASSIGN_OR_RETURN(ImageInfo os,
-                         vms_.images().Resolve("sha256:" + p.to.os_digest, ImageKind::kOs));
-        ASSIGN_OR_RETURN(HostImage os_on_host, vms_.distributor().Ensure(p.host, os, progress));
-        RETURN_IF_ERROR(hv.DeleteVolume(p.host, p.new_os));
-        ASSIGN_OR_RETURN(overlay_path, hv.CreateOverlay(p.host, p.new_os, os_on_host.disk,
-                                                        os.meta.value("format", "raw")));
+      s = Step(p, SwapStep::kOverlay, [&]() -> Status {
+        ASSIGN_OR_RETURN(overlay_path, disks_.CreateOsOverlay(p.host, p.new_os, to_disks));
         return Status::Ok();
       });
     }
     if (s.ok()) {
-      s = Step(p, "started", [&]() -> Status {
-        ASSIGN_OR_RETURN(VmSpec spec, vms_.BuildSpec(p.vm, p.host, p.to, overlay_path, progress));
+      s = Step(p, SwapStep::kStarted, [&]() -> Status {
+        ASSIGN_OR_RETURN(VmSpec spec, disks_.Spec(p.vm, p.host, p.to, to_disks, overlay_path));
         return BootAndCheck(p, spec, &downtime);
       });
     }
@@ -168,110 +167,96 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
 }
 
 Status Swapper::BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms) {
-  RETURN_IF_ERROR(vms_.hypervisor().DefineAndStart(p.host, spec));
-  ASSIGN_OR_RETURN(
-      Json started,
-      vms_.AwaitHealthy(p.host, p.vm.name, options_.boot_timeout + options_.health_timeout));
+  RETURN_IF_ERROR(hv_.DefineAndStart(p.host, spec));
+  ASSIGN_OR_RETURN(Json started, agent_.AwaitHealthy(p.host, p.vm.name,
+                                                     options_.boot_timeout +
+                                                         options_.health_timeout));
   if (!started.value("healthy", false)) return Internal("the app is not healthy after boot");
-  if (p.stopped_at != SteadyClock::time_point{}) *downtime_ms = MsSince(p.stopped_at);
+  if (p.stopped_at != Clock::TimePoint{}) *downtime_ms = clock_.MsSince(p.stopped_at);
   return Status::Ok();
 }
 
 Result<SwapOutcome> Swapper::Finish(Plan& p) {
-  {
-    Transaction txn(db_);
-    RETURN_IF_ERROR(txn.begin_status());
-    RETURN_IF_ERROR(
-        db_.Exec("UPDATE vms SET version = ?2, os_volume = ?3, state = 'running', "
-                 "last_error = '' WHERE name = ?1",
-                 {p.vm.name, p.to.version, p.new_os}));
-    RETURN_IF_ERROR(Write(p, "done", "done"));
-    RETURN_IF_ERROR(txn.Commit());
-  }
-  return SwapOutcome{"done", -1, ""};
+  // The VM row and the journal's end are one fact: both or neither.
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
+  RETURN_IF_ERROR(vms_.SetVersion(p.vm.name, p.to.version, p.new_os));
+  RETURN_IF_ERROR(Write(p, SwapStep::kDone, SwapPhase::kDone));
+  RETURN_IF_ERROR(txn.Commit());
+  return SwapOutcome{SwapResult::kDone, -1, ""};
 }
 
 Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
   VLOG(kWarning) << "vm '" << p.vm.name << "': rolling back to " << p.from.Ref() << ": " << why;
-  Hypervisor& hv = vms_.hypervisor();
-  RETURN_IF_ERROR(Write(p, "rolling_back", "intent"));
+  RETURN_IF_ERROR(Write(p, SwapStep::kRollingBack, SwapPhase::kIntent));
   Status s;
   if (!p.os_swap) {
-    Agent(p, "app.stop", std::chrono::seconds(90)).status().IgnoreError();
+    agent_.StopApp(p.host, p.vm.name, kAppStopTimeout).IgnoreError();
     // Detach whatever app disk is there, even the old one: a detach interrupted by a
     // crash may still be completing in the guest, and would take the disk away later.
-    s = hv.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
+    s = hv_.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
     if (s.ok() && !p.old_app.empty()) {
-      s = hv.AttachDisk(p.host, p.vm.name, {kAppSerial, p.old_app, "raw", true});
+      s = hv_.AttachDisk(p.host, p.vm.name, {kAppSerial, p.old_app, "raw", true});
     }
-    if (s.ok()) s = Agent(p, "app.start", options_.health_timeout).status();
+    if (s.ok()) s = agent_.StartApp(p.host, p.vm.name, options_.health_timeout).status();
   } else {
-    s = hv.Shutdown(p.host, p.vm.name, std::chrono::seconds(60));
+    s = hv_.Shutdown(p.host, p.vm.name, kShutdownGrace);
     if (s.ok()) {
-      auto old_path = hv.FindVolume(p.host, p.old_os);
+      auto old_path = hv_.FindVolume(p.host, p.old_os);
       s = old_path.status();
       if (s.ok()) {
-        auto spec = vms_.BuildSpec(p.vm, p.host, p.from, *old_path, nullptr);
-        s = spec.status();
-        int64_t ignored;
-        if (s.ok()) s = BootAndCheck(p, *spec, &ignored);
+        auto from_disks = disks_.Ensure(p.host, p.from, nullptr);
+        s = from_disks.status();
+        if (s.ok()) {
+          auto spec = disks_.Spec(p.vm, p.host, p.from, *from_disks, *old_path);
+          s = spec.status();
+          int64_t ignored;
+          if (s.ok()) s = BootAndCheck(p, *spec, &ignored);
+        }
       }
     }
   }
   if (p.crashed) return s;
-  std::string state = s.ok() ? "rolled_back" : "failed";
+  SwapResult result = s.ok() ? SwapResult::kRolledBack : SwapResult::kFailed;
   std::string error = s.ok() ? why : why + "; rollback failed: " + s.message();
-  {
-    Transaction txn(db_);
-    RETURN_IF_ERROR(txn.begin_status());
-    RETURN_IF_ERROR(vms_.SetState(p.vm.name, s.ok() ? "running" : "failed", error));
-    RETURN_IF_ERROR(Write(p, state, "done"));
-    RETURN_IF_ERROR(txn.Commit());
-  }
-  return SwapOutcome{state, -1, error};
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
+  RETURN_IF_ERROR(
+      vms_.SetState(p.vm.name, s.ok() ? VmState::kRunning : VmState::kFailed, error));
+  RETURN_IF_ERROR(Write(p, s.ok() ? SwapStep::kRolledBack : SwapStep::kFailed, SwapPhase::kDone));
+  RETURN_IF_ERROR(txn.Commit());
+  return SwapOutcome{result, -1, error};
 }
 
-Result<std::vector<std::string>> Swapper::Unfinished() {
-  ASSIGN_OR_RETURN(auto rows,
-                   db_.Query("SELECT j.vm, j.step, j.phase FROM swap_journal j WHERE j.seq = "
-                             "(SELECT max(seq) FROM swap_journal WHERE vm = j.vm)"));
-  std::vector<std::string> out;
-  for (const auto& r : rows) {
-    if (!IsTerminal(r.Text(1), r.Text(2))) out.push_back(r.Text(0));
-  }
-  return out;
-}
+Result<std::vector<std::string>> Swapper::Unfinished() { return journal_.Unfinished(); }
 
 Result<SwapOutcome> Swapper::Resume(const std::string& vm_name) {
-  std::lock_guard vm_lock(vms_.LockFor(vm_name));
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT step, phase, detail, rollout_id FROM "
-                                        "swap_journal WHERE vm = ?1 ORDER BY seq DESC LIMIT 1",
-                                        {vm_name}));
-  if (rows.empty() || IsTerminal(rows[0].Text(0), rows[0].Text(1))) {
+  std::lock_guard vm_lock(locks_.For(vm_name));
+  ASSIGN_OR_RETURN(auto last, journal_.Last(vm_name));
+  if (!last || last->IsTerminal()) {
     return FailedPrecondition("vm '" + vm_name + "' has no unfinished swap");
   }
-  const std::string step = rows[0].Text(0);
-  ASSIGN_OR_RETURN(Json d, ParseJson(rows[0].Text(2), "journal detail"));
+  const SwapStep step = last->step;
+  const Json& d = last->detail;
   Plan p;
   ASSIGN_OR_RETURN(p.vm, vms_.Get(vm_name));
-  ASSIGN_OR_RETURN(p.host, vms_.hosts().Get(p.vm.host));
+  ASSIGN_OR_RETURN(p.host, hosts_.Get(p.vm.host));
   std::string name = d.value("template", p.vm.template_name);
   ASSIGN_OR_RETURN(p.from, templates_.Get(name + ":" + std::to_string(d.value("from", 0))));
   ASSIGN_OR_RETURN(p.to, templates_.Get(name + ":" + std::to_string(d.value("to", 0))));
-  p.rollout_id = rows[0].Int(3);
+  p.rollout_id = last->rollout_id;
   p.os_swap = d.value("os_swap", false);
   p.old_app = d.value("old_app", "");
   p.new_app = d.value("new_app", "");
   p.old_os = d.value("old_os", "");
   p.new_os = d.value("new_os", "");
   VLOG(kInfo) << "vm '" << vm_name << "': resuming the swap " << p.from.Ref() << " -> "
-              << p.to.Ref() << " from step " << step;
-  Hypervisor& hv = vms_.hypervisor();
-  ASSIGN_OR_RETURN(VmLiveState live, hv.GetState(p.host, vm_name));
+              << p.to.Ref() << " from step " << SwapStepName(step);
+  ASSIGN_OR_RETURN(VmLiveState live, hv_.GetState(p.host, vm_name));
 
   // Forward only when the new version's disk is certainly in place; else go back.
   bool forward = false;
-  if (step != "rolling_back") {
+  if (step != SwapStep::kRollingBack) {
     if (!p.os_swap) {
       const DiskSpec* app = live.Disk(kAppSerial);
       forward = app != nullptr && !p.new_app.empty() && app->path == p.new_app;
@@ -280,12 +265,15 @@ Result<SwapOutcome> Swapper::Resume(const std::string& vm_name) {
       forward = os != nullptr && os->path.find(p.new_os) != std::string::npos;
     }
   }
-  if (!forward) return Rollback(p, "resumed after an interruption at step '" + step + "'");
+  if (!forward) {
+    return Rollback(p, "resumed after an interruption at step '" +
+                           std::string(SwapStepName(step)) + "'");
+  }
   Status s;
-  if (!live.running) s = hv.Start(p.host, vm_name);
+  if (!live.running) s = hv_.Start(p.host, vm_name);
   int64_t downtime = -1;
   if (s.ok()) {
-    auto started = vms_.AwaitHealthy(p.host, vm_name, options_.boot_timeout);
+    auto started = agent_.AwaitHealthy(p.host, vm_name, options_.boot_timeout);
     s = started.status();
     if (s.ok()) downtime = started->value("last_downtime_ms", int64_t{-1});
   }

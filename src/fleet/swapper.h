@@ -2,27 +2,38 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
+#include "core/clock.h"
+#include "fleet/disk_planner.h"
+#include "fleet/guest_agent.h"
+#include "fleet/host_registry.h"
+#include "fleet/swap_journal.h"
 #include "fleet/template_store.h"
-#include "fleet/vm_service.h"
+#include "fleet/vm_locks.h"
+#include "fleet/vm_table.h"
 
 namespace vdswap {
 
+// How a swap ended: on the new version, back on the old one, or broken.
+enum class SwapResult { kDone, kRolledBack, kFailed };
+// "done", "rolled_back", "failed".
+std::string_view SwapResultName(SwapResult r);
+
 // How one VM's move to another template version ended.
 struct SwapOutcome {
-  std::string state;  // "done", "rolled_back" or "failed"
-  int64_t downtime_ms = -1;
-  std::string error;  // why it rolled back or failed
-  Json ToJson() const;
+  SwapResult result = SwapResult::kFailed;
+  int64_t downtime_ms = -1;  // -1 when not measured
+  std::string error;         // why it rolled back or failed
 };
 
 // Moves one VM to another template version, journaling every step before and after it
-// acts (swap_journal), so that a crash anywhere is resumed to exactly one consistent
+// acts (SwapJournal), so that a crash anywhere is resumed to exactly one consistent
 // version (Resume). When only the app image differs, the app disk is hot-swapped under
 // the running guest (no reboot); when the OS image differs, the VM is shut down and
 // redefined on a fresh overlay of the new OS with the same data disk (one boot). Any
 // failure rolls the VM back to where it was. The data disk is never detached.
-// Thread-safe; swaps of one VM are serialized by VmService::LockFor.
+// Thread-safe; swaps of one VM are serialized by VmLocks.
 class Swapper {
  public:
   struct Options {
@@ -31,7 +42,10 @@ class Swapper {
     std::chrono::milliseconds boot_timeout{std::chrono::seconds(180)};
   };
 
-  Swapper(Db& db, VmService& vms, TemplateStore& templates, Options options);
+  // `db` only groups the VM row and the journal entry that end a swap in one transaction.
+  Swapper(Db& db, VmTable& vms, SwapJournal& journal, VmLocks& locks, HostRegistry& hosts,
+          TemplateStore& templates, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
+          Clock& clock, Options options);
 
   // Swaps `vm` to `to`. Returns the outcome (rolled back and failed swaps are outcomes,
   // not errors); an error means the swap could not be attempted (unknown VM, VM busy in
@@ -46,22 +60,28 @@ class Swapper {
 
   // Test hook, called after every journal write; returning true makes the engine stop
   // right there, as if the process died.
-  using CrashHook = std::function<bool(const std::string& step, const std::string& phase)>;
+  using CrashHook = std::function<bool(SwapStep step, SwapPhase phase)>;
   void SetCrashHook(CrashHook hook) { crash_hook_ = std::move(hook); }
 
  private:
   struct Plan;
-  Status Write(Plan& p, const std::string& step, const std::string& phase);
-  Status Step(Plan& p, const std::string& step, const std::function<Status()>& action);
+  Status Write(Plan& p, SwapStep step, SwapPhase phase);
+  Status Step(Plan& p, SwapStep step, const std::function<Status()>& action);
   Result<SwapOutcome> Forward(Plan& p, const ProgressFn& progress);
   Result<SwapOutcome> Finish(Plan& p);
   Result<SwapOutcome> Rollback(Plan& p, const std::string& why);
   Status BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms);
-  Result<Json> Agent(Plan& p, const std::string& op, std::chrono::milliseconds timeout);
 
   Db& db_;
-  VmService& vms_;
+  VmTable& vms_;
+  SwapJournal& journal_;
+  VmLocks& locks_;
+  HostRegistry& hosts_;
   TemplateStore& templates_;
+  DiskPlanner& disks_;
+  GuestAgent& agent_;
+  Hypervisor& hv_;
+  Clock& clock_;
   Options options_;
   CrashHook crash_hook_;
 };

@@ -2,12 +2,66 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "fleet/fleet_testbed.h"
 
 namespace vdswap::testing {
 namespace {
 
 using Op = FakeHypervisor::Op;
+
+const HostRef kH1{"h1", "fake:///", "p"};
+
+std::string Basename(const std::string& p) { return p.substr(p.rfind('/') + 1); }
+
+// What the VM is now, as the store and the hypervisor see it.
+struct Observed {
+  int64_t version = 0;
+  VmState state = VmState::kFailed;
+  std::string os_volume;  // recorded
+  bool running = false;
+  std::string app_disk, os_disk;  // attached, by volume name ("" when none)
+  bool data_attached = false;
+};
+
+Observed Observe(FleetTestbed& tb, const std::string& vm = "vm1") {
+  Observed o;
+  auto rec = tb.vms->Get(vm);
+  EXPECT_TRUE(rec.ok());
+  o.version = rec->version;
+  o.state = rec->state;
+  o.os_volume = rec->os_volume;
+  auto live = tb.hv.GetState(kH1, vm);
+  EXPECT_TRUE(live.ok());
+  o.running = live->running;
+  if (const DiskSpec* d = live->Disk(kAppSerial)) o.app_disk = Basename(d->path);
+  if (const DiskSpec* d = live->Disk(kOsSerial)) o.os_disk = Basename(d->path);
+  o.data_attached = live->Disk(kDataSerial) != nullptr;
+  return o;
+}
+
+// The store and the hypervisor agree on version `version` (OS overlay of `os_version`),
+// and the guest runs the app of that version.
+void ExpectConsistentAt(FleetTestbed& tb, int64_t version, int64_t os_version) {
+  Observed o = Observe(tb);
+  EXPECT_EQ(o.version, version);
+  EXPECT_EQ(o.state, VmState::kRunning);
+  EXPECT_TRUE(o.running);
+  EXPECT_EQ(o.app_disk, tb.AppVolume(version));
+  EXPECT_EQ(o.os_disk, OsOverlayVolume("vm1", os_version));
+  EXPECT_EQ(o.os_volume, OsOverlayVolume("vm1", os_version));
+  EXPECT_TRUE(o.data_attached);
+  EXPECT_EQ(tb.hv.Guest("vm1").app_state, "running");
+  EXPECT_EQ(tb.hv.Guest("vm1").app_version, tb.AppVolume(version));
+}
+
+size_t CountLog(FleetTestbed& tb, const std::string& prefix) {
+  auto log = tb.hv.Log();
+  return static_cast<size_t>(std::count_if(log.begin(), log.end(), [&](const std::string& l) {
+    return l.rfind(prefix, 0) == 0;
+  }));
+}
 
 class SwapperTest : public ::testing::Test {
  protected:
@@ -18,24 +72,7 @@ class SwapperTest : public ::testing::Test {
     EXPECT_TRUE(t.ok());
     return tb_.swapper->Swap("vm1", *t, 0, nullptr);
   }
-  int64_t Version() { return tb_.vms->Get("vm1")->version; }
-  // The store and the hypervisor agree on one version, and the app runs.
-  void ExpectConsistentAt(int64_t version) {
-    EXPECT_EQ(Version(), version);
-    auto live = tb_.hv.GetState({"h1", "fake:///", "p"}, "vm1");
-    ASSERT_TRUE(live.ok());
-    ASSERT_NE(live->Disk(kAppSerial), nullptr);
-    EXPECT_NE(live->Disk(kAppSerial)->path.find(tb_.AppVolume(version)), std::string::npos);
-    EXPECT_NE(live->Disk(kDataSerial), nullptr);
-    EXPECT_EQ(tb_.hv.Guest("vm1").app_state, "running");
-    EXPECT_EQ(tb_.hv.Guest("vm1").app_version, tb_.AppVolume(version));
-  }
-  bool DataDiskEverDetached() {
-    for (const auto& l : tb_.hv.Log()) {
-      if (l.find("detach") == 0 && l.find(kDataSerial) != std::string::npos) return true;
-    }
-    return false;
-  }
+  bool DataDiskEverDetached() { return CountLog(tb_, std::string("detach vm1 ") + kDataSerial); }
 
   FleetTestbed tb_;
 };
@@ -44,21 +81,26 @@ TEST_F(SwapperTest, AppSwapHotSwapsWithoutReboot) {
   std::string boot = tb_.hv.Guest("vm1").boot_id;
   auto out = SwapTo(2);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ(out->state, "done");
+  EXPECT_EQ(out->result, SwapResult::kDone);
   EXPECT_GE(out->downtime_ms, 0);
-  ExpectConsistentAt(2);
+  ExpectConsistentAt(tb_, 2, 1);
   EXPECT_EQ(tb_.hv.Guest("vm1").boot_id, boot);
   EXPECT_EQ(tb_.hv.Guest("vm1").starts, 2);
+  EXPECT_EQ(CountLog(tb_, "define-start"), 1u);  // only the create
+  EXPECT_EQ(CountLog(tb_, "attach vm1 vdswap-app " + tb_.AppVolume(2)), 1u);
   EXPECT_FALSE(DataDiskEverDetached());
 }
 
 TEST_F(SwapperTest, UnhealthyAppRollsBack) {
   auto out = SwapTo(3);
   ASSERT_TRUE(out.ok());
-  EXPECT_EQ(out->state, "rolled_back");
-  EXPECT_NE(out->error.find("health check did not pass"), std::string::npos) << out->error;
-  ExpectConsistentAt(1);
+  EXPECT_EQ(out->result, SwapResult::kRolledBack);
+  EXPECT_FALSE(out->error.empty());
+  ExpectConsistentAt(tb_, 1, 1);
   EXPECT_EQ(tb_.vms->Get("vm1")->last_error, out->error);
+  // v3 was attached and started, then v1 attached again.
+  EXPECT_EQ(CountLog(tb_, "attach vm1 vdswap-app " + tb_.AppVolume(3)), 1u);
+  EXPECT_EQ(CountLog(tb_, "attach vm1 vdswap-app " + tb_.AppVolume(1)), 1u);
 }
 
 TEST_F(SwapperTest, EveryStepFailureRollsBack) {
@@ -66,8 +108,8 @@ TEST_F(SwapperTest, EveryStepFailureRollsBack) {
     tb_.hv.FailNext(op, Internal("injected"));
     auto out = SwapTo(2);
     ASSERT_TRUE(out.ok());
-    EXPECT_EQ(out->state, "rolled_back");
-    ExpectConsistentAt(1);
+    EXPECT_EQ(out->result, SwapResult::kRolledBack);
+    ExpectConsistentAt(tb_, 1, 1);
   }
   EXPECT_FALSE(DataDiskEverDetached());
 }
@@ -76,9 +118,9 @@ TEST_F(SwapperTest, SilentAgentRollsBack) {
   tb_.hv.HangNext(Op::kAppStart);
   auto out = SwapTo(2);
   ASSERT_TRUE(out.ok());
-  EXPECT_EQ(out->state, "rolled_back");
-  EXPECT_NE(out->error.find("no answer"), std::string::npos);
-  ExpectConsistentAt(1);
+  EXPECT_EQ(out->result, SwapResult::kRolledBack);
+  EXPECT_EQ(tb_.vms->Get("vm1")->last_error, out->error);
+  ExpectConsistentAt(tb_, 1, 1);
 }
 
 TEST_F(SwapperTest, FailedRollbackLeavesVmFailedWithBothReasons) {
@@ -86,22 +128,27 @@ TEST_F(SwapperTest, FailedRollbackLeavesVmFailedWithBothReasons) {
   tb_.hv.SetUnhealthyApp(tb_.AppVolume(1));  // the old version cannot come back either
   auto out = SwapTo(3);
   ASSERT_TRUE(out.ok());
-  EXPECT_EQ(out->state, "failed");
-  EXPECT_EQ(tb_.vms->Get("vm1")->state, "failed");
-  EXPECT_NE(out->error.find("rollback failed"), std::string::npos);
+  EXPECT_EQ(out->result, SwapResult::kFailed);
+  EXPECT_EQ(tb_.vms->Get("vm1")->state, VmState::kFailed);
+  EXPECT_EQ(tb_.vms->Get("vm1")->version, 1);
+  EXPECT_NE(out->error.find("attach broke"), std::string::npos) << out->error;
+  EXPECT_NE(out->error.find("rollback failed"), std::string::npos) << out->error;
   EXPECT_FALSE(DataDiskEverDetached());
 }
 
 TEST_F(SwapperTest, OsSwapRebootsOntoANewOverlayKeepingData) {
   std::string boot = tb_.hv.Guest("vm1").boot_id;
+  uint64_t uploaded = tb_.hv.UploadedBytes("h1");
   auto out = SwapTo(4);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ(out->state, "done") << out->error;
-  ExpectConsistentAt(4);
+  EXPECT_EQ(out->result, SwapResult::kDone) << out->error;
+  ExpectConsistentAt(tb_, 4, 4);
   EXPECT_NE(tb_.hv.Guest("vm1").boot_id, boot);
-  EXPECT_EQ(tb_.vms->Get("vm1")->os_volume, OsOverlayVolume("vm1", 4));
   // The old overlay stays for rollback.
-  EXPECT_TRUE(tb_.hv.FindVolume({"h1", "fake:///", "p"}, OsOverlayVolume("vm1", 1)).ok());
+  EXPECT_TRUE(tb_.hv.FindVolume(kH1, OsOverlayVolume("vm1", 1)).ok());
+  // Only what h1 lacked (OS 2, app 2) was uploaded, once.
+  EXPECT_EQ(CountLog(tb_, "upload h1 os-"), 2u);  // OS 1 at create, OS 2 now
+  EXPECT_GT(tb_.hv.UploadedBytes("h1"), uploaded);
   EXPECT_FALSE(DataDiskEverDetached());
 }
 
@@ -109,10 +156,8 @@ TEST_F(SwapperTest, OsSwapFailureRestoresOldOverlay) {
   tb_.hv.FailNext(Op::kAppStart, Internal("not healthy on the new OS"));
   auto out = SwapTo(4);
   ASSERT_TRUE(out.ok());
-  EXPECT_EQ(out->state, "rolled_back");
-  ExpectConsistentAt(1);
-  auto live = tb_.hv.GetState({"h1", "fake:///", "p"}, "vm1");
-  EXPECT_NE(live->Disk(kOsSerial)->path.find(OsOverlayVolume("vm1", 1)), std::string::npos);
+  EXPECT_EQ(out->result, SwapResult::kRolledBack);
+  ExpectConsistentAt(tb_, 1, 1);
 }
 
 TEST_F(SwapperTest, EveryOsSwapStepFailureRestoresTheOldVersion) {
@@ -121,83 +166,108 @@ TEST_F(SwapperTest, EveryOsSwapStepFailureRestoresTheOldVersion) {
     tb_.hv.FailNext(op, Unavailable("injected"));
     auto out = SwapTo(4);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
-    EXPECT_EQ(out->state, "rolled_back") << out->error;
-    ExpectConsistentAt(1);
+    EXPECT_EQ(out->result, SwapResult::kRolledBack) << out->error;
+    ExpectConsistentAt(tb_, 1, 1);
     // The failed attempt's overlay is left for the next try to replace.
   }
   EXPECT_FALSE(DataDiskEverDetached());
 }
 
 TEST_F(SwapperTest, UnfinishedSwapBlocksANewOne) {
-  tb_.swapper->SetCrashHook(
-      [](const std::string& s, const std::string&) { return s == "stopped"; });
+  tb_.swapper->SetCrashHook([](SwapStep s, SwapPhase) { return s == SwapStep::kStopped; });
   ASSERT_FALSE(SwapTo(2).ok());
   tb_.swapper->SetCrashHook(nullptr);
   EXPECT_EQ(SwapTo(2).status().code(), Code::kFailedPrecondition);
 }
 
-// The engine dies after each journal write of each step; a new engine resumes, and the VM
-// always ends on exactly one version with its app running.
+TEST_F(SwapperTest, RemovingAVmDropsItsJournal) {
+  ASSERT_TRUE(SwapTo(2).ok());
+  ASSERT_TRUE(tb_.journal->Last("vm1")->has_value());
+  ASSERT_TRUE(tb_.vms->Remove("vm1", true).ok());
+  EXPECT_FALSE(tb_.journal->Last("vm1")->has_value());
+}
+
+// The engine dies after one journal write; a fresh engine resumes. Each crash point pins
+// the direction: forward exactly when the new app disk (app swap) or the VM defined on the
+// new OS overlay (OS swap) is in place at that write, back otherwise.
 struct CrashPoint {
   int64_t to;
-  std::string step, phase;
+  SwapStep step;
+  SwapPhase phase;
+  bool forward;
 };
 
 void PrintTo(const CrashPoint& c, std::ostream* os) {
-  *os << "to v" << c.to << ", crash after '" << c.step << "' " << c.phase;
+  *os << "to v" << c.to << ", crash after '" << SwapStepName(c.step) << "' "
+      << SwapPhaseName(c.phase) << ", expect " << (c.forward ? "forward" : "back");
 }
 
 class SwapCrashTest : public ::testing::TestWithParam<CrashPoint> {};
 
-TEST_P(SwapCrashTest, ResumesToOneConsistentVersion) {
+TEST_P(SwapCrashTest, ResumesInThePinnedDirection) {
   FleetTestbed tb;
   tb.CreateVms({"vm1"});
   const CrashPoint& c = GetParam();
-  tb.swapper->SetCrashHook([&c](const std::string& step, const std::string& phase) {
-    return step == c.step && phase == c.phase;
-  });
+  tb.swapper->SetCrashHook(
+      [&c](SwapStep step, SwapPhase phase) { return step == c.step && phase == c.phase; });
   auto t = tb.templates->Get("web:" + std::to_string(c.to));
   auto crashed = tb.swapper->Swap("vm1", *t, 0, nullptr);
   ASSERT_FALSE(crashed.ok()) << "the crash point was never reached";
-  EXPECT_NE(crashed.status().message().find("injected crash"), std::string::npos);
 
   // A fresh engine (as after a daemon restart) over the same store and hypervisor.
-  Swapper fresh(*tb.db, *tb.vms, *tb.templates, Swapper::Options{});
-  auto unfinished = fresh.Unfinished();
+  auto fresh = tb.NewSwapper();
+  auto unfinished = fresh->Unfinished();
   ASSERT_TRUE(unfinished.ok());
   ASSERT_EQ(*unfinished, std::vector<std::string>{"vm1"});
-  auto resumed = fresh.Resume("vm1");
+  auto resumed = fresh->Resume("vm1");
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
-  EXPECT_TRUE(resumed->state == "done" || resumed->state == "rolled_back") << resumed->state;
-  int64_t version = tb.vms->Get("vm1")->version;
-  EXPECT_EQ(version, resumed->state == "done" ? c.to : 1);
-  auto live = tb.hv.GetState({"h1", "fake:///", "p"}, "vm1");
-  ASSERT_TRUE(live.ok());
-  EXPECT_TRUE(live->running);
-  ASSERT_NE(live->Disk(kAppSerial), nullptr);
-  EXPECT_NE(live->Disk(kAppSerial)->path.find(tb.AppVolume(version)), std::string::npos);
-  ASSERT_NE(live->Disk(kDataSerial), nullptr);
-  EXPECT_EQ(tb.hv.Guest("vm1").app_state, "running");
-  EXPECT_TRUE(fresh.Unfinished()->empty());
+  EXPECT_EQ(resumed->result, c.forward ? SwapResult::kDone : SwapResult::kRolledBack)
+      << resumed->error;
+  int64_t version = c.forward ? c.to : 1;
+  int64_t os_version = c.forward && c.to == 4 ? 4 : 1;
+  ExpectConsistentAt(tb, version, os_version);
+  EXPECT_TRUE(fresh->Unfinished()->empty());
+  auto last = tb.journal->Last("vm1");
+  ASSERT_TRUE(last.ok() && last->has_value());
+  EXPECT_EQ((*last)->step, c.forward ? SwapStep::kDone : SwapStep::kRolledBack);
 }
 
 std::vector<CrashPoint> AllCrashPoints() {
-  std::vector<CrashPoint> out;
-  for (const char* step : {"checked", "stopped", "detached", "attached", "started"}) {
-    for (const char* phase : {"intent", "done"}) out.push_back({2, step, phase});
-  }
-  for (const char* step : {"checked", "stopped", "shutdown", "overlay", "started"}) {
-    for (const char* phase : {"intent", "done"}) out.push_back({4, step, phase});
-  }
-  // Crashes inside a rollback (web:3 never gets healthy).
-  out.push_back({3, "rolling_back", "intent"});
-  return out;
+  using S = SwapStep;
+  constexpr SwapPhase kI = SwapPhase::kIntent, kD = SwapPhase::kDone;
+  return {
+      // App hot swap: forward once the new app disk is attached.
+      {2, S::kChecked, kI, false},
+      {2, S::kChecked, kD, false},
+      {2, S::kStopped, kI, false},
+      {2, S::kStopped, kD, false},
+      {2, S::kDetached, kI, false},
+      {2, S::kDetached, kD, false},
+      {2, S::kAttached, kI, false},
+      {2, S::kAttached, kD, true},
+      {2, S::kStarted, kI, true},
+      {2, S::kStarted, kD, true},
+      // OS swap: forward once the VM is defined on the new overlay (started runs that).
+      {4, S::kChecked, kI, false},
+      {4, S::kChecked, kD, false},
+      {4, S::kStopped, kI, false},
+      {4, S::kStopped, kD, false},
+      {4, S::kShutdown, kI, false},
+      {4, S::kShutdown, kD, false},
+      {4, S::kOverlay, kI, false},
+      {4, S::kOverlay, kD, false},
+      {4, S::kStarted, kI, false},
+      {4, S::kStarted, kD, true},
+      // A crash inside a rollback (web:3 never gets healthy) finishes the rollback.
+      {3, S::kRollingBack, kI, false},
+  };
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryJournalWrite, SwapCrashTest, ::testing::ValuesIn(AllCrashPoints()),
                          [](const ::testing::TestParamInfo<CrashPoint>& i) {
-                           return "to" + std::to_string(i.param.to) + "_" + i.param.step + "_" +
-                                  i.param.phase;
+                           return "to" + std::to_string(i.param.to) + "_" +
+                                  std::string(SwapStepName(i.param.step)) + "_" +
+                                  std::string(SwapPhaseName(i.param.phase));
                          });
 
 }  // namespace

@@ -1,9 +1,6 @@
 #include "fleet/template_store.h"
 
 #include <charconv>
-#include <chrono>
-
-#include "core/clock.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -18,17 +15,6 @@ constexpr char kColumns[] =
     "name, version, os_digest, app_digest, memory_mib, cpus, data_bytes FROM templates";
 
 }  // namespace
-
-Json Template::ToJson() const {
-  return {{"name", name},
-          {"version", version},
-          {"ref", Ref()},
-          {"os", "sha256:" + os_digest},
-          {"app", "sha256:" + app_digest},
-          {"memory_mib", memory_mib},
-          {"cpus", cpus},
-          {"data_bytes", data_bytes}};
-}
 
 Result<int64_t> ParseSize(const std::string& s) {
   int64_t n = 0;
@@ -56,7 +42,7 @@ Result<Template> TemplateStore::Insert(Template t) {
   }
   RETURN_IF_ERROR(
       CheckRequires(*manifest, os_release, "x86_64").WithContext("template '" + t.Ref() + "'"));
-  int64_t now = UnixSeconds();
+  int64_t now = clock_.UnixSeconds();
   RETURN_IF_ERROR(db_.Exec(
       "INSERT INTO templates VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
       {t.name, t.version, t.os_digest, t.app_digest, t.memory_mib, t.cpus, t.data_bytes, now}));
@@ -126,6 +112,24 @@ Result<std::vector<Template>> TemplateStore::List() {
   std::vector<Template> out;
   for (const auto& r : rows) out.push_back(FromRow(r));
   return out;
+}
+
+}  // namespace vdswap
+
+namespace vdswap {
+
+Result<std::vector<int64_t>> TemplateStore::Versions(const std::string& name) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT version FROM templates WHERE name = ?1 ORDER BY "
+                                        "version",
+                                        {name}));
+  std::vector<int64_t> out;
+  for (const auto& r : rows) out.push_back(r.Int(0));
+  return out;
+}
+
+Result<int64_t> TemplateStore::Count() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT count(*) FROM templates"));
+  return rows.at(0).Int(0);
 }
 
 }  // namespace vdswap

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "image/image_store.h"
 #include "store/db.h"
 
@@ -21,18 +22,19 @@ struct Template {
   int64_t data_bytes = 1ll << 30;
 
   std::string Ref() const { return name + ":" + std::to_string(version); }
-  Json ToJson() const;
 };
 
 struct TemplateShape {
   std::optional<int64_t> memory_mib, cpus, data_bytes;
 };
 
-// The templates table. Creating a version checks the app's `requires` against the OS
-// image's os-release. Thread-safe.
+// The templates table: the only code that runs SQL on it. Creating a version checks the
+// app's `requires` against the OS image's os-release. Its images cannot be removed while a
+// version uses them (RESTRICT). Thread-safe.
 class TemplateStore {
  public:
-  TemplateStore(Db& db, ImageStore& images) : db_(db), images_(images) {}
+  TemplateStore(Db& db, ImageStore& images, Clock& clock)
+      : db_(db), images_(images), clock_(clock) {}
 
   // NAME:1. kAlreadyExists when NAME exists; kFailedPrecondition when the app does not
   // fit the OS; kNotFound for unknown images.
@@ -44,12 +46,16 @@ class TemplateStore {
   // "NAME" (newest) or "NAME:V".
   Result<Template> Get(const std::string& ref);
   Result<std::vector<Template>> List();
+  // The versions of template `name`, ascending (empty when there is none).
+  Result<std::vector<int64_t>> Versions(const std::string& name);
+  Result<int64_t> Count();
 
  private:
   Result<Template> Insert(Template t);
 
   Db& db_;
   ImageStore& images_;
+  Clock& clock_;
 };
 
 // Parses "1G", "512M", "1024" (bytes) into bytes; kInvalidArgument otherwise.

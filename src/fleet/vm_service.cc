@@ -1,9 +1,9 @@
 #include "fleet/vm_service.h"
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
-#include "core/clock.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -13,147 +13,69 @@ namespace {
 using std::chrono::seconds;
 constexpr int kCreateParallelism = 4;
 constexpr auto kBootTimeout = seconds(180);
-
-VmRecord FromRow(const DbRow& r) {
-  return VmRecord{r.Text(0), r.Text(1), r.Text(2), r.Int(3),
-                  r.Text(4), r.Text(5), r.Text(6), r.Text(7)};
-}
-
-constexpr char kColumns[] =
-    "name, host, template, version, state, os_volume, data_volume, last_error FROM vms";
-
-std::string Basename(const std::string& p) {
-  auto s = p.rfind('/');
-  return s == std::string::npos ? p : p.substr(s + 1);
-}
+constexpr auto kStatusTimeout = seconds(5);
+constexpr auto kShutdownGrace = seconds(60);
 
 }  // namespace
 
-std::string OsOverlayVolume(const std::string& vm, int64_t version) {
-  return vm + "-os-v" + std::to_string(version) + ".qcow2";
-}
-std::string DataVolume(const std::string& vm) { return vm + "-data.qcow2"; }
-
-VmService::VmService(Db& db, Hypervisor& hv, HostRegistry& hosts, TemplateStore& templates,
-                     ImageStore& images, ImageDistributor& distributor, std::string default_uri)
-    : db_(db),
-      hv_(hv),
+VmService::VmService(VmTable& vms, VmLocks& locks, HostRegistry& hosts, TemplateStore& templates,
+                     ImageStore& images, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
+                     Clock& clock, std::string default_uri)
+    : vms_(vms),
+      locks_(locks),
       hosts_(hosts),
       templates_(templates),
       images_(images),
-      distributor_(distributor),
+      disks_(disks),
+      agent_(agent),
+      hv_(hv),
+      clock_(clock),
       default_uri_(std::move(default_uri)) {}
-
-std::mutex& VmService::LockFor(const std::string& vm) {
-  std::lock_guard lock(locks_mu_);
-  auto& m = locks_[vm];
-  if (!m) m = std::make_unique<std::mutex>();
-  return *m;
-}
-
-Status VmService::SetState(const std::string& vm, const std::string& state,
-                           const std::string& error) {
-  return db_.Exec("UPDATE vms SET state = ?2, last_error = ?3 WHERE name = ?1", {vm, state, error});
-}
-
-Result<VmSpec> VmService::BuildSpec(const VmRecord& vm, const HostRef& host, const Template& t,
-                                    const std::string& os_volume_path, const ProgressFn& progress) {
-  ASSIGN_OR_RETURN(ImageInfo os, images_.Resolve("sha256:" + t.os_digest, ImageKind::kOs));
-  ASSIGN_OR_RETURN(ImageInfo app, images_.Resolve("sha256:" + t.app_digest, ImageKind::kApp));
-  ASSIGN_OR_RETURN(HostImage os_on_host, distributor_.Ensure(host, os, progress));
-  ASSIGN_OR_RETURN(HostImage app_on_host, distributor_.Ensure(host, app, progress));
-  ASSIGN_OR_RETURN(std::string data_path, hv_.FindVolume(host, vm.data_volume));
-  VmSpec spec;
-  spec.name = vm.name;
-  spec.memory_mib = static_cast<int>(t.memory_mib);
-  spec.cpus = static_cast<int>(t.cpus);
-  spec.kernel = os_on_host.kernel;
-  spec.initrd = os_on_host.initrd;
-  spec.cmdline = os.cmdline();
-  spec.os = {kOsSerial, os_volume_path, "qcow2", false};
-  spec.app = {kAppSerial, app_on_host.disk, "raw", true};
-  spec.data = {kDataSerial, data_path, "qcow2", false};
-  return spec;
-}
-
-Result<Json> VmService::AwaitHealthy(const HostRef& host, const std::string& vm,
-                                     std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  Status last = Unavailable("vm '" + vm + "': the agent did not answer");
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    auto ch = hv_.OpenAgent(host, vm);
-    if (ch.ok()) {
-      auto hello =
-          (*ch)->Call("hello", Json::object(), std::min(left, std::chrono::milliseconds(2000)));
-      if (hello.ok()) {
-        // app.start is idempotent: it waits for the app the agent started at boot.
-        return (*ch)->Call("app.start", Json::object(),
-                           std::max(left, std::chrono::milliseconds(1000)));
-      }
-      last = hello.status();
-    } else {
-      last = ch.status();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
-  return last;
-}
 
 Status VmService::CreateOne(const std::string& name, const Template& t, const HostRef& host,
                             const ProgressFn& progress) {
-  std::lock_guard vm_lock(LockFor(name));
+  std::lock_guard vm_lock(locks_.For(name));
   VmRecord vm{name,
               host.name,
               t.name,
               t.version,
-              "creating",
+              VmState::kCreating,
               OsOverlayVolume(name, t.version),
               DataVolume(name),
               ""};
-  int64_t now = UnixSeconds();
-  RETURN_IF_ERROR(db_.Exec("INSERT INTO vms (name, host, template, version, state, os_volume, "
-                           "data_volume, last_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                           "?7, '', ?8)",
-                           {vm.name, vm.host, vm.template_name, vm.version, vm.state, vm.os_volume,
-                            vm.data_volume, now})
-                      .WithContext("vm '" + name + "'"));
+  RETURN_IF_ERROR(vms_.Insert(vm, clock_.UnixSeconds()));
   auto fail = [&](const Status& s) {
-    SetState(name, "failed", s.message()).IgnoreError();
+    vms_.SetState(name, VmState::kFailed, s.message()).IgnoreError();
     return s;
   };
   if (progress) progress({{"phase", "create"}, {"vm", name}, {"message", "creating vm " + name}});
-  ASSIGN_OR_RETURN(ImageInfo os, images_.Resolve("sha256:" + t.os_digest, ImageKind::kOs));
-  auto os_on_host = distributor_.Ensure(host, os, progress);
-  if (!os_on_host.ok()) return fail(os_on_host.status());
-  hv_.DeleteVolume(host, vm.os_volume).IgnoreError();  // left by an earlier failed create
-  auto overlay =
-      hv_.CreateOverlay(host, vm.os_volume, os_on_host->disk, os.meta.value("format", "raw"));
+  auto disks = disks_.Ensure(host, t, progress);
+  if (!disks.ok()) return fail(disks.status());
+  auto overlay = disks_.CreateOsOverlay(host, vm.os_volume, *disks);
   if (!overlay.ok()) return fail(overlay.status());
   if (!hv_.FindVolume(host, vm.data_volume).ok()) {
     auto data = hv_.CreateBlankVolume(host, vm.data_volume, static_cast<uint64_t>(t.data_bytes));
     if (!data.ok()) return fail(data.status());
   }
-  auto spec = BuildSpec(vm, host, t, *overlay, progress);
+  auto spec = disks_.Spec(vm, host, t, *disks, *overlay);
   if (!spec.ok()) return fail(spec.status());
   if (Status s = hv_.DefineAndStart(host, *spec); !s.ok()) return fail(s);
-  auto healthy = AwaitHealthy(host, name, kBootTimeout);
+  auto healthy = agent_.AwaitHealthy(host, name, kBootTimeout);
   if (!healthy.ok()) return fail(healthy.status().WithContext("vm '" + name + "'"));
   if (progress) {
     progress({{"phase", "create"}, {"vm", name}, {"message", "vm " + name + " is up and healthy"}});
   }
-  return SetState(name, "running", "");
+  return vms_.SetState(name, VmState::kRunning, "");
 }
 
-Result<Json> VmService::Create(const std::vector<std::string>& names,
-                               const std::string& template_ref, const std::string& host_name,
-                               const ProgressFn& progress) {
+Result<CreateResult> VmService::Create(const std::vector<std::string>& names,
+                                       const std::string& template_ref,
+                                       const std::string& host_name, const ProgressFn& progress) {
   if (names.empty()) return InvalidArgument("no VM names given");
   for (const auto& n : names) {
     if (!IsValidName(n)) return InvalidArgument("vm name '" + n + "' is not valid");
-    ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT 1 FROM vms WHERE name = ?1", {n}));
-    if (!rows.empty()) return AlreadyExists("vm '" + n + "' exists");
+    ASSIGN_OR_RETURN(bool exists, vms_.Exists(n));
+    if (exists) return AlreadyExists("vm '" + n + "' exists");
   }
   ASSIGN_OR_RETURN(Template t, templates_.Get(template_ref));
   HostRef host;
@@ -178,123 +100,88 @@ Result<Json> VmService::Create(const std::vector<std::string>& names,
     });
   }
   for (auto& w : workers) w.join();
-  Json out = Json::array();
+  CreateResult out{t.Ref(), host.name, {}};
   Status first_error;
   for (size_t i = 0; i < names.size(); ++i) {
-    out.push_back({{"name", names[i]},
-                   {"state", results[i].ok() ? "running" : "failed"},
-                   {"error", results[i].message()}});
+    out.vms.push_back({names[i], results[i].ok() ? VmState::kRunning : VmState::kFailed,
+                       results[i].message()});
     if (!results[i].ok() && first_error.ok()) first_error = results[i];
   }
   if (!first_error.ok() && names.size() == 1) return first_error;
-  return Json{{"template", t.Ref()}, {"host", host.name}, {"vms", out}};
-}
-
-Result<VmRecord> VmService::Get(const std::string& name) {
-  ASSIGN_OR_RETURN(auto rows,
-                   db_.Query(std::string("SELECT ") + kColumns + " WHERE name = ?1", {name}));
-  if (rows.empty()) return NotFound("vm '" + name + "' not found");
-  return FromRow(rows[0]);
-}
-
-Result<std::vector<VmRecord>> VmService::List(const std::string& template_name) {
-  ASSIGN_OR_RETURN(auto rows, db_.Query(std::string("SELECT ") + kColumns +
-                                            " WHERE ?1 = '' OR template = ?1 ORDER BY name",
-                                        {template_name}));
-  std::vector<VmRecord> out;
-  for (const auto& r : rows) out.push_back(FromRow(r));
   return out;
 }
 
-Result<Json> VmService::Inspect(const std::string& name) {
-  ASSIGN_OR_RETURN(VmRecord vm, Get(name));
-  ASSIGN_OR_RETURN(HostRef host, hosts_.Get(vm.host));
-  Json j = {{"name", vm.name},
-            {"host", vm.host},
-            {"template", vm.template_name + ":" + std::to_string(vm.version)},
-            {"state", vm.state},
-            {"last_error", vm.last_error},
-            {"os_volume", vm.os_volume},
-            {"data_volume", vm.data_volume}};
-  auto t = templates_.Get(vm.template_name + ":" + std::to_string(vm.version));
-  Json app = Json::object();
+Result<VmRecord> VmService::Get(const std::string& name) { return vms_.Get(name); }
+
+Result<std::vector<VmRecord>> VmService::List(const std::string& template_name) {
+  return vms_.List(template_name);
+}
+
+Result<VmInspection> VmService::Inspect(const std::string& name) {
+  VmInspection out;
+  ASSIGN_OR_RETURN(out.vm, vms_.Get(name));
+  ASSIGN_OR_RETURN(HostRef host, hosts_.Get(out.vm.host));
+  auto t = templates_.Get(out.vm.template_name + ":" + std::to_string(out.vm.version));
   if (t.ok()) {
     auto image = images_.Resolve("sha256:" + t->app_digest, ImageKind::kApp);
     if (image.ok()) {
-      app = {{"name", image->name},
-             {"version", image->version},
-             {"digest", "sha256:" + image->digest}};
+      out.app_image = VmInspection::AppImage{image->name, image->version, "sha256:" + image->digest};
     }
   }
   auto live = hv_.GetState(host, name);
-  if (live.ok()) {
-    j["running"] = live->running;
-    Json disks = Json::object();
-    for (const auto& d : live->disks) disks[d.serial] = Basename(d.path);
-    j["disks"] = disks;
-    if (live->running) {
-      auto ch = hv_.OpenAgent(host, name);
-      auto st = ch.ok() ? (*ch)->Call("status", Json::object(), std::chrono::seconds(5))
-                        : Result<Json>(ch.status());
-      if (st.ok()) {
-        j["boot_id"] = (*st).value("boot_id", "");
-        const Json& a = (*st)["app"];
-        app["healthy"] = a.value("healthy", false);
-        app["state"] = a.value("state", "");
-        app["running_version"] = a.value("version", "");
-        app["health_output"] = a.value("health_output", "");
-        if (a.contains("last_downtime_ms")) app["last_downtime_ms"] = a["last_downtime_ms"];
-      } else {
-        j["agent_error"] = st.status().message();
-        app["healthy"] = false;
-      }
-    }
-  } else {
-    j["hypervisor_error"] = live.status().message();
+  out.hypervisor_status = live.status();
+  if (!live.ok()) return out;
+  out.live = *live;
+  if (!live->running) return out;
+  auto st = agent_.LiveStatus(host, name, kStatusTimeout);
+  out.agent_status = st.status();
+  if (!st.ok()) return out;
+  const Json& a = (*st)["app"];
+  VmInspection::Guest g;
+  g.boot_id = st->value("boot_id", "");
+  g.healthy = a.value("healthy", false);
+  g.app_state = a.value("state", "");
+  g.running_version = a.value("version", "");
+  g.health_output = a.value("health_output", "");
+  if (a.contains("last_downtime_ms") && a["last_downtime_ms"].is_number_integer()) {
+    g.last_downtime_ms = a["last_downtime_ms"].get<int64_t>();
   }
-  j["app"] = app;
-  return j;
+  out.guest = g;
+  return out;
 }
 
 Status VmService::Start(const std::string& name) {
-  std::lock_guard vm_lock(LockFor(name));
-  ASSIGN_OR_RETURN(VmRecord vm, Get(name));
+  std::lock_guard vm_lock(locks_.For(name));
+  ASSIGN_OR_RETURN(VmRecord vm, vms_.Get(name));
   ASSIGN_OR_RETURN(HostRef host, hosts_.Get(vm.host));
   RETURN_IF_ERROR(hv_.Start(host, name));
-  auto healthy = AwaitHealthy(host, name, kBootTimeout);
+  auto healthy = agent_.AwaitHealthy(host, name, kBootTimeout);
   if (!healthy.ok()) {
-    SetState(name, "failed", healthy.status().message()).IgnoreError();
+    vms_.SetState(name, VmState::kFailed, healthy.status().message()).IgnoreError();
     return healthy.status();
   }
-  return SetState(name, "running", "");
+  return vms_.SetState(name, VmState::kRunning, "");
 }
 
 Status VmService::Stop(const std::string& name) {
-  std::lock_guard vm_lock(LockFor(name));
-  ASSIGN_OR_RETURN(VmRecord vm, Get(name));
+  std::lock_guard vm_lock(locks_.For(name));
+  ASSIGN_OR_RETURN(VmRecord vm, vms_.Get(name));
   ASSIGN_OR_RETURN(HostRef host, hosts_.Get(vm.host));
-  RETURN_IF_ERROR(hv_.Shutdown(host, name, std::chrono::seconds(60)));
-  return SetState(name, "stopped", "");
+  RETURN_IF_ERROR(hv_.Shutdown(host, name, kShutdownGrace));
+  return vms_.SetState(name, VmState::kStopped, "");
 }
 
 Status VmService::Remove(const std::string& name, bool delete_data) {
-  std::lock_guard vm_lock(LockFor(name));
-  ASSIGN_OR_RETURN(VmRecord vm, Get(name));
+  std::lock_guard vm_lock(locks_.For(name));
+  ASSIGN_OR_RETURN(VmRecord vm, vms_.Get(name));
   ASSIGN_OR_RETURN(HostRef host, hosts_.Get(vm.host));
   RETURN_IF_ERROR(hv_.Destroy(host, name));
   // Every overlay this VM had (an OS swap keeps the previous one for rollback).
-  ASSIGN_OR_RETURN(auto versions,
-                   db_.Query("SELECT version FROM templates WHERE name = ?1", {vm.template_name}));
-  for (const auto& v : versions) {
-    RETURN_IF_ERROR(hv_.DeleteVolume(host, OsOverlayVolume(name, v.Int(0))));
-  }
+  ASSIGN_OR_RETURN(auto versions, templates_.Versions(vm.template_name));
+  for (int64_t v : versions) RETURN_IF_ERROR(hv_.DeleteVolume(host, OsOverlayVolume(name, v)));
   if (delete_data) RETURN_IF_ERROR(hv_.DeleteVolume(host, vm.data_volume));
-  Transaction txn(db_);
-  RETURN_IF_ERROR(txn.begin_status());
-  RETURN_IF_ERROR(db_.Exec("DELETE FROM rollout_vms WHERE vm = ?1", {name}));
-  RETURN_IF_ERROR(db_.Exec("DELETE FROM swap_journal WHERE vm = ?1", {name}));
-  RETURN_IF_ERROR(db_.Exec("DELETE FROM vms WHERE name = ?1", {name}));
-  return txn.Commit();
+  // Its rollout_vms and swap_journal rows go with it (ON DELETE CASCADE).
+  return vms_.Delete(name);
 }
 
 }  // namespace vdswap

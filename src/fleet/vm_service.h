@@ -1,86 +1,89 @@
 #pragma once
 
 #include <map>
-#include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
+#include "fleet/disk_planner.h"
+#include "fleet/guest_agent.h"
 #include "fleet/host_registry.h"
-#include "fleet/image_distributor.h"
 #include "fleet/template_store.h"
+#include "fleet/vm_locks.h"
+#include "fleet/vm_table.h"
 #include "hypervisor/hypervisor.h"
 #include "image/image_store.h"
-#include "store/db.h"
 
 namespace vdswap {
 
-// A VM as recorded: which host, which template version it runs, its volumes.
-struct VmRecord {
-  std::string name;
+// What VmService::Create did: the template and host used, and per VM its end state.
+struct CreateResult {
+  struct Vm {
+    std::string name;
+    VmState state = VmState::kFailed;  // kRunning or kFailed
+    std::string error;
+  };
+  std::string template_ref;
   std::string host;
-  std::string template_name;
-  int64_t version = 0;
-  std::string state;  // creating, running, stopped, swapping, failed
-  std::string os_volume;
-  std::string data_volume;
-  std::string last_error;
+  std::vector<Vm> vms;
+};
+
+// A VM's record plus what its template, the hypervisor and the guest agent say now.
+struct VmInspection {
+  struct AppImage {
+    std::string name, version, digest;  // digest as "sha256:..."
+  };
+  struct Guest {
+    std::string boot_id;
+    bool healthy = false;
+    std::string app_state, running_version, health_output;
+    std::optional<int64_t> last_downtime_ms;
+  };
+  VmRecord vm;
+  std::optional<AppImage> app_image;  // unset when the template or image is gone
+  Status hypervisor_status;           // why `live` is unknown, when it is
+  VmLiveState live;
+  Status agent_status;          // why `guest` is unknown while the VM runs
+  std::optional<Guest> guest;   // set when the VM runs and its agent answered
 };
 
 // Linked-clone VMs: create (in parallel), list, inspect (with the guest's live view),
-// start, stop, remove. Holds a lock per VM so one operation at a time touches a VM.
-// Thread-safe.
+// start, stop, remove. One operation at a time touches a VM (VmLocks). Thread-safe.
 class VmService {
  public:
-  VmService(Db& db, Hypervisor& hv, HostRegistry& hosts, TemplateStore& templates,
-            ImageStore& images, ImageDistributor& distributor, std::string default_uri);
+  VmService(VmTable& vms, VmLocks& locks, HostRegistry& hosts, TemplateStore& templates,
+            ImageStore& images, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
+            Clock& clock, std::string default_uri);
 
-  // Creates, boots and waits for each VM's healthy app. Returns one entry per VM
-  // ({name, state, error}); VMs that fail are left in state "failed" with the reason.
-  Result<Json> Create(const std::vector<std::string>& names, const std::string& template_ref,
-                      const std::string& host, const ProgressFn& progress);
+  // Creates, boots and waits for each VM's healthy app. VMs that fail are left in state
+  // failed with the reason; with one VM its error is returned instead.
+  Result<CreateResult> Create(const std::vector<std::string>& names,
+                              const std::string& template_ref, const std::string& host,
+                              const ProgressFn& progress);
   Result<VmRecord> Get(const std::string& name);
   Result<std::vector<VmRecord>> List(const std::string& template_name = "");
-  // The record plus what the hypervisor and the guest agent say now.
-  Result<Json> Inspect(const std::string& name);
+  Result<VmInspection> Inspect(const std::string& name);
   Status Start(const std::string& name);
   Status Stop(const std::string& name);
-  // Destroys the VM and its OS overlay; the data disk only with `delete_data`.
+  // Destroys the VM and its OS overlays; the data disk only with `delete_data`. Its
+  // rollout and journal rows go with its record.
   Status Remove(const std::string& name, bool delete_data);
-
-  // The VmSpec of `vm` running template `t` with OS overlay `os_volume` (a path),
-  // uploading images to the host when it lacks them.
-  Result<VmSpec> BuildSpec(const VmRecord& vm, const HostRef& host, const Template& t,
-                           const std::string& os_volume_path, const ProgressFn& progress);
-  // Waits until the VM's agent answers and its app is healthy; returns app.start's result.
-  Result<Json> AwaitHealthy(const HostRef& host, const std::string& vm,
-                            std::chrono::milliseconds timeout);
-  Status SetState(const std::string& vm, const std::string& state, const std::string& error);
-  // The lock serializing operations on `vm`.
-  std::mutex& LockFor(const std::string& vm);
-
-  Hypervisor& hypervisor() { return hv_; }
-  HostRegistry& hosts() { return hosts_; }
-  ImageStore& images() { return images_; }
-  ImageDistributor& distributor() { return distributor_; }
 
  private:
   Status CreateOne(const std::string& name, const Template& t, const HostRef& host,
                    const ProgressFn& progress);
 
-  Db& db_;
-  Hypervisor& hv_;
+  VmTable& vms_;
+  VmLocks& locks_;
   HostRegistry& hosts_;
   TemplateStore& templates_;
   ImageStore& images_;
-  ImageDistributor& distributor_;
+  DiskPlanner& disks_;
+  GuestAgent& agent_;
+  Hypervisor& hv_;
+  Clock& clock_;
   std::string default_uri_;
-  std::mutex locks_mu_;
-  std::map<std::string, std::unique_ptr<std::mutex>> locks_;
 };
-
-// Volume names of a VM on its host.
-std::string OsOverlayVolume(const std::string& vm, int64_t version);
-std::string DataVolume(const std::string& vm);
 
 }  // namespace vdswap

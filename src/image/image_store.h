@@ -74,8 +74,10 @@ class ImageStore {
   // newest with that name when no version). kNotFound, or kInvalidArgument when a prefix
   // is ambiguous. With `kind`, only images of that kind match.
   Result<ImageInfo> Resolve(const std::string& ref, std::optional<ImageKind> kind = {});
-  // kFailedPrecondition when a template uses the image.
+  // Removes the image and its host_images rows. kFailedPrecondition naming the image when
+  // a template uses it (the templates table RESTRICTs it; this module never reads it).
   Status Remove(const std::string& ref);
+  Result<int64_t> Count();
   // Deletes leftovers of interrupted builds and files no record points to; with
   // `unused`, also images no template uses. Returns what it removed.
   Result<Json> Gc(bool unused);

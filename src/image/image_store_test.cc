@@ -253,12 +253,18 @@ TEST_F(ImageStoreTest, ResolvesReferences) {
 TEST_F(ImageStoreTest, RemoveRefusesImagesATemplateUses) {
   auto a = Build(MakeTree("a", "v1"));
   ASSERT_TRUE(a.ok());
+  // A template row as fleet's TemplateStore writes it (image sits below fleet and cannot
+  // call it): the database's RESTRICT key is what protects the image.
   ASSERT_TRUE(
       db_->Exec("INSERT INTO templates VALUES ('t', 1, ?1, ?1, 256, 1, 1, 0)", {a->digest}).ok());
   Status s = store_->Remove("hello");
   EXPECT_EQ(s.code(), Code::kFailedPrecondition);
-  EXPECT_NE(s.message().find("template 't:1'"), std::string::npos);
+  EXPECT_NE(s.message().find("image 'hello' is used by a template"), std::string::npos)
+      << s.message();
   EXPECT_TRUE(fs::exists(a->disk_path()));
+  ASSERT_TRUE(store_->Gc(true).ok());  // in use: not unused
+  EXPECT_TRUE(fs::exists(a->disk_path()));
+  EXPECT_EQ(*store_->Count(), 1);
 }
 
 TEST_F(ImageStoreTest, GcRemovesOrphansAndUnused) {

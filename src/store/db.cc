@@ -20,6 +20,11 @@ Status SqliteError(sqlite3* db, int rc, std::string_view what) {
       (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)) {
     return AlreadyExists(msg);
   }
+  // A RESTRICT action fails as a trigger constraint with the foreign key message.
+  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY ||
+      (rc == SQLITE_CONSTRAINT_TRIGGER && msg.find("FOREIGN KEY") != std::string::npos)) {
+    return FailedPrecondition(msg);
+  }
   return Internal(msg);
 }
 
@@ -153,6 +158,19 @@ Result<int64_t> Db::SchemaVersion() {
 }
 
 Status Db::Migrate() {
+  std::lock_guard lock(mu_);
+  // A migration may rebuild a table to change its constraints (SQLite cannot ALTER them);
+  // dropping the old table must not fire ON DELETE actions or checks, so foreign keys are
+  // off while migrating (they can only be switched outside a transaction) and checked as
+  // a whole before the commit.
+  RETURN_IF_ERROR(ExecScript("PRAGMA foreign_keys=OFF"));
+  Status s = MigrateLocked();
+  Status on = ExecScript("PRAGMA foreign_keys=ON");
+  RETURN_IF_ERROR(s);
+  return on;
+}
+
+Status Db::MigrateLocked() {
   const auto& migrations = SchemaMigrations();
   Transaction txn(*this);
   RETURN_IF_ERROR(txn.begin_status());
@@ -165,6 +183,11 @@ Status Db::Migrate() {
   for (size_t v = static_cast<size_t>(version); v < migrations.size(); ++v) {
     RETURN_IF_ERROR(ExecScript(migrations[v]).WithContext("migration " + std::to_string(v + 1)));
     RETURN_IF_ERROR(ExecScript("PRAGMA user_version=" + std::to_string(v + 1)));
+  }
+  ASSIGN_OR_RETURN(auto broken, Query("PRAGMA foreign_key_check"));
+  if (!broken.empty()) {
+    return Internal("migration left a row of '" + broken[0].Text(0) +
+                    "' with a dangling reference to '" + broken[0].Text(2) + "'");
   }
   return txn.Commit();
 }

@@ -31,7 +31,8 @@ class DbRow {
   std::vector<DbValue> values_;
 };
 
-// One SQLite connection in WAL mode with synchronous=FULL and foreign keys on.
+// One SQLite connection in WAL mode with synchronous=FULL and foreign keys on (enforced;
+// ON DELETE CASCADE / RESTRICT is how rows of different owners stay consistent).
 // Thread-safe: every call holds the connection's lock, and a Transaction holds it for
 // its whole life, so statements of other threads never interleave with it.
 class Db {
@@ -44,7 +45,9 @@ class Db {
   Db& operator=(const Db&) = delete;
 
   // Runs one statement with positional parameters (?1, ?2 ...). A UNIQUE or PRIMARY KEY
-  // violation is kAlreadyExists; other errors kInternal.
+  // violation is kAlreadyExists; a FOREIGN KEY violation (a row still referenced by a
+  // RESTRICT key, or a reference to a missing row) kFailedPrecondition; other errors
+  // kInternal. Owners map these to messages naming their object.
   Status Exec(std::string_view sql, const std::vector<DbValue>& params = {});
   // Runs a query and returns every row.
   Result<std::vector<DbRow>> Query(std::string_view sql, const std::vector<DbValue>& params = {});
@@ -61,6 +64,7 @@ class Db {
   friend class Transaction;
   explicit Db(sqlite3* db) : db_(db) {}
   Status ExecScript(const std::string& sql);
+  Status MigrateLocked();
 
   sqlite3* db_;
   std::recursive_mutex mu_;

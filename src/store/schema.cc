@@ -86,6 +86,91 @@ CREATE TABLE swap_journal (
 );
 CREATE INDEX swap_journal_by_vm ON swap_journal(vm, seq);
 )sql",
+      // 2: rows of different owners are kept consistent by the database, so no module
+      // runs SQL on another's table: removing a host or an image drops its host_images
+      // rows, removing a VM its rollout_vms and swap_journal rows (CASCADE); an image a
+      // template uses, a host with VMs and a template version with VMs cannot be removed
+      // (RESTRICT). SQLite adds constraints only by rebuilding a table; Db::Migrate runs
+      // this with foreign keys off and checks them all before it commits.
+      R"sql(
+CREATE TABLE host_images_v2 (
+  host        TEXT NOT NULL REFERENCES hosts(name) ON DELETE CASCADE,
+  digest      TEXT NOT NULL REFERENCES images(digest) ON DELETE CASCADE,
+  volume      TEXT NOT NULL,
+  uploaded_at INTEGER NOT NULL,
+  PRIMARY KEY (host, digest)
+);
+INSERT INTO host_images_v2 SELECT host, digest, volume, uploaded_at FROM host_images
+  WHERE host IN (SELECT name FROM hosts) AND digest IN (SELECT digest FROM images);
+DROP TABLE host_images;
+ALTER TABLE host_images_v2 RENAME TO host_images;
+
+CREATE TABLE templates_v2 (
+  name        TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  os_digest   TEXT NOT NULL REFERENCES images(digest) ON DELETE RESTRICT,
+  app_digest  TEXT NOT NULL REFERENCES images(digest) ON DELETE RESTRICT,
+  memory_mib  INTEGER NOT NULL,
+  cpus        INTEGER NOT NULL,
+  data_bytes  INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL,
+  PRIMARY KEY (name, version)
+);
+INSERT INTO templates_v2 SELECT name, version, os_digest, app_digest, memory_mib, cpus,
+  data_bytes, created_at FROM templates;
+DROP TABLE templates;
+ALTER TABLE templates_v2 RENAME TO templates;
+
+CREATE TABLE vms_v2 (
+  name        TEXT PRIMARY KEY,
+  host        TEXT NOT NULL REFERENCES hosts(name) ON DELETE RESTRICT,
+  template    TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  state       TEXT NOT NULL,
+  os_volume   TEXT NOT NULL,
+  data_volume TEXT NOT NULL,
+  last_error  TEXT NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL,
+  FOREIGN KEY (template, version) REFERENCES templates(name, version) ON DELETE RESTRICT
+);
+INSERT INTO vms_v2 SELECT name, host, template, version, state, os_volume, data_volume,
+  last_error, created_at FROM vms;
+DROP TABLE vms;
+ALTER TABLE vms_v2 RENAME TO vms;
+CREATE INDEX vms_by_host ON vms(host);
+
+CREATE TABLE rollout_vms_v2 (
+  rollout_id  INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+  position    INTEGER NOT NULL,
+  vm          TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,
+  state       TEXT NOT NULL,
+  from_version INTEGER NOT NULL,
+  to_version  INTEGER NOT NULL,
+  downtime_ms INTEGER,
+  error       TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (rollout_id, vm)
+);
+INSERT INTO rollout_vms_v2 SELECT rollout_id, position, vm, state, from_version, to_version,
+  downtime_ms, error FROM rollout_vms WHERE vm IN (SELECT name FROM vms);
+DROP TABLE rollout_vms;
+ALTER TABLE rollout_vms_v2 RENAME TO rollout_vms;
+CREATE INDEX rollout_vms_by_vm ON rollout_vms(vm);
+
+CREATE TABLE swap_journal_v2 (
+  seq         INTEGER PRIMARY KEY,
+  vm          TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,
+  rollout_id  INTEGER,
+  step        TEXT NOT NULL,
+  phase       TEXT NOT NULL CHECK (phase IN ('intent', 'done')),
+  detail      TEXT NOT NULL DEFAULT '{}',
+  at          INTEGER NOT NULL
+);
+INSERT INTO swap_journal_v2 SELECT seq, vm, rollout_id, step, phase, detail, at
+  FROM swap_journal WHERE vm IN (SELECT name FROM vms);
+DROP TABLE swap_journal;
+ALTER TABLE swap_journal_v2 RENAME TO swap_journal;
+CREATE INDEX swap_journal_by_vm ON swap_journal(vm, seq);
+)sql",
   };
   return kMigrations;
 }

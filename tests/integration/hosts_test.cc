@@ -139,7 +139,9 @@ TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
                               nullptr);
   auto app = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
   ASSERT_TRUE(os.ok() && app.ok());
-  ImageDistributor distributor(*db_, *hv_);
+  HostImages host_images(*db_);
+  SystemClock clock;
+  ImageDistributor distributor(host_images, *hv_, clock);
   const uint64_t expected = os->size_bytes + app->size_bytes +
                             std::filesystem::file_size(os->kernel_path()) +
                             std::filesystem::file_size(os->initrd_path());
@@ -173,7 +175,9 @@ TEST_F(HostsTest, VmOnTheRemoteUriBootsAndItsAgentAnswers) {
                                assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
                               nullptr);
   auto app = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
-  ImageDistributor distributor(*db_, *hv_);
+  HostImages host_images(*db_);
+  SystemClock clock;
+  ImageDistributor distributor(host_images, *hv_, clock);
   auto os_on = distributor.Ensure(host, *os, nullptr);
   auto app_on = distributor.Ensure(host, *app, nullptr);
   ASSERT_TRUE(os_on.ok() && app_on.ok());

@@ -1,0 +1,128 @@
+#include "api/json_views.h"
+
+#include <algorithm>
+
+namespace vdswap {
+
+namespace {
+
+std::string Basename(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+std::string Name(VmState s) { return std::string(VmStateName(s)); }
+
+// Nearest-rank percentile of sorted values.
+int64_t Percentile(const std::vector<int64_t>& sorted, int p) {
+  if (sorted.empty()) return 0;
+  size_t rank = (static_cast<size_t>(p) * sorted.size() + 99) / 100;
+  return sorted[std::max<size_t>(rank, 1) - 1];
+}
+
+}  // namespace
+
+Json HostJson(const HostInfo& h) {
+  return {{"name", h.name}, {"uri", h.uri}, {"pool", h.pool}, {"pool_path", h.pool_path}};
+}
+
+Json HostJson(const HostInfo& h, int64_t vm_count) {
+  Json j = HostJson(h);
+  j["vms"] = vm_count;
+  return j;
+}
+
+Json TemplateJson(const Template& t) {
+  return {{"name", t.name},
+          {"version", t.version},
+          {"ref", t.Ref()},
+          {"os", "sha256:" + t.os_digest},
+          {"app", "sha256:" + t.app_digest},
+          {"memory_mib", t.memory_mib},
+          {"cpus", t.cpus},
+          {"data_bytes", t.data_bytes}};
+}
+
+Json VmRowJson(const VmRecord& v) {
+  return {{"name", v.name},
+          {"host", v.host},
+          {"template", v.template_name + ":" + std::to_string(v.version)},
+          {"state", Name(v.state)},
+          {"error", v.last_error}};
+}
+
+Json CreateResultJson(const CreateResult& r) {
+  Json vms = Json::array();
+  for (const auto& v : r.vms) {
+    vms.push_back({{"name", v.name}, {"state", Name(v.state)}, {"error", v.error}});
+  }
+  return {{"template", r.template_ref}, {"host", r.host}, {"vms", vms}};
+}
+
+Json VmInspectionJson(const VmInspection& i) {
+  const VmRecord& vm = i.vm;
+  Json j = {{"name", vm.name},
+            {"host", vm.host},
+            {"template", vm.template_name + ":" + std::to_string(vm.version)},
+            {"state", Name(vm.state)},
+            {"last_error", vm.last_error},
+            {"os_volume", vm.os_volume},
+            {"data_volume", vm.data_volume}};
+  Json app = Json::object();
+  if (i.app_image) {
+    app = {{"name", i.app_image->name},
+           {"version", i.app_image->version},
+           {"digest", i.app_image->digest}};
+  }
+  if (i.hypervisor_status.ok()) {
+    j["running"] = i.live.running;
+    Json disks = Json::object();
+    for (const auto& d : i.live.disks) disks[d.serial] = Basename(d.path);
+    j["disks"] = disks;
+    if (i.live.running) {
+      if (i.guest) {
+        j["boot_id"] = i.guest->boot_id;
+        app["healthy"] = i.guest->healthy;
+        app["state"] = i.guest->app_state;
+        app["running_version"] = i.guest->running_version;
+        app["health_output"] = i.guest->health_output;
+        if (i.guest->last_downtime_ms) app["last_downtime_ms"] = *i.guest->last_downtime_ms;
+      } else {
+        j["agent_error"] = i.agent_status.message();
+        app["healthy"] = false;
+      }
+    }
+  } else {
+    j["hypervisor_error"] = i.hypervisor_status.message();
+  }
+  j["app"] = app;
+  return j;
+}
+
+Json RolloutJson(const Rollout& r, bool with_vms) {
+  Json j = {{"id", r.id},
+            {"to", r.template_name + ":" + std::to_string(r.to_version)},
+            {"state", std::string(RolloutStateName(r.state))},
+            {"error", r.error},
+            {"created_at", r.created_at},
+            {"updated_at", r.updated_at}};
+  Json list = Json::array();
+  std::vector<int64_t> downtimes;
+  for (const auto& v : r.vms) {
+    list.push_back({{"vm", v.vm},
+                    {"state", std::string(RolloutVmStateName(v.state))},
+                    {"from", r.template_name + ":" + std::to_string(v.from_version)},
+                    {"to", r.template_name + ":" + std::to_string(v.to_version)},
+                    {"downtime_ms", v.downtime_ms ? Json(*v.downtime_ms) : Json()},
+                    {"error", v.error}});
+    if (v.downtime_ms) downtimes.push_back(*v.downtime_ms);
+  }
+  std::sort(downtimes.begin(), downtimes.end());
+  if (with_vms) j["vms"] = list;
+  j["downtime_ms"] = {{"p50", Percentile(downtimes, 50)},
+                      {"p95", Percentile(downtimes, 95)},
+                      {"max", downtimes.empty() ? 0 : downtimes.back()}};
+  return j;
+}
+
+}  // namespace vdswap

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <vector>
+
+#include "core/json.h"
+#include "fleet/host_registry.h"
+#include "fleet/template_store.h"
+#include "fleet/vm_service.h"
+#include "rollout/rollout_store.h"
+
+namespace vdswap {
+
+// The API's JSON shapes of domain values (DESIGN.md §4): the one place they are written,
+// so routes and their contracts change together. Pure functions.
+
+// {name, uri, pool, pool_path} and, for lists, {..., vms}.
+Json HostJson(const HostInfo& h);
+Json HostJson(const HostInfo& h, int64_t vm_count);
+// {name, version, ref, os, app, memory_mib, cpus, data_bytes}
+Json TemplateJson(const Template& t);
+// {name, host, template, state, error}: a row of `vm ls`.
+Json VmRowJson(const VmRecord& v);
+// {template, host, vms: [{name, state, error}]}
+Json CreateResultJson(const CreateResult& r);
+// {name, host, template, state, last_error, os_volume, data_volume, running, disks,
+//  boot_id, app: {name, version, digest, healthy, state, running_version, health_output,
+//  last_downtime_ms}, agent_error | hypervisor_error}
+Json VmInspectionJson(const VmInspection& i);
+// {id, to, state, error, created_at, updated_at, vms: [{vm, state, from, to, downtime_ms,
+//  error}], downtime_ms: {p50, p95, max}}; without "vms" when `with_vms` is false.
+Json RolloutJson(const Rollout& r, bool with_vms = true);
+
+}  // namespace vdswap

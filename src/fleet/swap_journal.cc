@@ -1,0 +1,92 @@
+#include "fleet/swap_journal.h"
+
+#include <array>
+#include <utility>
+
+namespace vdswap {
+
+namespace {
+
+constexpr std::array<std::pair<SwapStep, std::string_view>, 11> kSteps = {{
+    {SwapStep::kChecked, "checked"},
+    {SwapStep::kStopped, "stopped"},
+    {SwapStep::kDetached, "detached"},
+    {SwapStep::kAttached, "attached"},
+    {SwapStep::kShutdown, "shutdown"},
+    {SwapStep::kOverlay, "overlay"},
+    {SwapStep::kStarted, "started"},
+    {SwapStep::kRollingBack, "rolling_back"},
+    {SwapStep::kDone, "done"},
+    {SwapStep::kRolledBack, "rolled_back"},
+    {SwapStep::kFailed, "failed"},
+}};
+
+Result<JournalEntry> FromRow(const DbRow& r) {
+  JournalEntry e;
+  e.vm = r.Text(0);
+  e.rollout_id = r.Int(1);
+  ASSIGN_OR_RETURN(e.step, SwapStepFromName(r.Text(2)));
+  ASSIGN_OR_RETURN(e.phase, SwapPhaseFromName(r.Text(3)));
+  ASSIGN_OR_RETURN(e.detail, ParseJson(r.Text(4), "journal detail"));
+  return e;
+}
+
+}  // namespace
+
+std::string_view SwapStepName(SwapStep s) {
+  for (const auto& [step, name] : kSteps) {
+    if (step == s) return name;
+  }
+  return "?";
+}
+
+std::string_view SwapPhaseName(SwapPhase p) { return p == SwapPhase::kIntent ? "intent" : "done"; }
+
+Result<SwapStep> SwapStepFromName(std::string_view name) {
+  for (const auto& [step, n] : kSteps) {
+    if (n == name) return step;
+  }
+  return InvalidArgument("swap step '" + std::string(name) + "' is not known");
+}
+
+Result<SwapPhase> SwapPhaseFromName(std::string_view name) {
+  if (name == "intent") return SwapPhase::kIntent;
+  if (name == "done") return SwapPhase::kDone;
+  return InvalidArgument("swap phase '" + std::string(name) + "' is not known");
+}
+
+bool JournalEntry::IsTerminal() const {
+  return phase == SwapPhase::kDone &&
+         (step == SwapStep::kDone || step == SwapStep::kRolledBack || step == SwapStep::kFailed);
+}
+
+Status SwapJournal::Append(const JournalEntry& e, int64_t at) {
+  return db_.Exec(
+      "INSERT INTO swap_journal (vm, rollout_id, step, phase, detail, at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      {e.vm, e.rollout_id, std::string(SwapStepName(e.step)), std::string(SwapPhaseName(e.phase)),
+       DumpJson(e.detail), at});
+}
+
+Result<std::optional<JournalEntry>> SwapJournal::Last(const std::string& vm) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT vm, rollout_id, step, phase, detail FROM "
+                                        "swap_journal WHERE vm = ?1 ORDER BY seq DESC LIMIT 1",
+                                        {vm}));
+  if (rows.empty()) return std::optional<JournalEntry>();
+  ASSIGN_OR_RETURN(JournalEntry e, FromRow(rows[0]));
+  return std::optional<JournalEntry>(std::move(e));
+}
+
+Result<std::vector<std::string>> SwapJournal::Unfinished() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT j.vm, j.rollout_id, j.step, j.phase, j.detail "
+                                        "FROM swap_journal j WHERE j.seq = (SELECT max(seq) "
+                                        "FROM swap_journal WHERE vm = j.vm) ORDER BY j.vm"));
+  std::vector<std::string> out;
+  for (const auto& r : rows) {
+    ASSIGN_OR_RETURN(JournalEntry e, FromRow(r));
+    if (!e.IsTerminal()) out.push_back(e.vm);
+  }
+  return out;
+}
+
+}  // namespace vdswap

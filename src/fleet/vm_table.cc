@@ -1,0 +1,117 @@
+#include "fleet/vm_table.h"
+
+#include <array>
+
+namespace vdswap {
+
+namespace {
+
+constexpr std::array<std::pair<VmState, std::string_view>, 5> kNames = {{
+    {VmState::kCreating, "creating"},
+    {VmState::kRunning, "running"},
+    {VmState::kStopped, "stopped"},
+    {VmState::kSwapping, "swapping"},
+    {VmState::kFailed, "failed"},
+}};
+
+constexpr char kColumns[] =
+    "name, host, template, version, state, os_volume, data_volume, last_error FROM vms";
+
+VmRecord FromRow(const DbRow& r) {
+  // A state this build does not know (a newer daemon wrote it) reads as failed, which
+  // every operation treats with care.
+  auto known = VmStateFromName(r.Text(4));
+  VmState state = known.ok() ? *known : VmState::kFailed;
+  return VmRecord{r.Text(0), r.Text(1), r.Text(2), r.Int(3),
+                  state,     r.Text(5), r.Text(6), r.Text(7)};
+}
+
+std::string S(VmState s) { return std::string(VmStateName(s)); }
+
+}  // namespace
+
+std::string_view VmStateName(VmState s) {
+  for (const auto& [state, name] : kNames) {
+    if (state == s) return name;
+  }
+  return "failed";
+}
+
+Result<VmState> VmStateFromName(std::string_view name) {
+  for (const auto& [state, n] : kNames) {
+    if (n == name) return state;
+  }
+  return InvalidArgument("vm state '" + std::string(name) + "' is not known");
+}
+
+Status VmTable::Insert(const VmRecord& vm, int64_t created_at) {
+  Status s = db_.Exec(
+      "INSERT INTO vms (name, host, template, version, state, os_volume, data_volume, "
+      "last_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+      {vm.name, vm.host, vm.template_name, vm.version, S(vm.state), vm.os_volume, vm.data_volume,
+       vm.last_error, created_at});
+  if (s.code() == Code::kAlreadyExists) return AlreadyExists("vm '" + vm.name + "' exists");
+  if (s.code() == Code::kFailedPrecondition) {
+    return FailedPrecondition("vm '" + vm.name + "': host '" + vm.host + "' or template '" +
+                              vm.template_name + ":" + std::to_string(vm.version) +
+                              "' is not recorded");
+  }
+  return s;
+}
+
+Result<VmRecord> VmTable::Get(const std::string& name) {
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query(std::string("SELECT ") + kColumns + " WHERE name = ?1", {name}));
+  if (rows.empty()) return NotFound("vm '" + name + "' not found");
+  return FromRow(rows[0]);
+}
+
+Result<bool> VmTable::Exists(const std::string& name) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT 1 FROM vms WHERE name = ?1", {name}));
+  return !rows.empty();
+}
+
+Result<std::vector<VmRecord>> VmTable::List(const std::string& template_name) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query(std::string("SELECT ") + kColumns +
+                                            " WHERE ?1 = '' OR template = ?1 ORDER BY name",
+                                        {template_name}));
+  std::vector<VmRecord> out;
+  for (const auto& r : rows) out.push_back(FromRow(r));
+  return out;
+}
+
+Status VmTable::SetState(const std::string& name, VmState state, const std::string& error) {
+  return db_.Exec("UPDATE vms SET state = ?2, last_error = ?3 WHERE name = ?1",
+                  {name, S(state), error});
+}
+
+Status VmTable::SetVersion(const std::string& name, int64_t version,
+                           const std::string& os_volume) {
+  return db_.Exec(
+      "UPDATE vms SET version = ?2, os_volume = ?3, state = ?4, last_error = '' WHERE name = ?1",
+      {name, version, os_volume, S(VmState::kRunning)});
+}
+
+Status VmTable::Delete(const std::string& name) {
+  return db_.Exec("DELETE FROM vms WHERE name = ?1", {name});
+}
+
+Result<int64_t> VmTable::Count() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT count(*) FROM vms"));
+  return rows.at(0).Int(0);
+}
+
+Result<int64_t> VmTable::CountOnHost(const std::string& host) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT count(*) FROM vms WHERE host = ?1", {host}));
+  return rows.at(0).Int(0);
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> VmTable::CountByState() {
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT state, count(*) FROM vms GROUP BY state ORDER BY state"));
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& r : rows) out.emplace_back(r.Text(0), r.Int(1));
+  return out;
+}
+
+}  // namespace vdswap

@@ -1,0 +1,191 @@
+#include "rollout/rollout_store.h"
+
+#include <array>
+
+namespace vdswap {
+
+namespace {
+
+constexpr std::array<std::pair<RolloutState, std::string_view>, 3> kStates = {{
+    {RolloutState::kRunning, "running"},
+    {RolloutState::kSucceeded, "succeeded"},
+    {RolloutState::kFailed, "failed"},
+}};
+constexpr std::array<std::pair<RolloutVmState, std::string_view>, 6> kVmStates = {{
+    {RolloutVmState::kPending, "pending"},
+    {RolloutVmState::kSwapping, "swapping"},
+    {RolloutVmState::kDone, "done"},
+    {RolloutVmState::kRolledBack, "rolled_back"},
+    {RolloutVmState::kFailed, "failed"},
+    {RolloutVmState::kSkipped, "skipped"},
+}};
+
+template <typename E, size_t N>
+Result<E> FromName(const std::array<std::pair<E, std::string_view>, N>& names,
+                   std::string_view name, const char* what) {
+  for (const auto& [e, n] : names) {
+    if (n == name) return e;
+  }
+  return InvalidArgument(std::string(what) + " '" + std::string(name) + "' is not known");
+}
+
+template <typename E, size_t N>
+std::string_view ToName(const std::array<std::pair<E, std::string_view>, N>& names, E e) {
+  for (const auto& [v, n] : names) {
+    if (v == e) return n;
+  }
+  return "failed";
+}
+
+std::string S(RolloutState s) { return std::string(RolloutStateName(s)); }
+std::string S(RolloutVmState s) { return std::string(RolloutVmStateName(s)); }
+
+DbValue Downtime(std::optional<int64_t> ms) { return ms ? DbValue(*ms) : DbValue(nullptr); }
+
+}  // namespace
+
+std::string_view RolloutStateName(RolloutState s) { return ToName(kStates, s); }
+std::string_view RolloutVmStateName(RolloutVmState s) { return ToName(kVmStates, s); }
+Result<RolloutState> RolloutStateFromName(std::string_view name) {
+  return FromName(kStates, name, "rollout state");
+}
+Result<RolloutVmState> RolloutVmStateFromName(std::string_view name) {
+  return FromName(kVmStates, name, "rollout vm state");
+}
+
+Result<int64_t> RolloutStore::Create(const std::string& template_name, int64_t to_version,
+                                     const std::vector<std::pair<std::string, int64_t>>& vms,
+                                     int64_t now) {
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
+  RETURN_IF_ERROR(db_.Exec(
+      "INSERT INTO rollouts (template, to_version, state, policy, created_at, updated_at) "
+      "VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
+      {template_name, to_version, S(RolloutState::kRunning), now}));
+  int64_t id = db_.LastInsertId();
+  for (size_t i = 0; i < vms.size(); ++i) {
+    const auto& [vm, from] = vms[i];
+    RolloutVmState state = from == to_version ? RolloutVmState::kDone : RolloutVmState::kPending;
+    RETURN_IF_ERROR(
+        db_.Exec("INSERT INTO rollout_vms (rollout_id, position, vm, state, from_version, "
+                 "to_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 {id, static_cast<int64_t>(i), vm, S(state), from, to_version}));
+  }
+  RETURN_IF_ERROR(txn.Commit());
+  return id;
+}
+
+Result<Rollout> RolloutStore::Get(int64_t id) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT template, to_version, state, error, created_at, "
+                                        "updated_at FROM rollouts WHERE id = ?1",
+                                        {id}));
+  if (rows.empty()) return NotFound("rollout " + std::to_string(id) + " not found");
+  const DbRow& r = rows[0];
+  Rollout out;
+  out.id = id;
+  out.template_name = r.Text(0);
+  out.to_version = r.Int(1);
+  ASSIGN_OR_RETURN(out.state, RolloutStateFromName(r.Text(2)));
+  out.error = r.Text(3);
+  out.created_at = r.Int(4);
+  out.updated_at = r.Int(5);
+  ASSIGN_OR_RETURN(auto vms, db_.Query("SELECT vm, state, from_version, to_version, downtime_ms, "
+                                       "error FROM rollout_vms WHERE rollout_id = ?1 ORDER BY "
+                                       "position",
+                                       {id}));
+  for (const auto& v : vms) {
+    RolloutVm e;
+    e.vm = v.Text(0);
+    ASSIGN_OR_RETURN(e.state, RolloutVmStateFromName(v.Text(1)));
+    e.from_version = v.Int(2);
+    e.to_version = v.Int(3);
+    if (!v.IsNull(4)) e.downtime_ms = v.Int(4);
+    e.error = v.Text(5);
+    out.vms.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<std::vector<Rollout>> RolloutStore::List() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM rollouts ORDER BY id"));
+  std::vector<Rollout> out;
+  for (const auto& r : rows) {
+    ASSIGN_OR_RETURN(Rollout one, Get(r.Int(0)));
+    out.push_back(std::move(one));
+  }
+  return out;
+}
+
+Status RolloutStore::SetState(int64_t id, RolloutState state, const std::string& error,
+                              int64_t now) {
+  return db_.Exec("UPDATE rollouts SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+                  {id, S(state), error, now});
+}
+
+Status RolloutStore::SetVmState(int64_t id, const std::string& vm, RolloutVmState state) {
+  return db_.Exec("UPDATE rollout_vms SET state = ?3 WHERE rollout_id = ?1 AND vm = ?2",
+                  {id, vm, S(state)});
+}
+
+Status RolloutStore::SetVmOutcome(int64_t id, const std::string& vm, RolloutVmState state,
+                                  std::optional<int64_t> downtime_ms, const std::string& error) {
+  return db_.Exec(
+      "UPDATE rollout_vms SET state = ?3, downtime_ms = ?4, error = ?5 WHERE rollout_id = ?1 "
+      "AND vm = ?2",
+      {id, vm, S(state), Downtime(downtime_ms), error});
+}
+
+Status RolloutStore::SetSwappingVmOutcome(const std::string& vm, RolloutVmState state,
+                                          std::optional<int64_t> downtime_ms,
+                                          const std::string& error) {
+  return db_.Exec(
+      "UPDATE rollout_vms SET state = ?2, downtime_ms = ?3, error = ?4 WHERE vm = ?1 AND "
+      "state = ?5",
+      {vm, S(state), Downtime(downtime_ms), error, S(RolloutVmState::kSwapping)});
+}
+
+Status RolloutStore::SkipPending(int64_t id) {
+  return db_.Exec("UPDATE rollout_vms SET state = ?2 WHERE rollout_id = ?1 AND state = ?3",
+                  {id, S(RolloutVmState::kSkipped), S(RolloutVmState::kPending)});
+}
+
+Result<std::vector<std::string>> RolloutStore::Remaining(int64_t id) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT vm FROM rollout_vms WHERE rollout_id = ?1 AND "
+                                        "state IN (?2, ?3) ORDER BY position",
+                                        {id, S(RolloutVmState::kPending),
+                                         S(RolloutVmState::kSwapping)}));
+  std::vector<std::string> out;
+  for (const auto& r : rows) out.push_back(r.Text(0));
+  return out;
+}
+
+Result<std::optional<int64_t>> RolloutStore::RunningRolloutOf(const std::string& vm) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT r.id FROM rollout_vms rv JOIN rollouts r ON "
+                                        "r.id = rv.rollout_id WHERE rv.vm = ?1 AND r.state = ?2",
+                                        {vm, S(RolloutState::kRunning)}));
+  if (rows.empty()) return std::optional<int64_t>();
+  return std::optional<int64_t>(rows[0].Int(0));
+}
+
+Result<std::vector<int64_t>> RolloutStore::RunningIds() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM rollouts WHERE state = ?1 ORDER BY id",
+                                        {S(RolloutState::kRunning)}));
+  std::vector<int64_t> out;
+  for (const auto& r : rows) out.push_back(r.Int(0));
+  return out;
+}
+
+Result<int64_t> RolloutStore::Count() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT count(*) FROM rollouts"));
+  return rows.at(0).Int(0);
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> RolloutStore::CountByState() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT state, count(*) FROM rollouts GROUP BY state "
+                                        "ORDER BY state"));
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& r : rows) out.emplace_back(r.Text(0), r.Int(1));
+  return out;
+}
+
+}  // namespace vdswap
