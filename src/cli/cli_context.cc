@@ -49,19 +49,24 @@ Result<ApiClient::Endpoint> CliContext::ResolveEndpoint() const {
 
 Result<Json> CliContext::Call(Method method, const std::string& path, const Json& body,
                               bool show_progress) {
-  auto ep = ResolveEndpoint();
-  if (!ep.ok()) {
-    Fail(ep.status());
-    return ep.status();
-  }
-  ApiClient client(*ep);
   ProgressFn progress;
   if (show_progress) {
     progress = [](const Json& event) {
       std::cerr << "  " << event.value("message", DumpJson(event)) << std::endl;
     };
   }
-  Result<Json> out = client.Call(method, path, body, progress);
+  return CallStreaming(method, path, body, progress);
+}
+
+Result<Json> CliContext::CallStreaming(Method method, const std::string& path, const Json& body,
+                                       const ProgressFn& events) {
+  auto ep = ResolveEndpoint();
+  if (!ep.ok()) {
+    Fail(ep.status());
+    return ep.status();
+  }
+  ApiClient client(*ep);
+  Result<Json> out = client.Call(method, path, body, events);
   if (!out.ok()) Fail(out.status());
   return out;
 }

@@ -31,6 +31,9 @@ class CliContext {
   // With show_progress, long operations report progress on stderr.
   Result<Json> Call(Method method, const std::string& path, const Json& body = nullptr,
                     bool show_progress = false);
+  // Like Call, handing each event the daemon streams to `events` as it arrives.
+  Result<Json> CallStreaming(Method method, const std::string& path, const Json& body,
+                             const ProgressFn& events);
 
   // Prints `j` as JSON (-o json), or runs `table` to print it for people.
   template <typename F>

@@ -1,6 +1,4 @@
-#include <chrono>
 #include <iostream>
-#include <thread>
 
 #include "cli/commands.h"
 
@@ -230,14 +228,30 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
   });
   auto* rstatus = rollout->add_subcommand("status", "Show a rollout and its per-VM results");
   rstatus->add_option("ID", ra->id)->required();
-  rstatus->add_flag("--watch", ra->watch, "Wait until the rollout is no longer running");
+  rstatus->add_flag("--watch", ra->watch,
+                    "Print the rollout at every change until it is no longer running");
   rstatus->callback([&ctx, ra] {
-    const std::string path = "/v1/rollouts/" + UrlSegment(ra->id) + (ra->watch ? "?wait=1" : "");
-    auto out = ctx.Call(Method::kGet, path);
-    // A rollout the daemon is still resuming (after a restart) reads as running: poll.
-    while (ra->watch && out.ok() && out->value("state", "") == "running") {
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+    const std::string path = "/v1/rollouts/" + UrlSegment(ra->id);
+    Result<Json> out = Internal("not called");
+    if (!ra->watch) {
       out = ctx.Call(Method::kGet, path);
+    } else {
+      // The daemon streams the rollout at each change and answers when it ends.
+      ProgressFn show = [&ctx](const Json& r) {
+        if (ctx.json()) {
+          std::cout << DumpJson(r) << std::endl;
+        } else {
+          PrintRollout(r);
+          std::cout << std::endl;
+        }
+      };
+      out = ctx.CallStreaming(Method::kGet, path + "?watch=1", nullptr, show);
+      if (!out.ok() && out.status().code() != Code::kNotFound &&
+          out.status().code() != Code::kInvalidArgument) {
+        // The stream broke (a daemon restart): follow the rollout once more.
+        ctx.exit_code = 0;
+        out = ctx.CallStreaming(Method::kGet, path + "?watch=1", nullptr, show);
+      }
     }
     if (!out.ok()) return;
     ctx.Print(*out, [&] { PrintRollout(*out); });

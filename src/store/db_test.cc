@@ -1,6 +1,7 @@
 #include "store/db.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "core/files.h"
 #include "store/schema.h"
@@ -25,6 +26,63 @@ TEST(DbTest, OpenAppliesAllMigrations) {
                         "templates", "vms"}) {
     EXPECT_NE(std::find(tables.begin(), tables.end(), t), tables.end()) << t;
   }
+}
+
+// A database at schema 1 with one of everything, written without Db (as a release with
+// only migration 1 left it).
+void WriteSchema1Database(const std::string& path) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  std::string sql = SchemaMigrations().at(0) + R"sql(
+INSERT INTO hosts VALUES ('h1', 'fake:///', 'p', '/p', 1);
+INSERT INTO images VALUES ('d1', 'os', 'os', '1', 1, '/i/d1', '{}', 1);
+INSERT INTO images VALUES ('d2', 'app', 'web', '1', 1, '/i/d2', '{}', 1);
+INSERT INTO host_images VALUES ('h1', 'd2', '/p/app', 1);
+INSERT INTO templates VALUES ('web', 1, 'd1', 'd2', 256, 1, 1024, 1);
+INSERT INTO vms VALUES ('vm1', 'h1', 'web', 1, 'running', 'o', 'd', '', 1);
+INSERT INTO rollouts VALUES (1, 'web', 1, 'succeeded', '{}', '', 1, 1);
+INSERT INTO rollout_vms VALUES (1, 0, 'vm1', 'done', 1, 1, 5, '');
+INSERT INTO swap_journal (vm, rollout_id, step, phase, detail, at)
+  VALUES ('vm1', 1, 'done', 'done', '{}', 1);
+PRAGMA user_version = 1;
+)sql";
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << err;
+  sqlite3_free(err);
+  sqlite3_close(raw);
+}
+
+int64_t Count(Db& db, const std::string& table) {
+  return (*db.Query("SELECT count(*) FROM " + table))[0].Int(0);
+}
+
+TEST(DbTest, Migration2KeepsDataAndAddsCascadeAndRestrictKeys) {
+  auto dir = TempDir::Create("/tmp", "db-migrate");
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir->path() + "/v1.db";
+  WriteSchema1Database(path);
+  auto opened = Db::Open(path);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Db& db = **opened;
+  EXPECT_EQ(*db.SchemaVersion(), 2);
+  for (const char* t : {"hosts", "host_images", "templates", "vms", "rollouts", "rollout_vms",
+                        "swap_journal"}) {
+    EXPECT_EQ(Count(db, t), 1) << t;
+  }
+  EXPECT_EQ(Count(db, "images"), 2);
+  // RESTRICT: an image a template uses, a host with VMs, a template version with VMs.
+  EXPECT_EQ(db.Exec("DELETE FROM images WHERE digest = 'd1'").code(), Code::kFailedPrecondition);
+  EXPECT_EQ(db.Exec("DELETE FROM hosts WHERE name = 'h1'").code(), Code::kFailedPrecondition);
+  EXPECT_EQ(db.Exec("DELETE FROM templates").code(), Code::kFailedPrecondition);
+  // CASCADE: a VM takes its rollout and journal rows along.
+  ASSERT_TRUE(db.Exec("DELETE FROM vms WHERE name = 'vm1'").ok());
+  EXPECT_EQ(Count(db, "rollout_vms"), 0);
+  EXPECT_EQ(Count(db, "swap_journal"), 0);
+  EXPECT_EQ(Count(db, "rollouts"), 1);
+  // and a host its host_images rows.
+  ASSERT_TRUE(db.Exec("DELETE FROM hosts WHERE name = 'h1'").ok());
+  EXPECT_EQ(Count(db, "host_images"), 0);
+  EXPECT_EQ(db.Query("PRAGMA foreign_keys").value()[0].Int(0), 1);
 }
 
 TEST(DbTest, MigratingTwiceIsANoOp) {
