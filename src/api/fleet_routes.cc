@@ -131,11 +131,11 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
              });
   router.Add(Method::kPost, "/v1/vms/([^/]+)/start", [&vms](const ApiRequest& r) -> Result<Json> {
     RETURN_IF_ERROR(vms.Start(r.params[0]));
-    return Json{{"name", r.params[0]}, {"state", "running"}};
+    return Json{{"name", r.params[0]}, {"state", VmStateName(VmState::kRunning)}};
   });
   router.Add(Method::kPost, "/v1/vms/([^/]+)/stop", [&vms](const ApiRequest& r) -> Result<Json> {
     RETURN_IF_ERROR(vms.Stop(r.params[0]));
-    return Json{{"name", r.params[0]}, {"state", "stopped"}};
+    return Json{{"name", r.params[0]}, {"state", VmStateName(VmState::kStopped)}};
   });
   router.Add(Method::kDelete, "/v1/vms/([^/]+)", [&vms](const ApiRequest& r) -> Result<Json> {
     bool delete_data = r.query.count("delete_data") && r.query.at("delete_data") == "true";
