@@ -147,7 +147,7 @@ int Run(const Flags& flags) {
     VLOG(kInfo) << "new VMs use " << (accel == Accel::kKvm ? "KVM" : "TCG (software)");
     hypervisor = std::make_unique<LibvirtHypervisor>(accel);
   }
-  HostRegistry hosts(**db, *hypervisor);
+  HostRegistry hosts(**db, *hypervisor, clock);
   TemplateStore templates(**db, images, clock);
   VmTable vm_table(**db);
   SwapJournal journal(**db);

@@ -34,7 +34,7 @@ FleetTestbed::FleetTestbed() {
   dir = std::make_unique<TempDir>(std::move(TempDir::Create("/tmp", "fleet")).value());
   db = std::move(Db::Open(":memory:")).value();
   images = std::make_unique<ImageStore>(*db, runner, dir->path());
-  hosts = std::make_unique<HostRegistry>(*db, hv);
+  hosts = std::make_unique<HostRegistry>(*db, hv, clock);
   templates = std::make_unique<TemplateStore>(*db, *images, clock);
   vm_table = std::make_unique<VmTable>(*db);
   journal = std::make_unique<SwapJournal>(*db);

@@ -1,6 +1,5 @@
 #include "fleet/host_registry.h"
 
-#include "core/clock.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -17,7 +16,7 @@ Result<HostInfo> HostRegistry::Add(const std::string& name, const std::string& u
   RETURN_IF_ERROR(
       db_.Exec("INSERT INTO hosts (name, uri, pool, pool_path, created_at) VALUES "
                "(?1, ?2, ?3, ?4, ?5)",
-               {name, uri, pool, path, UnixSeconds()}));
+               {name, uri, pool, path, clock_.UnixSeconds()}));
   return HostInfo{name, uri, pool, path};
 }
 

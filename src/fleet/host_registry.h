@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "hypervisor/hypervisor.h"
 #include "store/db.h"
 
@@ -21,7 +22,7 @@ struct HostInfo {
 // (RESTRICT). Thread-safe.
 class HostRegistry {
  public:
-  HostRegistry(Db& db, Hypervisor& hv) : db_(db), hv_(hv) {}
+  HostRegistry(Db& db, Hypervisor& hv, Clock& clock) : db_(db), hv_(hv), clock_(clock) {}
 
   // Connects, creates the pool when missing, and records the host. kAlreadyExists,
   // kInvalidArgument for a bad name, kUnavailable when the host does not answer.
@@ -38,6 +39,7 @@ class HostRegistry {
  private:
   Db& db_;
   Hypervisor& hv_;
+  Clock& clock_;
 };
 
 }  // namespace vdswap

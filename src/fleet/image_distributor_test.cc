@@ -194,6 +194,17 @@ TEST(VmServiceTest, FailedCreateLeavesTheVmFailedWithTheReason) {
   EXPECT_EQ(tb.vms->Create({"x"}, "nope:1", "h1", nullptr).status().code(), Code::kNotFound);
 }
 
+TEST(VmServiceTest, AgentRetryWaitsOnTheClockNotInRealTime) {
+  FleetTestbed tb;
+  tb.hv.FailNext(FakeHypervisor::Op::kOpenAgent, Unavailable("not up yet"));
+  auto before = tb.clock.Now();
+  auto out = tb.vms->Create({"a"}, "web:1", "h1", nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  // One failed open, one retry after 250 ms of virtual time.
+  EXPECT_EQ(tb.clock.MsSince(before), 250);
+  EXPECT_EQ(tb.vms->Get("a")->state, VmState::kRunning);
+}
+
 TEST(ImageDistributorTest, VolumeDeletedBehindOurBackIsUploadedAgain) {
   FleetTestbed tb;
   auto app = tb.images->Resolve("web:1");

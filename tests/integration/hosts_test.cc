@@ -105,7 +105,7 @@ class HostsTest : public ::testing::Test {
     db_ = std::move(Db::Open(":memory:")).value();
     images_ = std::make_unique<ImageStore>(*db_, runner_, dir_->path());
     hv_ = std::make_unique<CountingHypervisor>();
-    hosts_ = std::make_unique<HostRegistry>(*db_, *hv_);
+    hosts_ = std::make_unique<HostRegistry>(*db_, *hv_, clock_);
     suffix_ = std::to_string(getpid());
   }
   void TearDown() override {
@@ -121,6 +121,7 @@ class HostsTest : public ::testing::Test {
   std::unique_ptr<Db> db_;
   std::unique_ptr<ImageStore> images_;
   std::unique_ptr<CountingHypervisor> hv_;
+  SystemClock clock_;
   std::unique_ptr<HostRegistry> hosts_;
   std::string suffix_;
 };
