@@ -124,11 +124,10 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     for (const auto& v : list) out.push_back(VmRowJson(v));
     return out;
   });
-  router.Add(Method::kGet, "/v1/vms/([^/]+)",
-             [&vms](const ApiRequest& r) -> Result<Json> {
-               ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));
-               return VmInspectionJson(i);
-             });
+  router.Add(Method::kGet, "/v1/vms/([^/]+)", [&vms](const ApiRequest& r) -> Result<Json> {
+    ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));
+    return VmInspectionJson(i);
+  });
   router.Add(Method::kPost, "/v1/vms/([^/]+)/start", [&vms](const ApiRequest& r) -> Result<Json> {
     RETURN_IF_ERROR(vms.Start(r.params[0]));
     return Json{{"name", r.params[0]}, {"state", VmStateName(VmState::kRunning)}};

@@ -25,7 +25,7 @@ Result<Json> GuestAgent::StartApp(const HostRef& host, const std::string& vm,
 }
 
 Result<Json> GuestAgent::LiveStatus(const HostRef& host, const std::string& vm,
-                                milliseconds timeout) {
+                                    milliseconds timeout) {
   return Call(host, vm, "status", timeout);
 }
 

@@ -24,7 +24,7 @@ class GuestAgent {
                         std::chrono::milliseconds timeout);
   // The agent's live view: {boot_id, app: {state, healthy, version, health_output...}}.
   Result<Json> LiveStatus(const HostRef& host, const std::string& vm,
-                      std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout);
   // Waits (retrying every 250 ms of `clock`) until the agent answers, then until its app
   // is healthy; returns StartApp's result. The last error when `timeout` passes first.
   Result<Json> AwaitHealthy(const HostRef& host, const std::string& vm,

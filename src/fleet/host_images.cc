@@ -4,9 +4,9 @@ namespace vdswap {
 
 Result<std::optional<std::string>> HostImages::Find(const std::string& host,
                                                     const std::string& digest) {
-  ASSIGN_OR_RETURN(auto rows,
-                   db_.Query("SELECT volume FROM host_images WHERE host = ?1 AND digest = ?2",
-                             {host, digest}));
+  ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT volume FROM host_images WHERE host = ?1 AND digest = ?2", {host, digest}));
   if (rows.empty()) return std::optional<std::string>();
   return std::optional<std::string>(rows[0].Text(0));
 }

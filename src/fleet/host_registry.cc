@@ -5,7 +5,7 @@
 namespace vdswap {
 
 Result<HostInfo> HostRegistry::Add(const std::string& name, const std::string& uri,
-                               const std::string& pool) {
+                                   const std::string& pool) {
   if (!IsValidName(name)) return InvalidArgument("host name '" + name + "' is not valid");
   if (!IsValidName(pool)) return InvalidArgument("pool name '" + pool + "' is not valid");
   if (uri.empty()) return InvalidArgument("host '" + name + "' needs --uri");

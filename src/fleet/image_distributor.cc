@@ -63,8 +63,7 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
     ASSIGN_OR_RETURN(out.initrd,
                      EnsureFile(host, boot_prefix + ".initrd", image.initrd_path(), progress));
   }
-  RETURN_IF_ERROR(
-      host_images_.Record(host.name, image.digest, out.disk, clock_.UnixSeconds()));
+  RETURN_IF_ERROR(host_images_.Record(host.name, image.digest, out.disk, clock_.UnixSeconds()));
   return out;
 }
 

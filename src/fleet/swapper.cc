@@ -134,8 +134,7 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
     }
     if (s.ok()) {
       s = Step(p, SwapStep::kStarted, [&]() -> Status {
-        ASSIGN_OR_RETURN(Json started,
-                         agent_.StartApp(p.host, p.vm.name, options_.health_timeout));
+        ASSIGN_OR_RETURN(Json started, agent_.StartApp(p.host, p.vm.name, options_.health_timeout));
         downtime = started.value("last_downtime_ms", clock_.MsSince(p.stopped_at));
         return Status::Ok();
       });
@@ -168,9 +167,9 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
 
 Status Swapper::BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms) {
   RETURN_IF_ERROR(hv_.DefineAndStart(p.host, spec));
-  ASSIGN_OR_RETURN(Json started, agent_.AwaitHealthy(p.host, p.vm.name,
-                                                     options_.boot_timeout +
-                                                         options_.health_timeout));
+  ASSIGN_OR_RETURN(
+      Json started,
+      agent_.AwaitHealthy(p.host, p.vm.name, options_.boot_timeout + options_.health_timeout));
   if (!started.value("healthy", false)) return Internal("the app is not healthy after boot");
   if (p.stopped_at != Clock::TimePoint{}) *downtime_ms = clock_.MsSince(p.stopped_at);
   return Status::Ok();
@@ -221,8 +220,7 @@ Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
   std::string error = s.ok() ? why : why + "; rollback failed: " + s.message();
   Transaction txn(db_);
   RETURN_IF_ERROR(txn.begin_status());
-  RETURN_IF_ERROR(
-      vms_.SetState(p.vm.name, s.ok() ? VmState::kRunning : VmState::kFailed, error));
+  RETURN_IF_ERROR(vms_.SetState(p.vm.name, s.ok() ? VmState::kRunning : VmState::kFailed, error));
   RETURN_IF_ERROR(Write(p, s.ok() ? SwapStep::kRolledBack : SwapStep::kFailed, SwapPhase::kDone));
   RETURN_IF_ERROR(txn.Commit());
   return SwapOutcome{result, -1, error};
@@ -266,8 +264,8 @@ Result<SwapOutcome> Swapper::Resume(const std::string& vm_name) {
     }
   }
   if (!forward) {
-    return Rollback(p, "resumed after an interruption at step '" +
-                           std::string(SwapStepName(step)) + "'");
+    return Rollback(
+        p, "resumed after an interruption at step '" + std::string(SwapStepName(step)) + "'");
   }
   Status s;
   if (!live.running) s = hv_.Start(p.host, vm_name);

@@ -58,9 +58,8 @@ void ExpectConsistentAt(FleetTestbed& tb, int64_t version, int64_t os_version) {
 
 size_t CountLog(FleetTestbed& tb, const std::string& prefix) {
   auto log = tb.hv.Log();
-  return static_cast<size_t>(std::count_if(log.begin(), log.end(), [&](const std::string& l) {
-    return l.rfind(prefix, 0) == 0;
-  }));
+  return static_cast<size_t>(std::count_if(
+      log.begin(), log.end(), [&](const std::string& l) { return l.rfind(prefix, 0) == 0; }));
 }
 
 class SwapperTest : public ::testing::Test {

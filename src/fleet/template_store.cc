@@ -1,6 +1,7 @@
 #include "fleet/template_store.h"
 
 #include <charconv>
+
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -114,9 +115,6 @@ Result<std::vector<Template>> TemplateStore::List() {
   return out;
 }
 
-}  // namespace vdswap
-
-namespace vdswap {
 
 Result<std::vector<int64_t>> TemplateStore::Versions(const std::string& name) {
   ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT version FROM templates WHERE name = ?1 ORDER BY "

@@ -103,8 +103,8 @@ Result<CreateResult> VmService::Create(const std::vector<std::string>& names,
   CreateResult out{t.Ref(), host.name, {}};
   Status first_error;
   for (size_t i = 0; i < names.size(); ++i) {
-    out.vms.push_back({names[i], results[i].ok() ? VmState::kRunning : VmState::kFailed,
-                       results[i].message()});
+    out.vms.push_back(
+        {names[i], results[i].ok() ? VmState::kRunning : VmState::kFailed, results[i].message()});
     if (!results[i].ok() && first_error.ok()) first_error = results[i];
   }
   if (!first_error.ok() && names.size() == 1) return first_error;
@@ -125,7 +125,8 @@ Result<VmInspection> VmService::Inspect(const std::string& name) {
   if (t.ok()) {
     auto image = images_.Resolve("sha256:" + t->app_digest, ImageKind::kApp);
     if (image.ok()) {
-      out.app_image = VmInspection::AppImage{image->name, image->version, "sha256:" + image->digest};
+      out.app_image =
+          VmInspection::AppImage{image->name, image->version, "sha256:" + image->digest};
     }
   }
   auto live = hv_.GetState(host, name);

@@ -44,8 +44,8 @@ struct VmInspection {
   std::optional<AppImage> app_image;  // unset when the template or image is gone
   Status hypervisor_status;           // why `live` is unknown, when it is
   VmLiveState live;
-  Status agent_status;          // why `guest` is unknown while the VM runs
-  std::optional<Guest> guest;   // set when the VM runs and its agent answered
+  Status agent_status;         // why `guest` is unknown while the VM runs
+  std::optional<Guest> guest;  // set when the VM runs and its agent answered
 };
 
 // Linked-clone VMs: create (in parallel), list, inspect (with the guest's live view),
@@ -53,8 +53,8 @@ struct VmInspection {
 class VmService {
  public:
   VmService(VmTable& vms, VmLocks& locks, HostRegistry& hosts, TemplateStore& templates,
-            ImageStore& images, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
-            Clock& clock, std::string default_uri);
+            ImageStore& images, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv, Clock& clock,
+            std::string default_uri);
 
   // Creates, boots and waits for each VM's healthy app. VMs that fail are left in state
   // failed with the reason; with one VM its error is returned instead.

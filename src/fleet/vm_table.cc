@@ -85,8 +85,7 @@ Status VmTable::SetState(const std::string& name, VmState state, const std::stri
                   {name, S(state), error});
 }
 
-Status VmTable::SetVersion(const std::string& name, int64_t version,
-                           const std::string& os_volume) {
+Status VmTable::SetVersion(const std::string& name, int64_t version, const std::string& os_volume) {
   return db_.Exec(
       "UPDATE vms SET version = ?2, os_volume = ?3, state = ?4, last_error = '' WHERE name = ?1",
       {name, version, os_volume, S(VmState::kRunning)});

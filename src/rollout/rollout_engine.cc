@@ -102,8 +102,7 @@ Result<int64_t> RolloutEngine::Start(const std::string& to_ref, std::vector<std:
     }
     ASSIGN_OR_RETURN(auto busy, store_.RunningRolloutOf(name));
     if (busy) {
-      return FailedPrecondition("vm '" + name + "' is in running rollout " +
-                                std::to_string(*busy));
+      return FailedPrecondition("vm '" + name + "' is in running rollout " + std::to_string(*busy));
     }
     members.emplace_back(vm.name, vm.version);
   }
@@ -149,14 +148,13 @@ void RolloutEngine::Run(int64_t id) {
     store_.SetVmState(id, vm, RolloutVmState::kSwapping).IgnoreError();
     Changed(id);
     auto outcome = swapper_.Swap(vm, *to, id, nullptr);
-    SwapOutcome o = outcome.ok() ? *outcome
-                                 : SwapOutcome{SwapResult::kFailed, -1, outcome.status().message()};
+    SwapOutcome o =
+        outcome.ok() ? *outcome : SwapOutcome{SwapResult::kFailed, -1, outcome.status().message()};
     store_.SetVmOutcome(id, vm, RolloutVmStateFor(o.result), Downtime(o), o.error).IgnoreError();
     if (o.result != SwapResult::kDone) {
       store_.SkipPending(id).IgnoreError();
-      return finish(RolloutState::kFailed, "vm '" + vm + "' " +
-                                               std::string(SwapResultName(o.result)) + ": " +
-                                               o.error);
+      return finish(RolloutState::kFailed,
+                    "vm '" + vm + "' " + std::string(SwapResultName(o.result)) + ": " + o.error);
     }
     Changed(id);
   }

@@ -58,10 +58,10 @@ Result<int64_t> RolloutStore::Create(const std::string& template_name, int64_t t
                                      int64_t now) {
   Transaction txn(db_);
   RETURN_IF_ERROR(txn.begin_status());
-  RETURN_IF_ERROR(db_.Exec(
-      "INSERT INTO rollouts (template, to_version, state, policy, created_at, updated_at) "
-      "VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
-      {template_name, to_version, S(RolloutState::kRunning), now}));
+  RETURN_IF_ERROR(
+      db_.Exec("INSERT INTO rollouts (template, to_version, state, policy, created_at, updated_at) "
+               "VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
+               {template_name, to_version, S(RolloutState::kRunning), now}));
   int64_t id = db_.LastInsertId();
   for (size_t i = 0; i < vms.size(); ++i) {
     const auto& [vm, from] = vms[i];
@@ -150,10 +150,10 @@ Status RolloutStore::SkipPending(int64_t id) {
 }
 
 Result<std::vector<std::string>> RolloutStore::Remaining(int64_t id) {
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT vm FROM rollout_vms WHERE rollout_id = ?1 AND "
-                                        "state IN (?2, ?3) ORDER BY position",
-                                        {id, S(RolloutVmState::kPending),
-                                         S(RolloutVmState::kSwapping)}));
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT vm FROM rollout_vms WHERE rollout_id = ?1 AND "
+                             "state IN (?2, ?3) ORDER BY position",
+                             {id, S(RolloutVmState::kPending), S(RolloutVmState::kSwapping)}));
   std::vector<std::string> out;
   for (const auto& r : rows) out.push_back(r.Text(0));
   return out;

@@ -65,8 +65,8 @@ TEST(DbTest, Migration2KeepsDataAndAddsCascadeAndRestrictKeys) {
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   Db& db = **opened;
   EXPECT_EQ(*db.SchemaVersion(), 2);
-  for (const char* t : {"hosts", "host_images", "templates", "vms", "rollouts", "rollout_vms",
-                        "swap_journal"}) {
+  for (const char* t :
+       {"hosts", "host_images", "templates", "vms", "rollouts", "rollout_vms", "swap_journal"}) {
     EXPECT_EQ(Count(db, t), 1) << t;
   }
   EXPECT_EQ(Count(db, "images"), 2);
