@@ -1,13 +1,12 @@
 #include "fleet/swap_journal.h"
 
-#include <array>
-#include <utility>
+#include "core/enum_names.h"
 
 namespace vdswap {
 
 namespace {
 
-constexpr std::array<std::pair<SwapStep, std::string_view>, 11> kSteps = {{
+constexpr EnumNames<SwapStep, 11> kSteps = {{
     {SwapStep::kChecked, "checked"},
     {SwapStep::kStopped, "stopped"},
     {SwapStep::kDetached, "detached"},
@@ -20,6 +19,8 @@ constexpr std::array<std::pair<SwapStep, std::string_view>, 11> kSteps = {{
     {SwapStep::kRolledBack, "rolled_back"},
     {SwapStep::kFailed, "failed"},
 }};
+constexpr EnumNames<SwapPhase, 2> kPhases = {
+    {{SwapPhase::kIntent, "intent"}, {SwapPhase::kDone, "done"}}};
 
 Result<JournalEntry> FromRow(const DbRow& r) {
   JournalEntry e;
@@ -33,26 +34,13 @@ Result<JournalEntry> FromRow(const DbRow& r) {
 
 }  // namespace
 
-std::string_view SwapStepName(SwapStep s) {
-  for (const auto& [step, name] : kSteps) {
-    if (step == s) return name;
-  }
-  return "?";
-}
-
-std::string_view SwapPhaseName(SwapPhase p) { return p == SwapPhase::kIntent ? "intent" : "done"; }
-
+std::string_view SwapStepName(SwapStep s) { return NameOf(kSteps, s); }
+std::string_view SwapPhaseName(SwapPhase p) { return NameOf(kPhases, p); }
 Result<SwapStep> SwapStepFromName(std::string_view name) {
-  for (const auto& [step, n] : kSteps) {
-    if (n == name) return step;
-  }
-  return InvalidArgument("swap step '" + std::string(name) + "' is not known");
+  return ValueOf(kSteps, name, "swap step");
 }
-
 Result<SwapPhase> SwapPhaseFromName(std::string_view name) {
-  if (name == "intent") return SwapPhase::kIntent;
-  if (name == "done") return SwapPhase::kDone;
-  return InvalidArgument("swap phase '" + std::string(name) + "' is not known");
+  return ValueOf(kPhases, name, "swap phase");
 }
 
 bool JournalEntry::IsTerminal() const {

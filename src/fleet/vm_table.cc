@@ -1,12 +1,12 @@
 #include "fleet/vm_table.h"
 
-#include <array>
+#include "core/enum_names.h"
 
 namespace vdswap {
 
 namespace {
 
-constexpr std::array<std::pair<VmState, std::string_view>, 5> kNames = {{
+constexpr EnumNames<VmState, 5> kNames = {{
     {VmState::kCreating, "creating"},
     {VmState::kRunning, "running"},
     {VmState::kStopped, "stopped"},
@@ -30,19 +30,9 @@ std::string S(VmState s) { return std::string(VmStateName(s)); }
 
 }  // namespace
 
-std::string_view VmStateName(VmState s) {
-  for (const auto& [state, name] : kNames) {
-    if (state == s) return name;
-  }
-  return "failed";
-}
+std::string_view VmStateName(VmState s) { return NameOf(kNames, s); }
 
-Result<VmState> VmStateFromName(std::string_view name) {
-  for (const auto& [state, n] : kNames) {
-    if (n == name) return state;
-  }
-  return InvalidArgument("vm state '" + std::string(name) + "' is not known");
-}
+Result<VmState> VmStateFromName(std::string_view name) { return ValueOf(kNames, name, "vm state"); }
 
 Status VmTable::Insert(const VmRecord& vm, int64_t created_at) {
   Status s = db_.Exec(

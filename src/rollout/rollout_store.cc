@@ -1,17 +1,17 @@
 #include "rollout/rollout_store.h"
 
-#include <array>
+#include "core/enum_names.h"
 
 namespace vdswap {
 
 namespace {
 
-constexpr std::array<std::pair<RolloutState, std::string_view>, 3> kStates = {{
+constexpr EnumNames<RolloutState, 3> kStates = {{
     {RolloutState::kRunning, "running"},
     {RolloutState::kSucceeded, "succeeded"},
     {RolloutState::kFailed, "failed"},
 }};
-constexpr std::array<std::pair<RolloutVmState, std::string_view>, 6> kVmStates = {{
+constexpr EnumNames<RolloutVmState, 6> kVmStates = {{
     {RolloutVmState::kPending, "pending"},
     {RolloutVmState::kSwapping, "swapping"},
     {RolloutVmState::kDone, "done"},
@@ -20,23 +20,6 @@ constexpr std::array<std::pair<RolloutVmState, std::string_view>, 6> kVmStates =
     {RolloutVmState::kSkipped, "skipped"},
 }};
 
-template <typename E, size_t N>
-Result<E> FromName(const std::array<std::pair<E, std::string_view>, N>& names,
-                   std::string_view name, const char* what) {
-  for (const auto& [e, n] : names) {
-    if (n == name) return e;
-  }
-  return InvalidArgument(std::string(what) + " '" + std::string(name) + "' is not known");
-}
-
-template <typename E, size_t N>
-std::string_view ToName(const std::array<std::pair<E, std::string_view>, N>& names, E e) {
-  for (const auto& [v, n] : names) {
-    if (v == e) return n;
-  }
-  return "failed";
-}
-
 std::string S(RolloutState s) { return std::string(RolloutStateName(s)); }
 std::string S(RolloutVmState s) { return std::string(RolloutVmStateName(s)); }
 
@@ -44,13 +27,13 @@ DbValue Downtime(std::optional<int64_t> ms) { return ms ? DbValue(*ms) : DbValue
 
 }  // namespace
 
-std::string_view RolloutStateName(RolloutState s) { return ToName(kStates, s); }
-std::string_view RolloutVmStateName(RolloutVmState s) { return ToName(kVmStates, s); }
+std::string_view RolloutStateName(RolloutState s) { return NameOf(kStates, s); }
+std::string_view RolloutVmStateName(RolloutVmState s) { return NameOf(kVmStates, s); }
 Result<RolloutState> RolloutStateFromName(std::string_view name) {
-  return FromName(kStates, name, "rollout state");
+  return ValueOf(kStates, name, "rollout state");
 }
 Result<RolloutVmState> RolloutVmStateFromName(std::string_view name) {
-  return FromName(kVmStates, name, "rollout vm state");
+  return ValueOf(kVmStates, name, "rollout vm state");
 }
 
 Result<int64_t> RolloutStore::Create(const std::string& template_name, int64_t to_version,
