@@ -237,9 +237,14 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
       out = ctx.Call(Method::kGet, path);
     } else {
       // The daemon streams the rollout at each change and answers when it ends.
+      // -o json prints one document (the final one); the changes go to stderr there.
       ProgressFn show = [&ctx](const Json& r) {
         if (ctx.json()) {
-          std::cout << DumpJson(r) << std::endl;
+          size_t done = 0;
+          for (const auto& v : r.value("vms", Json::array()))
+            done += v.value("state", "") == "done";
+          std::cerr << "  rollout " << r.value("id", 0) << ": " << r.value("state", "") << ", "
+                    << done << "/" << r.value("vms", Json::array()).size() << " done" << std::endl;
         } else {
           PrintRollout(r);
           std::cout << std::endl;
