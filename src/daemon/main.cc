@@ -18,6 +18,7 @@
 #include "api/router.h"
 #include "api/status_routes.h"
 #include "api/token_auth.h"
+#include "core/clock.h"
 #include "core/command_runner.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -132,9 +133,10 @@ int Run(const Flags& flags) {
   }
   RegisterImageRoutes(router, images);
 
+  SystemClock clock;
   std::unique_ptr<Hypervisor> hypervisor;
   if (flags.hypervisor == "fake") {
-    hypervisor = std::make_unique<FakeHypervisor>();
+    hypervisor = std::make_unique<FakeHypervisor>(clock);
   } else {
     VLOG(kInfo) << "new VMs use " << (accel == Accel::kKvm ? "KVM" : "TCG (software)");
     hypervisor = std::make_unique<LibvirtHypervisor>(accel);

@@ -29,7 +29,8 @@ struct FleetTestbed {
   SubprocessRunner runner;
   std::unique_ptr<TempDir> dir;
   std::unique_ptr<Db> db;
-  FakeHypervisor hv;
+  FakeClock clock;
+  FakeHypervisor hv{clock};
   std::unique_ptr<ImageStore> images;
   std::unique_ptr<HostRegistry> hosts;
   std::unique_ptr<TemplateStore> templates;

@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "hypervisor/agent_client.h"
 
 namespace vdswap {
 
@@ -62,9 +63,14 @@ Status Swapper::Step(Plan& p, const std::string& step, const std::function<Statu
   return Write(p, step, "done");
 }
 
-Result<Json> Swapper::Agent(Plan& p, const std::string& op, std::chrono::milliseconds timeout) {
-  ASSIGN_OR_RETURN(auto ch, vms_.hypervisor().OpenAgent(p.host, p.vm.name));
-  return ch->Call(op, Json::object(), timeout);
+Status Swapper::StopApp(Plan& p) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(vms_.hypervisor(), p.host, p.vm.name));
+  return agent.StopApp(std::chrono::seconds(90)).status();
+}
+
+Result<AppStatus> Swapper::StartApp(Plan& p) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(vms_.hypervisor(), p.host, p.vm.name));
+  return agent.StartApp({}, options_.health_timeout);
 }
 
 Result<SwapOutcome> Swapper::Swap(const std::string& vm_name, const Template& to,
@@ -114,7 +120,7 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
   if (s.ok()) {
     s = Step(p, "stopped", [&]() -> Status {
       p.stopped_at = SteadyClock::now();
-      return Agent(p, "app.stop", std::chrono::seconds(90)).status();
+      return StopApp(p);
     });
   }
   int64_t downtime = -1;
@@ -131,8 +137,8 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
     }
     if (s.ok()) {
       s = Step(p, "started", [&]() -> Status {
-        ASSIGN_OR_RETURN(Json started, Agent(p, "app.start", options_.health_timeout));
-        downtime = started.value("last_downtime_ms", MsSince(p.stopped_at));
+        ASSIGN_OR_RETURN(AppStatus started, StartApp(p));
+        downtime = started.last_downtime_ms.value_or(MsSince(p.stopped_at));
         return Status::Ok();
       });
     }
@@ -170,9 +176,9 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
 Status Swapper::BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms) {
   RETURN_IF_ERROR(vms_.hypervisor().DefineAndStart(p.host, spec));
   ASSIGN_OR_RETURN(
-      Json started,
+      AppStatus started,
       vms_.AwaitHealthy(p.host, p.vm.name, options_.boot_timeout + options_.health_timeout));
-  if (!started.value("healthy", false)) return Internal("the app is not healthy after boot");
+  if (!started.healthy) return Internal("the app is not healthy after boot");
   if (p.stopped_at != SteadyClock::time_point{}) *downtime_ms = MsSince(p.stopped_at);
   return Status::Ok();
 }
@@ -197,14 +203,14 @@ Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
   RETURN_IF_ERROR(Write(p, "rolling_back", "intent"));
   Status s;
   if (!p.os_swap) {
-    Agent(p, "app.stop", std::chrono::seconds(90)).status().IgnoreError();
+    StopApp(p).IgnoreError();
     // Detach whatever app disk is there, even the old one: a detach interrupted by a
     // crash may still be completing in the guest, and would take the disk away later.
     s = hv.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
     if (s.ok() && !p.old_app.empty()) {
       s = hv.AttachDisk(p.host, p.vm.name, {kAppSerial, p.old_app, "raw", true});
     }
-    if (s.ok()) s = Agent(p, "app.start", options_.health_timeout).status();
+    if (s.ok()) s = StartApp(p).status();
   } else {
     s = hv.Shutdown(p.host, p.vm.name, std::chrono::seconds(60));
     if (s.ok()) {
@@ -287,7 +293,7 @@ Result<SwapOutcome> Swapper::Resume(const std::string& vm_name) {
   if (s.ok()) {
     auto started = vms_.AwaitHealthy(p.host, vm_name, options_.boot_timeout);
     s = started.status();
-    if (s.ok()) downtime = started->value("last_downtime_ms", int64_t{-1});
+    if (s.ok()) downtime = started->last_downtime_ms.value_or(-1);
   }
   if (p.crashed) return s;
   if (!s.ok()) return Rollback(p, s.message());

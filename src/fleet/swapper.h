@@ -57,7 +57,8 @@ class Swapper {
   Result<SwapOutcome> Finish(Plan& p);
   Result<SwapOutcome> Rollback(Plan& p, const std::string& why);
   Status BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms);
-  Result<Json> Agent(Plan& p, const std::string& op, std::chrono::milliseconds timeout);
+  Status StopApp(Plan& p);
+  Result<AppStatus> StartApp(Plan& p);
 
   Db& db_;
   VmService& vms_;

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "hypervisor/agent_client.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -76,25 +77,23 @@ Result<VmSpec> VmService::BuildSpec(const VmRecord& vm, const HostRef& host, con
   return spec;
 }
 
-Result<Json> VmService::AwaitHealthy(const HostRef& host, const std::string& vm,
-                                     std::chrono::milliseconds timeout) {
+Result<AppStatus> VmService::AwaitHealthy(const HostRef& host, const std::string& vm,
+                                          std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Status last = Unavailable("vm '" + vm + "': the agent did not answer");
   while (std::chrono::steady_clock::now() < deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    auto ch = hv_.OpenAgent(host, vm);
-    if (ch.ok()) {
-      auto hello =
-          (*ch)->Call("hello", Json::object(), std::min(left, std::chrono::milliseconds(2000)));
+    auto agent = AgentClient::Open(hv_, host, vm);
+    if (agent.ok()) {
+      auto hello = agent->Hello(std::min(left, std::chrono::milliseconds(2000)));
       if (hello.ok()) {
         // app.start is idempotent: it waits for the app the agent started at boot.
-        return (*ch)->Call("app.start", Json::object(),
-                           std::max(left, std::chrono::milliseconds(1000)));
+        return agent->StartApp({}, std::max(left, std::chrono::milliseconds(1000)));
       }
       last = hello.status();
     } else {
-      last = ch.status();
+      last = agent.status();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
@@ -233,17 +232,16 @@ Result<Json> VmService::Inspect(const std::string& name) {
     for (const auto& d : live->disks) disks[d.serial] = Basename(d.path);
     j["disks"] = disks;
     if (live->running) {
-      auto ch = hv_.OpenAgent(host, name);
-      auto st = ch.ok() ? (*ch)->Call("status", Json::object(), std::chrono::seconds(5))
-                        : Result<Json>(ch.status());
+      auto agent = AgentClient::Open(hv_, host, name);
+      auto st = agent.ok() ? agent->GetStatus(std::chrono::seconds(5))
+                           : Result<StatusReply>(agent.status());
       if (st.ok()) {
-        j["boot_id"] = (*st).value("boot_id", "");
-        const Json& a = (*st)["app"];
-        app["healthy"] = a.value("healthy", false);
-        app["state"] = a.value("state", "");
-        app["running_version"] = a.value("version", "");
-        app["health_output"] = a.value("health_output", "");
-        if (a.contains("last_downtime_ms")) app["last_downtime_ms"] = a["last_downtime_ms"];
+        j["boot_id"] = st->boot_id;
+        app["healthy"] = st->app.healthy;
+        app["state"] = AppStateName(st->app.state);
+        app["running_version"] = st->app.version;
+        app["health_output"] = st->app.health_output;
+        if (st->app.last_downtime_ms) app["last_downtime_ms"] = *st->app.last_downtime_ms;
       } else {
         j["agent_error"] = st.status().message();
         app["healthy"] = false;

@@ -53,8 +53,8 @@ class VmService {
   Result<VmSpec> BuildSpec(const VmRecord& vm, const HostRef& host, const Template& t,
                            const std::string& os_volume_path, const ProgressFn& progress);
   // Waits until the VM's agent answers and its app is healthy; returns app.start's result.
-  Result<Json> AwaitHealthy(const HostRef& host, const std::string& vm,
-                            std::chrono::milliseconds timeout);
+  Result<AppStatus> AwaitHealthy(const HostRef& host, const std::string& vm,
+                                 std::chrono::milliseconds timeout);
   Status SetState(const std::string& vm, const std::string& state, const std::string& error);
   // The lock serializing operations on `vm`.
   std::mutex& LockFor(const std::string& vm);
