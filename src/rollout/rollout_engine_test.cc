@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "fleet/fleet_testbed.h"
 
 namespace vdswap::testing {
@@ -44,7 +46,14 @@ TEST(RolloutEngineTest, StopsAtFirstFailureAfterRollingItBack) {
 TEST(RolloutEngineTest, ShutdownPausesAndTheNextEngineContinues) {
   FleetTestbed tb;
   tb.CreateVms({"a", "b", "c"});
-  tb.hv.SetLatency(FakeHypervisor::Op::kAttach, std::chrono::milliseconds(200));
+  // The fake's latency passes on virtual time, so a real 200 ms pause keeps the first
+  // swap in flight while the engine is destroyed.
+  tb.swapper->SetCrashHook([](const std::string& step, const std::string& phase) {
+    if (step == "attached" && phase == "intent") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return false;
+  });
   int64_t id;
   {
     RolloutEngine engine(*tb.db, *tb.vms, *tb.templates, *tb.swapper);
