@@ -28,7 +28,7 @@ inline constexpr char kAppSerial[] = "vdswap-app";
 inline constexpr char kDataSerial[] = "vdswap-data";
 
 // The longest request line the agent accepts.
-inline constexpr size_t kMaxRequestLine = 64 * 1024;
+inline constexpr size_t kMaxRequestLine = size_t{64} * 1024;
 
 // The requests the agent answers. Every one is idempotent.
 enum class AgentOp {
