@@ -21,7 +21,8 @@ namespace vdswap {
 // channel carries the real protocol lines through Agent::HandleLine. The guest sees the
 // VM's attached disks by serial; the app disk holds an app whose manifest is made up from
 // the volume: version = the volume's name, a health check every 200 ms, a 15 s health
-// timeout. Guest time is the Clock's.
+// timeout. Guest time is the Clock's. The agent answers every request however long it
+// takes (the channel's timeout is not applied); HangNext simulates a silent agent.
 class FakeHypervisor : public Hypervisor {
  public:
   enum class Op {
