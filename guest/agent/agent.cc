@@ -10,11 +10,9 @@ namespace vdswap::guest {
 
 namespace {
 
-constexpr size_t kMaxLine = 64 * 1024;
 constexpr int64_t kKillWaitMs = 5000;
 constexpr int64_t kMaxBackoffMs = 30000;
-constexpr char kAppSerial[] = "vdswap-app";
-constexpr char kDataSerial[] = "vdswap-data";
+constexpr int64_t kMaxWaitDiskMs = 120000;
 
 int SignalNumber(const std::string& name) {
   static const std::pair<const char*, int> kSignals[] = {
@@ -24,24 +22,6 @@ int SignalNumber(const std::string& name) {
     if (name == n) return s;
   }
   return SIGTERM;
-}
-
-const char* StateName(Agent::AppState s) {
-  switch (s) {
-    case Agent::AppState::kStopped:
-      return "stopped";
-    case Agent::AppState::kStarting:
-      return "starting";
-    case Agent::AppState::kRunning:
-      return "running";
-    case Agent::AppState::kFailed:
-      return "failed";
-  }
-  return "unknown";
-}
-
-Json Error(const std::string& code, const std::string& message) {
-  return {{"code", code}, {"message", message}};
 }
 
 }  // namespace
@@ -65,72 +45,70 @@ void Agent::Boot() {
 }
 
 std::string Agent::HandleLine(std::string_view line) {
-  Json reply = {{"id", nullptr}};
-  auto fail = [&reply](const std::string& code, const std::string& message) {
-    reply["ok"] = false;
-    reply["error"] = Error(code, message);
-    return DumpJson(reply);
-  };
-  if (line.size() > kMaxLine) return fail("invalid_argument", "request line too long");
-  Json req = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (req.is_discarded()) return fail("invalid_argument", "request is not valid JSON");
-  if (!req.is_object()) return fail("invalid_argument", "request must be a JSON object");
-  if (req.contains("id")) reply["id"] = req["id"];
-  if (!req.contains("op") || !req["op"].is_string()) {
-    return fail("invalid_argument", "request needs a string 'op'");
-  }
-  Result<Json> out = Dispatch(req["op"].get<std::string>(), req);
-  if (!out.ok()) return fail(std::string(CodeName(out.status().code())), out.status().message());
-  reply["ok"] = true;
-  reply["result"] = *out;
-  return DumpJson(reply);
+  Json id;
+  Result<AgentRequest> req = DecodeRequest(line, &id);
+  if (!req.ok()) return EncodeReply(id, req.status());
+  return EncodeReply(id, Dispatch(*req));
 }
 
-Result<Json> Agent::Dispatch(const std::string& op, const Json& req) {
-  if (op == "hello") {
-    OsRelease os = env_.ReadOsRelease();
-    return Json{{"agent", kVersion},
-                {"boot_id", env_.BootId()},
-                {"arch", env_.Arch()},
-                {"os_release", {{"ID", os["ID"]}, {"VERSION_ID", os["VERSION_ID"]}}}};
-  }
-  if (op == "status") return StatusJson();
-  if (op == "app.stop") return Stop();
-  if (op == "app.start") {
-    int64_t wait = 15000;
-    if (req.contains("wait_disk_ms") && req["wait_disk_ms"].is_number_integer()) {
-      wait = std::clamp<int64_t>(req["wait_disk_ms"].get<int64_t>(), 0, 120000);
+Result<Json> Agent::Dispatch(const AgentRequest& req) {
+  switch (req.op) {
+    case AgentOp::kHello:
+      return ToJson(Hello());
+    case AgentOp::kStatus:
+      return ToJson(Report());
+    case AgentOp::kAppStop: {
+      ASSIGN_OR_RETURN(StopReply stopped, Stop());
+      return ToJson(stopped);
     }
-    return Start(wait);
+    case AgentOp::kAppStart: {
+      ASSIGN_OR_RETURN(StartRequest start, FromJson<StartRequest>(req.fields));
+      ASSIGN_OR_RETURN(AppStatus app,
+                       Start(std::clamp<int64_t>(start.wait_disk_ms, 0, kMaxWaitDiskMs)));
+      return ToJson(app);
+    }
+    case AgentOp::kAppHealth: {
+      ASSIGN_OR_RETURN(HealthReply health, CheckHealth());
+      return ToJson(health);
+    }
+    case AgentOp::kShutdown: {
+      RETURN_IF_ERROR(Stop().status());
+      shutting_down_ = true;
+      return ToJson(ShutdownReply{true});
+    }
   }
-  if (op == "app.health") {
-    if (!manifest_ || pid_ <= 0) return FailedPrecondition("the app is not running");
-    GuestEnv::HealthResult h = env_.CheckHealth(*manifest_, std::chrono::seconds(5));
-    healthy_ = h.healthy;
-    health_output_ = h.output;
-    return Json{{"healthy", h.healthy}, {"output", h.output}};
-  }
-  if (op == "shutdown") {
-    ASSIGN_OR_RETURN(Json stopped, Stop());
-    shutting_down_ = true;
-    return Json{{"powering_off", true}};
-  }
-  return InvalidArgument("unknown op '" + op + "'");
+  return Internal("op '" + std::string(AgentOpName(req.op)) + "' is not served");
 }
 
-Json Agent::StatusJson() {
-  Json app = {
-      {"state", StateName(state_)}, {"healthy", healthy_}, {"health_output", health_output_},
-      {"restarts", restarts_},      {"pid", pid_},         {"error", last_error_}};
+HelloReply Agent::Hello() const {
+  OsRelease os = env_.ReadOsRelease();
+  return {kVersion, env_.BootId(), env_.Arch(), os["ID"], os["VERSION_ID"]};
+}
+
+AppStatus Agent::App() const {
+  AppStatus app;
+  app.state = state_;
+  app.healthy = healthy_;
+  app.health_output = health_output_;
+  app.restarts = restarts_;
+  app.pid = pid_;
+  app.error = last_error_;
   if (manifest_) {
-    app["name"] = manifest_->name;
-    app["version"] = manifest_->version;
+    app.name = manifest_->name;
+    app.version = manifest_->version;
   }
-  if (last_downtime_ms_ >= 0) app["last_downtime_ms"] = last_downtime_ms_;
-  return Json{{"boot_id", env_.BootId()},
-              {"data_mounted", data_mounted_},
-              {"app_mounted", app_mounted_},
-              {"app", app}};
+  if (last_downtime_ms_ >= 0) app.last_downtime_ms = last_downtime_ms_;
+  return app;
+}
+
+StatusReply Agent::Report() const { return {env_.BootId(), data_mounted_, app_mounted_, App()}; }
+
+Result<HealthReply> Agent::CheckHealth() {
+  if (!manifest_ || pid_ <= 0) return FailedPrecondition("the app is not running");
+  GuestEnv::HealthResult h = env_.CheckHealth(*manifest_, std::chrono::seconds(5));
+  healthy_ = h.healthy;
+  health_output_ = h.output;
+  return HealthReply{h.healthy, h.output};
 }
 
 void Agent::StopProcess() {
@@ -151,7 +129,7 @@ void Agent::StopProcess() {
   pid_ = -1;
 }
 
-Result<Json> Agent::Stop() {
+Result<StopReply> Agent::Stop() {
   bool was_up = pid_ > 0;
   if (was_up) stopped_at_ms_ = env_.NowMs();
   StopProcess();
@@ -161,7 +139,7 @@ Result<Json> Agent::Stop() {
     RETURN_IF_ERROR(env_.UnmountApp());
     app_mounted_ = false;
   }
-  return Json{{"stopped", true}, {"was_running", was_up}};
+  return StopReply{true, was_up};
 }
 
 Status Agent::Launch() {
@@ -172,8 +150,8 @@ Status Agent::Launch() {
   return Status::Ok();
 }
 
-Result<Json> Agent::Start(int64_t wait_disk_ms) {
-  if (state_ == AppState::kRunning && healthy_ && pid_ > 0) return StatusJson()["app"];
+Result<AppStatus> Agent::Start(int64_t wait_disk_ms) {
+  if (state_ == AppState::kRunning && healthy_ && pid_ > 0) return App();
   if (pid_ <= 0) {
     if (!data_mounted_) return FailedPrecondition("the data disk is not mounted: " + last_error_);
     if (!app_mounted_) {
@@ -195,7 +173,7 @@ Result<Json> Agent::Start(int64_t wait_disk_ms) {
   return AwaitHealthy();
 }
 
-Result<Json> Agent::AwaitHealthy() {
+Result<AppStatus> Agent::AwaitHealthy() {
   const AppManifest& m = *manifest_;
   int64_t deadline = env_.NowMs() + m.health.timeout_s * 1000LL;
   auto check_timeout =
@@ -220,8 +198,7 @@ Result<Json> Agent::AwaitHealthy() {
       if (stopped_at_ms_ >= 0) last_downtime_ms_ = env_.NowMs() - stopped_at_ms_;
       stopped_at_ms_ = -1;
       next_health_ms_ = env_.NowMs() + m.health.interval_ms;
-      Json out = StatusJson()["app"];
-      return out;
+      return App();
     }
     if (env_.NowMs() >= deadline) {
       state_ = AppState::kFailed;

@@ -6,21 +6,19 @@
 
 #include "core/json.h"
 #include "guest/agent/guest_env.h"
+#include "protocol/agent_protocol.h"
 
 namespace vdswap::guest {
 
-// The app supervisor inside the VM and its JSON-lines protocol.
-//
-// Requests are one JSON object per line: {"id": 7, "op": "app.stop", ...}. Replies are
-// {"id": 7, "ok": true, "result": {...}} or {"id": 7, "ok": false, "error": {"code",
-// "message"}}. Ops: hello, status, app.stop, app.start, app.health, shutdown. Every op is
-// idempotent: app.stop on a stopped app and app.start on a running one succeed.
-// Malformed or unknown requests get an error reply; nothing a host sends stops the agent.
+// The app supervisor inside the VM, serving the agent protocol (protocol/agent_protocol.h)
+// one request line at a time. Every op is idempotent: app.stop on a stopped app and
+// app.start on a running one succeed. Malformed or unknown requests get an error reply;
+// nothing a host sends stops the agent.
 //
 // Single-threaded: the owner calls HandleLine() for each request and Tick() often.
 class Agent {
  public:
-  enum class AppState { kStopped, kStarting, kRunning, kFailed };
+  using AppState = vdswap::AppState;
 
   explicit Agent(GuestEnv& env);
 
@@ -38,14 +36,18 @@ class Agent {
   void Shutdown();
 
   AppState state() const { return state_; }
+  // What a status request answers.
+  StatusReply Report() const;
 
  private:
-  Result<Json> Dispatch(const std::string& op, const Json& req);
-  Json StatusJson();
-  Result<Json> Stop();
-  Result<Json> Start(int64_t wait_disk_ms);
+  Result<Json> Dispatch(const AgentRequest& req);
+  HelloReply Hello() const;
+  AppStatus App() const;
+  Result<StopReply> Stop();
+  Result<AppStatus> Start(int64_t wait_disk_ms);
+  Result<HealthReply> CheckHealth();
   // Waits for the first healthy check after a start, up to the manifest's timeout.
-  Result<Json> AwaitHealthy();
+  Result<AppStatus> AwaitHealthy();
   Status Launch();
   void StopProcess();
 

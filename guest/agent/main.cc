@@ -23,8 +23,6 @@
 namespace vdswap::guest {
 namespace {
 
-constexpr char kPortName[] = "org.vdswap.agent.0";
-
 std::string FirstLine(const std::string& path) {
   std::ifstream in(path);
   std::string s;
@@ -32,13 +30,14 @@ std::string FirstLine(const std::string& path) {
   return s;
 }
 
-// The /dev node of the virtio-serial port named kPortName ("/dev/vport1p1"), or "".
+// The /dev node of the virtio-serial port named kAgentChannel ("/dev/vport1p1"), or "".
 std::string FindPort() {
   std::string found;
   if (DIR* d = opendir("/sys/class/virtio-ports")) {
     while (dirent* e = readdir(d)) {
       if (e->d_name[0] == '.') continue;
-      if (FirstLine(std::string("/sys/class/virtio-ports/") + e->d_name + "/name") == kPortName) {
+      if (FirstLine(std::string("/sys/class/virtio-ports/") + e->d_name + "/name") ==
+          kAgentChannel) {
         found = std::string("/dev/") + e->d_name;
       }
     }
@@ -82,7 +81,7 @@ int Main() {
   for (int i = 0; port.empty(); ++i) {
     port = FindPort();
     if (port.empty()) {
-      if (i % 50 == 0) std::cerr << "vdswap-guest: waiting for port " << kPortName << "\n";
+      if (i % 50 == 0) std::cerr << "vdswap-guest: waiting for port " << kAgentChannel << "\n";
       env.SleepMs(100);
     }
   }

@@ -142,7 +142,7 @@ int Run(const Flags& flags) {
 
   std::unique_ptr<Hypervisor> hypervisor;
   if (flags.hypervisor == "fake") {
-    hypervisor = std::make_unique<FakeHypervisor>();
+    hypervisor = std::make_unique<FakeHypervisor>(clock);
   } else {
     VLOG(kInfo) << "new VMs use " << (accel == Accel::kKvm ? "KVM" : "TCG (software)");
     hypervisor = std::make_unique<LibvirtHypervisor>(accel);

@@ -2,7 +2,10 @@
 
 #include <sys/stat.h>
 
-#include <thread>
+#include <algorithm>
+
+#include "guest/agent/agent.h"
+#include "guest/agent/fake_guest_env.h"
 
 namespace vdswap {
 
@@ -34,22 +37,53 @@ const char* OpName(FakeHypervisor::Op op) {
   return "?";
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string Basename(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-class FakeChannel : public AgentChannel {
+// The guest's device node of the disk with `serial`, as the domain XML assigns them.
+std::string Device(const std::string& serial) {
+  if (serial == kOsSerial) return "/dev/vda";
+  if (serial == kAppSerial) return "/dev/vdb";
+  return "/dev/vdc";
+}
+
+// The app on an app volume, made up from its name.
+AppManifest AppOnVolume(const std::string& volume) {
+  AppManifest m;
+  m.name = "fake";
+  m.version = volume;
+  m.start = {"/bin/app"};
+  m.health.exec = {"/bin/app", "--health"};
+  m.health.interval_ms = 200;
+  m.health.timeout_s = 15;
+  return m;
+}
+
+}  // namespace
+
+struct FakeHypervisor::RunningGuest {
+  RunningGuest(Clock& clock, std::string boot_id) : env(clock, std::move(boot_id)), agent(env) {}
+
+  // Plugs `disk` in; an app disk comes with its app.
+  void Plug(const DiskSpec& disk) {
+    std::string device = Device(disk.serial);
+    if (disk.serial == kAppSerial) env.PutApp(device, AppOnVolume(Basename(disk.path)));
+    env.PlugDisk(disk.serial, device);
+  }
+
+  std::mutex mu;  // one request at a time, as on the serial port
+  guest::FakeGuestEnv env;
+  guest::Agent agent;
+};
+
+// Each call runs through the guest's agent as one request line and its reply line.
+class FakeHypervisor::Channel : public AgentChannel {
  public:
-  FakeChannel(FakeHypervisor& hv, std::string vm) : hv_(hv), vm_(std::move(vm)) {}
-  Result<Json> Call(const std::string& op, const Json&, std::chrono::milliseconds) override {
-    return hv_.AgentCall(vm_, op);
+  Channel(FakeHypervisor& hv, std::string vm) : hv_(hv), vm_(std::move(vm)) {}
+  Result<Json> Call(AgentOp op, const Json& fields, std::chrono::milliseconds) override {
+    return hv_.AgentCall(vm_, op, fields);
   }
 
  private:
@@ -57,7 +91,9 @@ class FakeChannel : public AgentChannel {
   std::string vm_;
 };
 
-}  // namespace
+FakeHypervisor::FakeHypervisor(Clock& clock) : clock_(clock) {}
+
+FakeHypervisor::~FakeHypervisor() = default;
 
 void FakeHypervisor::FailNext(Op op, Status status) {
   std::lock_guard lock(mu_);
@@ -67,6 +103,11 @@ void FakeHypervisor::FailNext(Op op, Status status) {
 void FakeHypervisor::SetUnhealthyApp(const std::string& volume) {
   std::lock_guard lock(mu_);
   unhealthy_.insert(volume);
+  for (auto& [name, vm] : vms_) {
+    if (!vm.guest) continue;
+    std::lock_guard guest_lock(vm.guest->mu);
+    vm.guest->env.SetHealthy(volume, false);
+  }
 }
 
 void FakeHypervisor::HangNext(Op op) {
@@ -95,7 +136,10 @@ FakeHypervisor::GuestView FakeHypervisor::Guest(const std::string& vm) const {
   auto it = vms_.find(vm);
   if (it == vms_.end() || !it->second.running) return {};
   const Vm& v = it->second;
-  return {v.app_state, v.app_version, v.starts, "boot-" + std::to_string(v.boots)};
+  std::lock_guard guest_lock(v.guest->mu);
+  StatusReply status = v.guest->agent.Report();
+  return {std::string(AppStateName(status.app.state)), status.app.version,
+          v.earlier_starts + v.guest->env.spawns(), status.boot_id};
 }
 
 // REQUIRES: mu_ not held.
@@ -116,23 +160,26 @@ Status FakeHypervisor::Enter(Op op, const std::string& what) {
       return s;
     }
   }
-  if (delay.count() > 0) std::this_thread::sleep_for(delay);
+  if (delay.count() > 0) clock_.SleepFor(delay);
   return Status::Ok();
 }
 
-void FakeHypervisor::BootGuest(Vm& vm) {
+std::shared_ptr<FakeHypervisor::RunningGuest> FakeHypervisor::PowerOn(Vm& vm) {
   vm.running = true;
   ++vm.boots;
-  vm.app_state = "stopped";
-  const DiskSpec* app = nullptr;
-  for (const auto& d : vm.disks) {
-    if (d.serial == kAppSerial) app = &d;
+  vm.guest = std::make_shared<RunningGuest>(clock_, "boot-" + std::to_string(vm.boots));
+  for (const auto& d : vm.disks) vm.guest->Plug(d);
+  for (const auto& volume : unhealthy_) vm.guest->env.SetHealthy(volume, false);
+  return vm.guest;
+}
+
+void FakeHypervisor::PowerOff(Vm& vm) {
+  if (vm.guest) {
+    std::lock_guard guest_lock(vm.guest->mu);
+    vm.earlier_starts += vm.guest->env.spawns();
   }
-  if (app != nullptr && !unhealthy_.count(Basename(app->path))) {
-    vm.app_state = "running";
-    vm.app_version = Basename(app->path);
-    ++vm.starts;
-  }
+  vm.guest.reset();
+  vm.running = false;
 }
 
 Result<std::string> FakeHypervisor::EnsurePool(const HostRef& host) {
@@ -195,7 +242,7 @@ Result<uint64_t> FakeHypervisor::VolumeAllocation(const HostRef& host, const std
 
 Status FakeHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {
   RETURN_IF_ERROR(Enter(Op::kDefineAndStart, host.name + " " + spec.name));
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   Vm& vm = vms_[spec.name];
   if (vm.running) return FailedPrecondition("vm '" + spec.name + "' is running");
   vm.spec = spec;
@@ -203,16 +250,24 @@ Status FakeHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {
   for (const DiskSpec* d : {&spec.os, &spec.app, &spec.data}) {
     if (!d->path.empty()) vm.disks.push_back(*d);
   }
-  BootGuest(vm);
+  std::shared_ptr<RunningGuest> guest = PowerOn(vm);
+  // The guest boots on its own time: hold only its lock while the agent starts the app.
+  std::lock_guard guest_lock(guest->mu);
+  lock.unlock();
+  guest->agent.Boot();
   return Status::Ok();
 }
 
 Status FakeHypervisor::Start(const HostRef& host, const std::string& name) {
   RETURN_IF_ERROR(Enter(Op::kStart, host.name + " " + name));
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
-  if (!it->second.running) BootGuest(it->second);
+  if (it->second.running) return Status::Ok();
+  std::shared_ptr<RunningGuest> guest = PowerOn(it->second);
+  std::lock_guard guest_lock(guest->mu);
+  lock.unlock();
+  guest->agent.Boot();
   return Status::Ok();
 }
 
@@ -221,9 +276,14 @@ Status FakeHypervisor::Shutdown(const HostRef& host, const std::string& name,
   RETURN_IF_ERROR(Enter(Op::kShutdown, host.name + " " + name));
   std::lock_guard lock(mu_);
   auto it = vms_.find(name);
-  if (it != vms_.end()) {
-    it->second.running = false;
-    it->second.app_state = "stopped";
+  if (it != vms_.end() && it->second.guest) {
+    {
+      // The power button: the agent stops the app, then the guest powers off.
+      std::lock_guard guest_lock(it->second.guest->mu);
+      it->second.guest->agent.Shutdown();
+      it->second.guest->env.PowerOff();
+    }
+    PowerOff(it->second);
   }
   return Status::Ok();
 }
@@ -257,6 +317,10 @@ Status FakeHypervisor::DetachDisk(const HostRef& host, const std::string& name,
   disks.erase(std::remove_if(disks.begin(), disks.end(),
                              [&](const DiskSpec& d) { return d.serial == serial; }),
               disks.end());
+  if (it->second.guest) {
+    std::lock_guard guest_lock(it->second.guest->mu);
+    it->second.guest->env.UnplugDisk(serial);
+  }
   return Status::Ok();
 }
 
@@ -274,6 +338,10 @@ Status FakeHypervisor::AttachDisk(const HostRef& host, const std::string& name,
     }
   }
   it->second.disks.push_back(disk);
+  if (it->second.guest) {
+    std::lock_guard guest_lock(it->second.guest->mu);
+    it->second.guest->Plug(disk);
+  }
   return Status::Ok();
 }
 
@@ -285,56 +353,40 @@ Result<std::unique_ptr<AgentChannel>> FakeHypervisor::OpenAgent(const HostRef& h
   if (it == vms_.end() || !it->second.running) {
     return Unavailable("vm '" + name + "' is not running");
   }
-  return std::unique_ptr<AgentChannel>(new FakeChannel(*this, name));
+  return std::unique_ptr<AgentChannel>(new Channel(*this, name));
 }
 
-Result<Json> FakeHypervisor::AgentCall(const std::string& name, const std::string& op) {
-  if (op == "app.stop") RETURN_IF_ERROR(Enter(Op::kAppStop, name));
-  if (op == "app.start") RETURN_IF_ERROR(Enter(Op::kAppStart, name));
-  std::lock_guard lock(mu_);
-  auto it = vms_.find(name);
-  if (it == vms_.end() || !it->second.running) return Unavailable("vm '" + name + "' is off");
-  Vm& vm = it->second;
-  auto app_json = [&vm] {
-    Json j = {{"state", vm.app_state},
-              {"healthy", vm.app_state == "running"},
-              {"version", vm.app_version},
-              {"name", "fake"},
-              {"health_output", vm.app_version + " starts=" + std::to_string(vm.starts)}};
-    return j;
-  };
-  if (op == "hello") {
-    return Json{{"boot_id", "boot-" + std::to_string(vm.boots)},
-                {"os_release", {{"ID", "vdswap-testos"}}}};
+Result<Json> FakeHypervisor::AgentCall(const std::string& name, AgentOp op, const Json& fields) {
+  if (op == AgentOp::kAppStop) RETURN_IF_ERROR(Enter(Op::kAppStop, name));
+  if (op == AgentOp::kAppStart) RETURN_IF_ERROR(Enter(Op::kAppStart, name));
+  std::shared_ptr<RunningGuest> guest;
+  {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(name);
+    if (it == vms_.end() || !it->second.running) return Unavailable("vm '" + name + "' is off");
+    guest = it->second.guest;
   }
-  if (op == "status") {
-    return Json{{"boot_id", "boot-" + std::to_string(vm.boots)}, {"app", app_json()}};
-  }
-  if (op == "app.stop") {
-    if (vm.app_state != "stopped") vm.stopped_at_ms = NowMs();
-    vm.app_state = "stopped";
-    return Json{{"stopped", true}};
-  }
-  if (op == "app.start") {
-    if (vm.app_state == "running") return app_json();
-    const DiskSpec* app = nullptr;
-    for (const auto& d : vm.disks) {
-      if (d.serial == kAppSerial) app = &d;
+  std::string reply_line;
+  bool powering_off = false;
+  {
+    std::lock_guard guest_lock(guest->mu);
+    guest->agent.Tick();  // the agent's main loop supervises between requests
+    reply_line = guest->agent.HandleLine(EncodeRequest(1, op, fields));
+    if (guest->agent.shutting_down()) {
+      guest->env.PowerOff();
+      powering_off = true;
     }
-    if (app == nullptr)
-      return NotFound("agent of vm '" + name + "': no disk with serial 'vdswap-app'");
-    vm.app_version = Basename(app->path);
-    ++vm.starts;
-    if (unhealthy_.count(vm.app_version)) {
-      vm.app_state = "failed";
-      return Internal("agent of vm '" + name + "': health check did not pass within 15 s");
-    }
-    vm.app_state = "running";
-    Json j = app_json();
-    if (vm.stopped_at_ms >= 0) j["last_downtime_ms"] = NowMs() - vm.stopped_at_ms;
-    return j;
   }
-  return InvalidArgument("unknown op '" + op + "'");
+  if (powering_off) {
+    std::lock_guard lock(mu_);
+    auto it = vms_.find(name);
+    if (it != vms_.end() && it->second.guest == guest) PowerOff(it->second);
+  }
+  auto reply = DecodeReply(reply_line);
+  if (!reply.ok()) return Internal("agent of vm '" + name + "': " + reply.status().message());
+  if (reply->result.ok()) return std::move(reply->result);
+  const Status& err = reply->result.status();
+  return Status(err.code(), "agent of vm '" + name + "': " + err.message());
 }
 
 }  // namespace vdswap

@@ -2,22 +2,27 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "hypervisor/hypervisor.h"
 
 namespace vdswap {
 
-// An in-memory Hypervisor with a simulated guest agent in every running VM, for unit
-// tests, crash tests and scale runs (`vdswapd --hypervisor fake`). Records every call in
-// a log, injects faults, and can add latency per operation. Thread-safe.
+// An in-memory Hypervisor for unit tests, crash tests and scale runs (`vdswapd
+// --hypervisor fake`). Records every call in a log, injects faults, and adds latency per
+// operation on its Clock. Thread-safe.
 //
-// The fake guest: on boot it starts the app of the attached app disk; app.stop/app.start
-// behave like the real agent; an app on a volume marked unhealthy never gets healthy.
-// Its app "version" is the app volume's name.
+// Every running VM runs the real guest Agent on a guest::FakeGuestEnv, and its agent
+// channel carries the real protocol lines through Agent::HandleLine. The guest sees the
+// VM's attached disks by serial; the app disk holds an app whose manifest is made up from
+// the volume: version = the volume's name, a health check every 200 ms, a 15 s health
+// timeout. Guest time is the Clock's. The agent answers every request however long it
+// takes (the channel's timeout is not applied); HangNext simulates a silent agent.
 class FakeHypervisor : public Hypervisor {
  public:
   enum class Op {
@@ -33,21 +38,28 @@ class FakeHypervisor : public Hypervisor {
     kAppStart,
   };
 
+  // REQUIRES: `clock` outlives this.
+  explicit FakeHypervisor(Clock& clock);
+  ~FakeHypervisor() override;
+
   // Makes the next call of `op` fail with `status` (once).
   void FailNext(Op op, Status status);
   // Makes the next `op` time out as if the peer never answered (agent silence, a guest
   // that does not release a disk): it fails with kUnavailable.
   void HangNext(Op op);
-  // Adds `latency` to every call of `op` (a latency model for scale runs).
+  // Adds `latency` (slept on the Clock) to every call of `op` (a latency model for scale
+  // runs).
   void SetLatency(Op op, std::chrono::milliseconds latency);
-  // Marks the app on `volume` (a volume name) as one whose health check always fails.
+  // Marks the app on `volume` (a volume name) as one whose health check always fails, in
+  // running guests and later boots: its start fails after the 15 s health timeout.
   void SetUnhealthyApp(const std::string& volume);
   // Every call so far, as readable lines: "detach web-1 vdswap-app".
   std::vector<std::string> Log() const;
   // Bytes received by UploadVolume per host name.
   uint64_t UploadedBytes(const std::string& host) const;
-  // The simulated guest's app state of a VM: "running", "stopped", "failed" (or "" when
-  // the VM is not running), its app version, start counter and boot id.
+  // The guest agent's view of a VM: its app state ("running", "starting", "stopped",
+  // "failed"; "" when the VM is not running), app version, how many times the app was
+  // started in the VM's life, and boot id.
   struct GuestView {
     std::string app_state;
     std::string app_version;
@@ -79,25 +91,31 @@ class FakeHypervisor : public Hypervisor {
   Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& host,
                                                   const std::string& vm) override;
 
-  // The fake guest's request handler (used by the channel). Public for the channel only.
-  Result<Json> AgentCall(const std::string& vm, const std::string& op);
-
  private:
+  class Channel;
+  struct RunningGuest;  // a guest OS that is up: the agent on its fake env
   struct Vm {
     VmSpec spec;
     bool running = false;
     std::vector<DiskSpec> disks;
-    std::string app_state = "stopped";
-    std::string app_version;
-    int starts = 0;
     int boots = 0;
-    int64_t stopped_at_ms = -1;
+    int earlier_starts = 0;               // app starts in earlier boots
+    std::shared_ptr<RunningGuest> guest;  // while running
   };
   // Applies latency and injected faults for `op`; returns the fault, if any.
+  // REQUIRES: mu_ not held.
   Status Enter(Op op, const std::string& what);
-  void BootGuest(Vm& vm);
+  // Powers the VM on: a new guest with the VM's disks. The caller boots its agent.
+  // REQUIRES: mu_ held.
+  std::shared_ptr<RunningGuest> PowerOn(Vm& vm);
+  // The guest is gone (powered off or destroyed). REQUIRES: mu_ held.
+  void PowerOff(Vm& vm);
+  // Sends one request to the agent of `vm`, as the channel does.
+  Result<Json> AgentCall(const std::string& vm, AgentOp op, const Json& fields);
   std::string PoolPath(const HostRef& host) const { return "/fake/" + host.name + "/" + host.pool; }
 
+  Clock& clock_;
+  // Lock order: mu_, then a guest's own lock; an agent call holds only its guest's lock.
   mutable std::mutex mu_;
   std::map<Op, Status> fail_next_;
   std::set<Op> hang_next_;

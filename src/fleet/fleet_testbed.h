@@ -40,7 +40,7 @@ struct FleetTestbed {
   FakeClock clock;
   std::unique_ptr<TempDir> dir;
   std::unique_ptr<Db> db;
-  FakeHypervisor hv;
+  FakeHypervisor hv{clock};
   VmLocks locks;
   std::unique_ptr<ImageStore> images;
   std::unique_ptr<HostRegistry> hosts;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "hypervisor/agent_client.h"
+
 namespace vdswap {
 
 namespace {
@@ -9,38 +11,37 @@ using std::chrono::milliseconds;
 constexpr milliseconds kRetryEvery{250};
 }  // namespace
 
-Result<Json> GuestAgent::Call(const HostRef& host, const std::string& vm, const std::string& op,
-                              milliseconds timeout) {
-  ASSIGN_OR_RETURN(auto ch, hv_.OpenAgent(host, vm));
-  return ch->Call(op, Json::object(), timeout);
-}
-
 Status GuestAgent::StopApp(const HostRef& host, const std::string& vm, milliseconds timeout) {
-  return Call(host, vm, "app.stop", timeout).status();
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
+  return agent.StopApp(timeout).status();
 }
 
-Result<Json> GuestAgent::StartApp(const HostRef& host, const std::string& vm,
-                                  milliseconds timeout) {
-  return Call(host, vm, "app.start", timeout);
+Result<AppStatus> GuestAgent::StartApp(const HostRef& host, const std::string& vm,
+                                       milliseconds timeout) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
+  return agent.StartApp(StartRequest{}, timeout);
 }
 
-Result<Json> GuestAgent::LiveStatus(const HostRef& host, const std::string& vm,
-                                    milliseconds timeout) {
-  return Call(host, vm, "status", timeout);
+Result<StatusReply> GuestAgent::LiveStatus(const HostRef& host, const std::string& vm,
+                                           milliseconds timeout) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
+  return agent.GetStatus(timeout);
 }
 
-Result<Json> GuestAgent::AwaitHealthy(const HostRef& host, const std::string& vm,
-                                      milliseconds timeout) {
+Result<AppStatus> GuestAgent::AwaitHealthy(const HostRef& host, const std::string& vm,
+                                           milliseconds timeout) {
   const auto deadline = clock_.Now() + timeout;
   Status last = Unavailable("vm '" + vm + "': the agent did not answer");
   while (clock_.Now() < deadline) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.Now());
-    auto hello = Call(host, vm, "hello", std::min(left, milliseconds(2000)));
+    auto agent = AgentClient::Open(hv_, host, vm);
+    auto hello = agent.ok() ? agent->Hello(std::min(left, milliseconds(2000))).status()
+                            : agent.status();
     if (hello.ok()) {
       // app.start is idempotent: it waits for the app the agent started at boot.
-      return StartApp(host, vm, std::max(left, milliseconds(1000)));
+      return agent->StartApp(StartRequest{}, std::max(left, milliseconds(1000)));
     }
-    last = hello.status();
+    last = hello;
     clock_.SleepFor(kRetryEvery);
   }
   return last;

@@ -1,6 +1,7 @@
 #include "fleet/swapper.h"
 
 #include "core/log.h"
+#include "hypervisor/agent_client.h"
 
 namespace vdswap {
 
@@ -134,8 +135,9 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
     }
     if (s.ok()) {
       s = Step(p, SwapStep::kStarted, [&]() -> Status {
-        ASSIGN_OR_RETURN(Json started, agent_.StartApp(p.host, p.vm.name, options_.health_timeout));
-        downtime = started.value("last_downtime_ms", clock_.MsSince(p.stopped_at));
+        ASSIGN_OR_RETURN(AppStatus started,
+                         agent_.StartApp(p.host, p.vm.name, options_.health_timeout));
+        downtime = started.last_downtime_ms.value_or(clock_.MsSince(p.stopped_at));
         return Status::Ok();
       });
     }
@@ -168,9 +170,9 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
 Status Swapper::BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms) {
   RETURN_IF_ERROR(hv_.DefineAndStart(p.host, spec));
   ASSIGN_OR_RETURN(
-      Json started,
+      AppStatus started,
       agent_.AwaitHealthy(p.host, p.vm.name, options_.boot_timeout + options_.health_timeout));
-  if (!started.value("healthy", false)) return Internal("the app is not healthy after boot");
+  if (!started.healthy) return Internal("the app is not healthy after boot");
   if (p.stopped_at != Clock::TimePoint{}) *downtime_ms = clock_.MsSince(p.stopped_at);
   return Status::Ok();
 }
@@ -273,7 +275,7 @@ Result<SwapOutcome> Swapper::Resume(const std::string& vm_name) {
   if (s.ok()) {
     auto started = agent_.AwaitHealthy(p.host, vm_name, options_.boot_timeout);
     s = started.status();
-    if (s.ok()) downtime = started->value("last_downtime_ms", int64_t{-1});
+    if (s.ok()) downtime = started->last_downtime_ms.value_or(-1);
   }
   if (p.crashed) return s;
   if (!s.ok()) return Rollback(p, s.message());

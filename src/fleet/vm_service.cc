@@ -137,16 +137,13 @@ Result<VmInspection> VmService::Inspect(const std::string& name) {
   auto st = agent_.LiveStatus(host, name, kStatusTimeout);
   out.agent_status = st.status();
   if (!st.ok()) return out;
-  const Json& a = (*st)["app"];
   VmInspection::Guest g;
-  g.boot_id = st->value("boot_id", "");
-  g.healthy = a.value("healthy", false);
-  g.app_state = a.value("state", "");
-  g.running_version = a.value("version", "");
-  g.health_output = a.value("health_output", "");
-  if (a.contains("last_downtime_ms") && a["last_downtime_ms"].is_number_integer()) {
-    g.last_downtime_ms = a["last_downtime_ms"].get<int64_t>();
-  }
+  g.boot_id = st->boot_id;
+  g.healthy = st->app.healthy;
+  g.app_state = std::string(AppStateName(st->app.state));
+  g.running_version = st->app.version;
+  g.health_output = st->app.health_output;
+  g.last_downtime_ms = st->app.last_downtime_ms;
   out.guest = g;
   return out;
 }

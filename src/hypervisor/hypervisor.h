@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "core/progress.h"
 #include "core/status.h"
+#include "protocol/agent_protocol.h"
 
 namespace vdswap {
 
@@ -18,11 +19,6 @@ struct HostRef {
   std::string uri;
   std::string pool;
 };
-
-// Disk serials the guest finds its disks by.
-inline constexpr char kOsSerial[] = "vdswap-os";
-inline constexpr char kAppSerial[] = "vdswap-app";
-inline constexpr char kDataSerial[] = "vdswap-data";
 
 struct DiskSpec {
   std::string serial;  // kOsSerial, kAppSerial or kDataSerial
@@ -49,14 +45,15 @@ struct VmLiveState {
   const DiskSpec* Disk(const std::string& serial) const;
 };
 
-// The host end of a VM's guest-agent channel (org.vdswap.agent.0). One caller at a time.
+// The host end of a VM's guest-agent channel (kAgentChannel), carrying the JSON lines of
+// protocol/agent_protocol.h. Callers use AgentClient for typed calls. One caller at a time.
 class AgentChannel {
  public:
   virtual ~AgentChannel() = default;
-  // Sends {"op": op, ...args} and waits for the matching reply. Returns its "result";
-  // an agent error keeps the agent's code; kUnavailable when no reply came in `timeout`.
-  virtual Result<Json> Call(const std::string& op, const Json& args,
-                            std::chrono::milliseconds timeout) = 0;
+  // Sends `op` with `fields` (an object, or null) and waits for the matching reply. Returns
+  // its "result" object; an agent error keeps the agent's code, with the message prefixed
+  // "agent of vm 'NAME': "; kUnavailable when no reply came in `timeout`.
+  virtual Result<Json> Call(AgentOp op, const Json& fields, std::chrono::milliseconds timeout) = 0;
 };
 
 // Everything vdswap does on hosts. Speaks domain types only: no libvirt types or XML.

@@ -143,7 +143,7 @@ std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& consol
   for (const DiskSpec* d : {&spec.os, &spec.app, &spec.data}) {
     if (!d->path.empty()) x << "    " << DiskXml(*d) << "\n";
   }
-  x << "    <channel type='unix'><target type='virtio' name='org.vdswap.agent.0'/></channel>\n"
+  x << "    <channel type='unix'><target type='virtio' name='" << kAgentChannel << "'/></channel>\n"
     << "    <serial type='file'><source path='" << Esc(console_log)
     << "'/><target port='0'/></serial>\n"
     << "    <memballoon model='none'/>\n"

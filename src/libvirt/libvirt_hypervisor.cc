@@ -14,7 +14,6 @@ namespace vdswap {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr char kChannel[] = "org.vdswap.agent.0";
 
 // RAII for libvirt object references.
 template <typename T, int (*Free)(T)>
@@ -96,14 +95,11 @@ class LibvirtAgentChannel : public AgentChannel {
     if (stream_) virStreamAbort(stream_.get());
   }
 
-  Result<Json> Call(const std::string& op, const Json& args,
-                    std::chrono::milliseconds timeout) override {
+  Result<Json> Call(AgentOp op, const Json& fields, std::chrono::milliseconds timeout) override {
     auto deadline = Clock::now() + timeout;
-    std::string id = prefix_ + std::to_string(++seq_);
-    Json req = args.is_object() ? args : Json::object();
-    req["id"] = id;
-    req["op"] = op;
-    std::string line = DumpJson(req) + "\n";
+    Json id = prefix_ + std::to_string(++seq_);
+    std::string line = EncodeRequest(id, op, fields) + "\n";
+    std::string op_name(AgentOpName(op));
     size_t off = 0;
     while (off < line.size()) {
       int n = virStreamSend(stream_.get(), line.data() + off, line.size() - off);
@@ -112,26 +108,24 @@ class LibvirtAgentChannel : public AgentChannel {
       } else if (n == -2 && Clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       } else {
-        return Unavailable("agent of vm '" + vm_ + "': cannot send '" + op + "': " + LastError());
+        return Unavailable("agent of vm '" + vm_ + "': cannot send '" + op_name +
+                           "': " + LastError());
       }
     }
     char chunk[4096];
     while (true) {
       size_t nl;
       while ((nl = buf_.find('\n')) != std::string::npos) {
-        std::string reply_line = buf_.substr(0, nl);
+        auto reply = DecodeReply(std::string_view(buf_).substr(0, nl));
         buf_.erase(0, nl + 1);
-        Json reply = Json::parse(reply_line, nullptr, false);
-        if (reply.is_discarded() || !reply.is_object() || reply.value("id", Json()) != id) {
+        if (!reply.ok() || reply->id != id)
           continue;  // a late reply to an earlier request, or noise
-        }
-        if (reply.value("ok", false)) return reply.value("result", Json::object());
-        const Json& err = reply.contains("error") ? reply["error"] : Json::object();
-        return Status(CodeFromName(err.value("code", "internal")),
-                      "agent of vm '" + vm_ + "': " + err.value("message", "error"));
+        if (reply->result.ok()) return std::move(reply->result);
+        const Status& err = reply->result.status();
+        return Status(err.code(), "agent of vm '" + vm_ + "': " + err.message());
       }
       if (Clock::now() >= deadline) {
-        return Unavailable("agent of vm '" + vm_ + "' did not answer '" + op + "' within " +
+        return Unavailable("agent of vm '" + vm_ + "' did not answer '" + op_name + "' within " +
                            std::to_string(timeout.count()) + " ms");
       }
       int n = virStreamRecv(stream_.get(), chunk, sizeof chunk);
@@ -487,7 +481,7 @@ Result<std::unique_ptr<AgentChannel>> LibvirtHypervisor::OpenAgent(const HostRef
   if (virDomainIsActive(dom.get()) != 1) return Unavailable("vm '" + vm + "' is not running");
   StreamRef stream(virStreamNew(conn.get(), VIR_STREAM_NONBLOCK));
   if (!stream) return LibvirtError("stream");
-  if (virDomainOpenChannel(dom.get(), kChannel, stream.get(), VIR_DOMAIN_CHANNEL_FORCE) != 0) {
+  if (virDomainOpenChannel(dom.get(), kAgentChannel, stream.get(), VIR_DOMAIN_CHANNEL_FORCE) != 0) {
     return Unavailable("cannot open the agent channel of vm '" + vm + "': " + LastError());
   }
   virConnectRef(conn.get());

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/files.h"
+#include "hypervisor/agent_client.h"
 #include "image/image_store.h"
 #include "libvirt/libvirt_hypervisor.h"
 #include "store/db.h"
@@ -80,24 +81,26 @@ TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
   auto hello = WaitForAgent(*hv_, host_, kVm, seconds(120));
   ASSERT_TRUE(hello.ok()) << hello.status().ToString();
   int64_t boot_ms = MsSince(boot_start);
-  std::string boot_id = (*hello)["boot_id"];
-  EXPECT_EQ((*hello)["os_release"]["ID"], "vdswap-testos");
+  std::string boot_id = hello->boot_id;
+  EXPECT_EQ(hello->os_id, "vdswap-testos");
 
-  auto agent = hv_->OpenAgent(host_, kVm);
-  ASSERT_TRUE(agent.ok());
-  auto& ch = **agent;
+  auto opened = AgentClient::Open(*hv_, host_, kVm);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  AgentClient& agent = *opened;
   // The app started at boot; restart it once to bump its counter.
-  auto started = ch.Call("app.start", {}, seconds(60));
+  auto started = agent.StartApp({}, seconds(60));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
-  EXPECT_EQ((*started)["version"], "1");
-  ASSERT_TRUE(ch.Call("app.stop", {}, seconds(30)).ok());
-  started = ch.Call("app.start", {}, seconds(60));
+  EXPECT_EQ(started->version, "1");
+  auto stopped = agent.StopApp(seconds(30));
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_TRUE(stopped->was_running);
+  started = agent.StartApp({}, seconds(60));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
-  EXPECT_EQ((*started)["health_output"], "hello 1 starts=2");
+  EXPECT_EQ(started->health_output, "hello 1 starts=2");
 
   // The swap: stop, detach, attach, start.
   auto swap_start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(ch.Call("app.stop", {}, seconds(30)).ok());
+  ASSERT_TRUE(agent.StopApp(seconds(30)).ok());
   auto detach_start = std::chrono::steady_clock::now();
   Status detached = hv_->DetachDisk(host_, kVm, kAppSerial, seconds(30));
   ASSERT_TRUE(detached.ok()) << detached.ToString();
@@ -107,17 +110,26 @@ TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
   EXPECT_EQ(state->Disk(kAppSerial), nullptr);
   ASSERT_NE(state->Disk(kDataSerial), nullptr);  // never touched
   ASSERT_TRUE(hv_->AttachDisk(host_, kVm, {kAppSerial, v2, "raw", true}).ok());
-  started = ch.Call("app.start", {}, seconds(60));
+  started = agent.StartApp({}, seconds(60));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   int64_t swap_ms = MsSince(swap_start);
-  EXPECT_EQ((*started)["version"], "2");
-  EXPECT_EQ((*started)["healthy"], true);
-  EXPECT_EQ((*started)["health_output"], "hello 2 starts=3");  // counter kept on data disk
-  int64_t downtime_ms = (*started)["last_downtime_ms"];
+  EXPECT_EQ(started->version, "2");
+  EXPECT_EQ(started->state, AppState::kRunning);
+  EXPECT_TRUE(started->healthy);
+  EXPECT_EQ(started->health_output, "hello 2 starts=3");  // counter kept on data disk
+  ASSERT_TRUE(started->last_downtime_ms.has_value());
+  int64_t downtime_ms = *started->last_downtime_ms;
 
-  auto after = ch.Call("hello", {}, seconds(5));
+  auto after = agent.Hello(seconds(5));
   ASSERT_TRUE(after.ok());
-  EXPECT_EQ((*after)["boot_id"], boot_id);  // no reboot
+  EXPECT_EQ(after->boot_id, boot_id);  // no reboot
+  auto health = agent.CheckHealth(seconds(10));
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_TRUE(health->healthy);
+  auto status = agent.GetStatus(seconds(5));
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_TRUE(status->data_mounted);
+  EXPECT_EQ(status->app.version, "2");
   // The persistent definition has the new disk too: a reboot keeps the swap.
   state = hv_->GetState(host_, kVm);
   ASSERT_TRUE(state.ok());
@@ -134,7 +146,7 @@ TEST_F(GuestSwapTest, MalformedRequestsGetErrorsAndAgentKeepsServing) {
   virDomainPtr dom = virDomainLookupByName(conn, kVm);
   ASSERT_NE(dom, nullptr) << "needs the VM of the previous test";
   virStreamPtr st = virStreamNew(conn, 0);
-  ASSERT_EQ(virDomainOpenChannel(dom, "org.vdswap.agent.0", st, VIR_DOMAIN_CHANNEL_FORCE), 0);
+  ASSERT_EQ(virDomainOpenChannel(dom, kAgentChannel, st, VIR_DOMAIN_CHANNEL_FORCE), 0);
   std::string junk = "{this is not json\n[1,2,3]\n{\"id\":9,\"op\":\"format-disk\"}\n";
   ASSERT_EQ(virStreamSend(st, junk.data(), junk.size()), static_cast<int>(junk.size()));
   std::string got;

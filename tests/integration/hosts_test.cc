@@ -196,7 +196,7 @@ TEST_F(HostsTest, VmOnTheRemoteUriBootsAndItsAgentAnswers) {
   ASSERT_TRUE(hv_->DefineAndStart(host, spec).ok());
   auto hello = WaitForAgent(*hv_, host, spec.name, seconds(120));
   ASSERT_TRUE(hello.ok()) << hello.status().ToString();
-  EXPECT_EQ((*hello)["os_release"]["ID"], "vdswap-testos");
+  EXPECT_EQ(hello->os_id, "vdswap-testos");
   ASSERT_TRUE(hv_->Shutdown(host, spec.name, seconds(60)).ok());
   EXPECT_FALSE(hv_->GetState(host, spec.name)->running);
 }

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "hypervisor/agent_client.h"
+
 namespace vdswap::testing {
 
 const Assets& BuildAssets() {
@@ -36,18 +38,18 @@ const Assets& BuildAssets() {
   return *assets;
 }
 
-Result<Json> WaitForAgent(Hypervisor& hv, const HostRef& host, const std::string& vm,
-                          std::chrono::milliseconds timeout) {
+Result<HelloReply> WaitForAgent(Hypervisor& hv, const HostRef& host, const std::string& vm,
+                                std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Status last = Unavailable("not tried");
   while (std::chrono::steady_clock::now() < deadline) {
-    auto ch = hv.OpenAgent(host, vm);
-    if (ch.ok()) {
-      auto hello = (*ch)->Call("hello", Json::object(), std::chrono::seconds(2));
+    auto agent = AgentClient::Open(hv, host, vm);
+    if (agent.ok()) {
+      auto hello = agent->Hello(std::chrono::seconds(2));
       if (hello.ok()) return hello;
       last = hello.status();
     } else {
-      last = ch.status();
+      last = agent.status();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

@@ -8,6 +8,7 @@
 #include "core/command_runner.h"
 #include "core/files.h"
 #include "hypervisor/hypervisor.h"
+#include "protocol/agent_protocol.h"
 
 namespace vdswap::testing {
 
@@ -24,9 +25,9 @@ struct Assets {
 // Builds the assets (fails the test on error). REQUIRES: SOURCE_DIR and BUILD_DIR defined.
 const Assets& BuildAssets();
 
-// Polls `agent` with hello until it answers, up to `timeout`. Returns the hello result.
-Result<Json> WaitForAgent(Hypervisor& hv, const HostRef& host, const std::string& vm,
-                          std::chrono::milliseconds timeout);
+// Polls the VM's agent with hello until it answers, up to `timeout`. Returns the reply.
+Result<HelloReply> WaitForAgent(Hypervisor& hv, const HostRef& host, const std::string& vm,
+                                std::chrono::milliseconds timeout);
 
 // Deletes a test pool with everything in its directory, and its definition.
 void RemovePool(const HostRef& host);

@@ -1,0 +1,93 @@
+#include "guest/agent/fake_guest_env.h"
+
+#include <signal.h>
+
+namespace vdswap::guest {
+
+FakeGuestEnv::FakeGuestEnv(Clock& clock, std::string boot_id)
+    : clock_(clock), boot_id_(std::move(boot_id)) {}
+
+void FakeGuestEnv::PlugDisk(const std::string& serial, const std::string& device) {
+  disks_[serial] = device;
+}
+
+void FakeGuestEnv::UnplugDisk(const std::string& serial) { disks_.erase(serial); }
+
+void FakeGuestEnv::PutApp(const std::string& device, AppManifest m) {
+  app_on_device_[device] = std::move(m);
+}
+
+void FakeGuestEnv::SetHealthy(const std::string& version, bool healthy) {
+  if (healthy) {
+    unhealthy_versions_.erase(version);
+  } else {
+    unhealthy_versions_.insert(version);
+  }
+}
+
+Result<std::string> FakeGuestEnv::FindDisk(const std::string& serial,
+                                           std::chrono::milliseconds wait) {
+  auto it = disks_.find(serial);
+  if (it != disks_.end()) return it->second;
+  // The real agent polls until `wait` is over; so does virtual time here.
+  clock_.SleepFor(wait);
+  return NotFound("no disk with serial '" + serial + "'");
+}
+
+Status FakeGuestEnv::MountData(const std::string& device) {
+  log_.push_back((blank_data_ ? "format+mount data " : "mount data ") + device);
+  blank_data_ = false;
+  return Status::Ok();
+}
+
+Result<AppManifest> FakeGuestEnv::MountApp(const std::string& device) {
+  auto it = app_on_device_.find(device);
+  if (it == app_on_device_.end()) {
+    return InvalidArgument("manifest: /vdswap.json is not valid JSON");
+  }
+  log_.push_back("mount app " + device);
+  return it->second;
+}
+
+Status FakeGuestEnv::UnmountApp() {
+  log_.push_back("unmount app");
+  return Status::Ok();
+}
+
+Result<pid_t> FakeGuestEnv::Spawn(const AppManifest& m) {
+  pid_t pid = next_pid_++;
+  alive_.insert(pid);
+  ++spawns_;
+  log_.push_back("spawn " + m.version);
+  return pid;
+}
+
+void FakeGuestEnv::Kill(pid_t pid, int signal) {
+  log_.push_back(std::string("kill ") + (signal == SIGKILL ? "KILL" : "TERM"));
+  if (signal == SIGKILL || !ignores_term_) alive_.erase(pid);
+}
+
+bool FakeGuestEnv::Reaped(pid_t pid) { return alive_.count(pid) == 0; }
+
+GuestEnv::HealthResult FakeGuestEnv::CheckHealth(const AppManifest& m, std::chrono::milliseconds) {
+  if (failing_checks_ > 0) {
+    --failing_checks_;
+    return {false, "starting"};
+  }
+  if (unhealthy_versions_.count(m.version)) return {false, m.name + " " + m.version + ": down"};
+  return {true, m.name + " " + m.version};
+}
+
+int64_t FakeGuestEnv::NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
+      .count();
+}
+
+void FakeGuestEnv::SleepMs(int64_t ms) { clock_.SleepFor(std::chrono::milliseconds(ms)); }
+
+void FakeGuestEnv::PowerOff() {
+  log_.push_back("poweroff");
+  powered_off_ = true;
+}
+
+}  // namespace vdswap::guest
