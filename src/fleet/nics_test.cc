@@ -16,9 +16,9 @@ TEST(NicsTest, KeepsOrderOfSeveralNetworks) {
 }
 
 TEST(NicsTest, RefusesBadCombinations) {
-  EXPECT_EQ(ParseNetworks({"none", "default"}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(ParseNetworks({"a", "a"}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(ParseNetworks({"Bad Name"}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseNetworks({"none", "default"}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ParseNetworks({"a", "a"}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ParseNetworks({"Bad Name"}).status().code(), Code::kInvalidArgument);
 }
 
 TEST(NicsTest, MacHasQemuPrefixAndTheBits) {
