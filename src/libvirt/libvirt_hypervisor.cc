@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "hypervisor/host_uri.h"
 
 namespace vdswap {
 
@@ -211,6 +212,10 @@ Result<virConnectPtr> LibvirtHypervisor::Connect(const std::string& uri) {
     virConnectClose(it->second);
     conns_.erase(it);
   }
+  // Host URIs come through the API: only allowed forms ever reach libvirt (some URIs run
+  // commands). See hypervisor/host_uri.h.
+  ASSIGN_OR_RETURN(HostUri checked, ParseHostUri(uri));
+  if (!checked.warning.empty()) VLOG(kWarning) << "host uri " << uri << ": " << checked.warning;
   virConnectPtr conn = virConnectOpen(uri.c_str());
   if (conn == nullptr) return Unavailable("cannot connect to " + uri + ": " + LastError());
   virConnectSetKeepAlive(conn, 5, 3);
