@@ -308,8 +308,8 @@ Result<std::vector<InterfaceAddresses>> FakeHypervisor::LeasedAddresses(const Ho
   for (const NicSpec& nic : it->second.spec.nics) {
     auto net = networks_.find(nic.network);
     if (net == networks_.end() || !net->second) continue;
-    unsigned last = nic.mac.size() >= 2 ? std::stoul(nic.mac.substr(nic.mac.size() - 2), nullptr, 16)
-                                        : 0;
+    unsigned last =
+        nic.mac.size() >= 2 ? std::stoul(nic.mac.substr(nic.mac.size() - 2), nullptr, 16) : 0;
     out.push_back({nic.mac, {"192.168.122." + std::to_string(2 + last % 250)}});
   }
   return out;

@@ -12,9 +12,9 @@ constexpr char kAllowed[] =
 
 const std::set<std::string>& ParamsFor(const std::string& transport) {
   static const std::set<std::string> kLocal = {"socket", "mode"};
-  static const std::set<std::string> kSsh = {"keyfile", "known_hosts", "known_hosts_verify",
-                                             "no_verify", "no_tty", "sshauth",
-                                             "socket", "mode", "proxy"};
+  static const std::set<std::string> kSsh = {"keyfile",   "known_hosts", "known_hosts_verify",
+                                             "no_verify", "no_tty",      "sshauth",
+                                             "socket",    "mode",        "proxy"};
   static const std::set<std::string> kTls = {"pkipath", "no_verify", "tls_priority"};
   static const std::set<std::string> kNone = {};
   if (transport.empty() || transport == "unix") return kLocal;
@@ -69,7 +69,8 @@ Result<HostUri> ParseHostUri(std::string_view text) {
   if (local && !out.authority.empty()) return bad("a local URI has no host");
   if (!local && out.authority.empty()) return bad("a remote URI needs a host");
   for (char c : out.authority) {
-    if (!IsAuthorityChar(c)) return bad("the host part may not contain '" + std::string(1, c) + "'");
+    if (!IsAuthorityChar(c))
+      return bad("the host part may not contain '" + std::string(1, c) + "'");
   }
   if (query != std::string::npos) {
     std::string q = rest.substr(query + 1);

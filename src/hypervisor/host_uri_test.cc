@@ -14,11 +14,11 @@ std::string Refusal(const std::string& uri) {
 
 TEST(HostUriTest, AcceptsTheAllowedForms) {
   for (const char* uri :
-       {"qemu:///system", "qemu+unix:///system", "qemu:///session",
-        "qemu+ssh://root@h7/system", "qemu+ssh://h7:2222/system?keyfile=/root/.ssh/id_ed25519",
+       {"qemu:///system", "qemu+unix:///system", "qemu:///session", "qemu+ssh://root@h7/system",
+        "qemu+ssh://h7:2222/system?keyfile=/root/.ssh/id_ed25519",
         "qemu+ssh://h7/system?no_verify=1&known_hosts=/etc/vdswap/known_hosts",
-        "qemu+tls://h7.example.com/system?pkipath=/etc/pki/vdswap",
-        "qemu+tcp://127.0.0.1/system", "qemu+ssh://[fd00::7]/system"}) {
+        "qemu+tls://h7.example.com/system?pkipath=/etc/pki/vdswap", "qemu+tcp://127.0.0.1/system",
+        "qemu+ssh://[fd00::7]/system"}) {
     auto r = ParseHostUri(uri);
     EXPECT_TRUE(r.ok()) << uri << ": " << r.status().message();
   }
@@ -49,13 +49,11 @@ TEST(HostUriTest, RefusesTransportsAndParametersThatRunCommands) {
 TEST(HostUriTest, RefusesOtherDriversAndShapes) {
   EXPECT_NE(Refusal("xen:///system").find("only the qemu driver"), std::string::npos);
   EXPECT_NE(Refusal("test:///default").find("only the qemu driver"), std::string::npos);
-  EXPECT_NE(Refusal("qemu:///embed?root=/tmp").find("the path must be /system"),
-            std::string::npos);
+  EXPECT_NE(Refusal("qemu:///embed?root=/tmp").find("the path must be /system"), std::string::npos);
   EXPECT_NE(Refusal("qemu://h7/system").find("a local URI has no host"), std::string::npos);
   EXPECT_NE(Refusal("qemu+ssh:///system").find("needs a host"), std::string::npos);
   EXPECT_NE(Refusal("qemu+ssh://h;x/system").find("may not contain ';'"), std::string::npos);
-  EXPECT_NE(Refusal("/var/run/libvirt/libvirt-sock").find("not a libvirt URI"),
-            std::string::npos);
+  EXPECT_NE(Refusal("/var/run/libvirt/libvirt-sock").find("not a libvirt URI"), std::string::npos);
   EXPECT_EQ(Refusal("qemu:///system\n"), "host uri must not contain spaces or control characters");
   EXPECT_NE(Refusal("qemu+ext:///x").find("allowed: qemu:///system"), std::string::npos);
 }

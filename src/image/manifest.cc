@@ -144,9 +144,9 @@ Result<AppManifest> ParseManifest(std::string_view json_text) {
 
 Result<AppManifest> ManifestFromJson(const Json& j) {
   if (!j.is_object()) return InvalidArgument("manifest: /vdswap.json must be a JSON object");
-  RETURN_IF_ERROR(CheckKeys(j, "",
-                            {"name", "version", "start", "workdir", "stop", "health", "env",
-                             "requires", "sockets"}));
+  RETURN_IF_ERROR(CheckKeys(
+      j, "",
+      {"name", "version", "start", "workdir", "stop", "health", "env", "requires", "sockets"}));
   AppManifest m;
   ASSIGN_OR_RETURN(m.name, GetString(j, "name", "name", true));
   if (!IsValidName(m.name)) {
@@ -229,16 +229,15 @@ Result<AppManifest> ManifestFromJson(const Json& j) {
 }
 
 Json ManifestToJson(const AppManifest& m) {
-  Json j = {{"name", m.name},
-            {"version", m.version},
-            {"start", m.start},
-            {"workdir", m.workdir},
-            {"stop",
-             {{"signal", m.stop.signal},
-              {"timeout_s", m.stop.timeout_s},
-              {"drain_s", m.stop.drain_s}}},
-            {"health", {{"interval_ms", m.health.interval_ms}, {"timeout_s", m.health.timeout_s}}},
-            {"env", m.env}};
+  Json j = {
+      {"name", m.name},
+      {"version", m.version},
+      {"start", m.start},
+      {"workdir", m.workdir},
+      {"stop",
+       {{"signal", m.stop.signal}, {"timeout_s", m.stop.timeout_s}, {"drain_s", m.stop.drain_s}}},
+      {"health", {{"interval_ms", m.health.interval_ms}, {"timeout_s", m.health.timeout_s}}},
+      {"env", m.env}};
   if (!m.health.exec.empty()) j["health"]["exec"] = m.health.exec;
   if (m.health.http) {
     j["health"]["http"] = "http://" + m.health.http->address.ToString() + m.health.http->path;

@@ -22,8 +22,8 @@ struct AppManifest {
   };
   // At most one probe; none: a running app counts as healthy.
   struct Health {
-    std::vector<std::string> exec;    // healthy when it exits 0
-    std::optional<HttpUrl> http;      // healthy on a 2xx/3xx answer within the interval
+    std::vector<std::string> exec;     // healthy when it exits 0
+    std::optional<HttpUrl> http;       // healthy on a 2xx/3xx answer within the interval
     std::optional<SocketAddress> tcp;  // healthy when it accepts a connection
     int interval_ms = 1000;
     int timeout_s = 30;  // how long a fresh start may take to become healthy

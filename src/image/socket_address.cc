@@ -98,10 +98,10 @@ Result<HttpUrl> ParseHttpUrl(std::string_view text) {
     }
   }
   // Default port 80 when none is given (an IPv6 authority ends in ']' then).
-  bool has_port = !authority.empty() && authority.back() != ']' &&
-                  authority.find(':', authority.rfind(']') == std::string::npos
-                                          ? 0
-                                          : authority.rfind(']')) != std::string::npos;
+  bool has_port =
+      !authority.empty() && authority.back() != ']' &&
+      authority.find(':', authority.rfind(']') == std::string::npos ? 0 : authority.rfind(']')) !=
+          std::string::npos;
   if (!has_port) authority += ":80";
   auto addr = ParseSocketAddress(authority);
   if (!addr.ok()) return InvalidArgument("'" + whole + "': " + addr.status().message());

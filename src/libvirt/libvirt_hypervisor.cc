@@ -444,8 +444,8 @@ Result<std::vector<InterfaceAddresses>> LibvirtHypervisor::LeasedAddresses(const
   std::vector<InterfaceAddresses> out;
   if (virDomainIsActive(dom.get()) != 1) return out;
   virDomainInterfacePtr* ifaces = nullptr;
-  int n = virDomainInterfaceAddresses(dom.get(), &ifaces,
-                                      VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
+  int n =
+      virDomainInterfaceAddresses(dom.get(), &ifaces, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
   if (n < 0) return LibvirtError("addresses of vm '" + vm + "'");
   for (int i = 0; i < n; ++i) {
     InterfaceAddresses iface;

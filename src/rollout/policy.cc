@@ -13,8 +13,7 @@ Result<int64_t> ParseCount(std::string_view digits, std::string_view text, std::
   int64_t v = -1;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || v < 0) {
-    return InvalidArgument(std::string(flag) + " must be N or P%, got '" + std::string(text) +
-                           "'");
+    return InvalidArgument(std::string(flag) + " must be N or P%, got '" + std::string(text) + "'");
   }
   return v;
 }
@@ -60,7 +59,8 @@ Result<Amount> ParseAmount(std::string_view text, std::string_view flag) {
 
 Result<milliseconds> ParseDuration(std::string_view text, std::string_view flag) {
   auto bad = [&] {
-    return InvalidArgument(std::string(flag) + " must be a duration like 500ms, 30s, 5m or 2h, got '" +
+    return InvalidArgument(std::string(flag) +
+                           " must be a duration like 500ms, 30s, 5m or 2h, got '" +
                            std::string(text) + "'");
   };
   size_t unit_at = 0;
@@ -132,8 +132,7 @@ Result<RolloutPolicy> PolicyFromJson(const Json& j) {
         p.max_failures = a;
       }
     } else if (key == "max_per_host") {
-      if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
-          value.get<int64_t>() > 1000) {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1 || value.get<int64_t>() > 1000) {
         return InvalidArgument("--max-per-host must be an integer 1-1000");
       }
       p.max_per_host = value.get<int64_t>();

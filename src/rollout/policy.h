@@ -37,9 +37,9 @@ enum class SwapOrder { kMakeBeforeBreak, kBreakBeforeMake };
 // How a rollout moves its VMs (DESIGN.md §3 "Rollout policy"). Persisted with the
 // rollout; the defaults move one VM at a time and stop at the first failure.
 struct RolloutPolicy {
-  Amount batch{1, false};       // most VMs in flight at once (at least 1)
-  int64_t max_per_host = 2;     // most in flight on one host
-  Amount canary{0, false};      // the first N VMs go alone
+  Amount batch{1, false};    // most VMs in flight at once (at least 1)
+  int64_t max_per_host = 2;  // most in flight on one host
+  Amount canary{0, false};   // the first N VMs go alone
   // After the canaries: continue after this wait, or (unset) pause for `resume`.
   std::optional<std::chrono::milliseconds> canary_wait;
   std::chrono::milliseconds min_ready{0};  // a VM is done once healthy this long

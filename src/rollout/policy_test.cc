@@ -21,8 +21,7 @@ TEST(PolicyTest, AmountsRoundDownAndAtLeastOne) {
 TEST(PolicyTest, BadAmountsNameTheFlag) {
   EXPECT_EQ(ParseAmount("101%", "--batch").status().message(),
             "--batch percentage must be 0-100%, got '101%'");
-  EXPECT_EQ(ParseAmount("-1", "--canary").status().message(),
-            "--canary must be N or P%, got '-1'");
+  EXPECT_EQ(ParseAmount("-1", "--canary").status().message(), "--canary must be N or P%, got '-1'");
   EXPECT_FALSE(ParseAmount("", "--batch").ok());
   EXPECT_FALSE(ParseAmount("2.5", "--batch").ok());
   EXPECT_FALSE(ParseAmount("%", "--batch").ok());
