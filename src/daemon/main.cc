@@ -20,6 +20,7 @@
 #include "api/token_auth.h"
 #include "core/clock.h"
 #include "core/command_runner.h"
+#include "core/dir_lock.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "fake/fake_hypervisor.h"
@@ -113,6 +114,13 @@ int Run(const Flags& flags) {
     return 1;
   }
   chmod(flags.state_dir.c_str(), 0750);
+  // One daemon per state dir: a second one would take over the socket and could collect
+  // the first one's images. Held until the process exits.
+  auto state_lock = DirLock::Acquire(flags.state_dir, "vdswapd.lock");
+  if (!state_lock.ok()) {
+    std::cerr << "vdswapd: state dir " << state_lock.status().message() << "\n";
+    return 4;
+  }
 
   // Block the signals we wait for before any thread starts, so every thread inherits it.
   sigset_t stop_signals;

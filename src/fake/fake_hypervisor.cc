@@ -7,6 +7,8 @@
 #include "guest/agent/agent.h"
 #include "guest/agent/fake_guest_env.h"
 
+#include "hypervisor/host_uri.h"
+
 namespace vdswap {
 
 namespace {
@@ -183,9 +185,8 @@ void FakeHypervisor::PowerOff(Vm& vm) {
 }
 
 Result<std::string> FakeHypervisor::EnsurePool(const HostRef& host) {
-  if (host.uri.rfind("fake:", 0) != 0 && host.uri.rfind("qemu", 0) != 0) {
-    return Unavailable("cannot connect to " + host.uri);
-  }
+  // "fake:" URIs are the fake's own; anything else must pass the same check as for libvirt.
+  if (host.uri.rfind("fake:", 0) != 0) RETURN_IF_ERROR(ParseHostUri(host.uri).status());
   std::lock_guard lock(mu_);
   volumes_[PoolPath(host)];
   return PoolPath(host);
@@ -303,6 +304,7 @@ Result<VmLiveState> FakeHypervisor::GetState(const HostRef&, const std::string& 
   state.exists = true;
   state.running = it->second.running;
   state.disks = it->second.disks;
+  state.nics = it->second.spec.nics;
   return state;
 }
 
@@ -343,6 +345,54 @@ Status FakeHypervisor::AttachDisk(const HostRef& host, const std::string& name,
     it->second.guest->Plug(disk);
   }
   return Status::Ok();
+}
+
+void FakeHypervisor::SetNetwork(const std::string& name, bool active) {
+  std::lock_guard lock(mu_);
+  networks_[name] = active;
+}
+
+Status FakeHypervisor::CheckNetwork(const HostRef& host, const std::string& network) {
+  std::lock_guard lock(mu_);
+  auto it = networks_.find(network);
+  if (it == networks_.end()) {
+    return FailedPrecondition("network '" + network + "' is not defined on host '" + host.name +
+                              "'");
+  }
+  if (!it->second) {
+    return FailedPrecondition("network '" + network + "' on host '" + host.name +
+                              "' is not active");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<InterfaceAddresses>> FakeHypervisor::LeasedAddresses(const HostRef&,
+                                                                        const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(name);
+  if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
+  std::vector<InterfaceAddresses> out;
+  if (!it->second.running) return out;
+  for (const NicSpec& nic : it->second.spec.nics) {
+    auto net = networks_.find(nic.network);
+    if (net == networks_.end() || !net->second) continue;
+    unsigned last =
+        nic.mac.size() >= 2 ? std::stoul(nic.mac.substr(nic.mac.size() - 2), nullptr, 16) : 0;
+    out.push_back({nic.mac, {"192.168.122." + std::to_string(2 + last % 250)}});
+  }
+  return out;
+}
+
+Result<std::string> FakeHypervisor::ConsoleLog(const HostRef&, const std::string& name,
+                                               uint64_t max_bytes) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(name);
+  if (it == vms_.end()) return NotFound("vm '" + name + "' has no console log");
+  std::string log;
+  for (int boot = 1; boot <= it->second.boots; ++boot) {
+    log += "fake console of vm " + name + ": boot " + std::to_string(boot) + "\n";
+  }
+  return log.size() > max_bytes ? log.substr(log.size() - max_bytes) : log;
 }
 
 Result<std::unique_ptr<AgentChannel>> FakeHypervisor::OpenAgent(const HostRef& host,

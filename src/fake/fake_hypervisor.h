@@ -53,6 +53,9 @@ class FakeHypervisor : public Hypervisor {
   // Marks the app on `volume` (a volume name) as one whose health check always fails, in
   // running guests and later boots: its start fails after the 15 s health timeout.
   void SetUnhealthyApp(const std::string& volume);
+  // Defines a libvirt-like network on every host (`active` or not). Network "default" is
+  // defined and active from the start, as on a Debian host with libvirt.
+  void SetNetwork(const std::string& name, bool active);
   // Every call so far, as readable lines: "detach web-1 vdswap-app".
   std::vector<std::string> Log() const;
   // Bytes received by UploadVolume per host name.
@@ -88,6 +91,13 @@ class FakeHypervisor : public Hypervisor {
   Status DetachDisk(const HostRef& host, const std::string& vm, const std::string& serial,
                     std::chrono::milliseconds timeout) override;
   Status AttachDisk(const HostRef& host, const std::string& vm, const DiskSpec& disk) override;
+  Status CheckNetwork(const HostRef& host, const std::string& network) override;
+  // A running VM's NIC on an active network has the lease 192.168.122.N, N derived from
+  // its MAC.
+  Result<std::vector<InterfaceAddresses>> LeasedAddresses(const HostRef& host,
+                                                          const std::string& vm) override;
+  Result<std::string> ConsoleLog(const HostRef& host, const std::string& vm,
+                                 uint64_t max_bytes) override;
   Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& host,
                                                   const std::string& vm) override;
 
@@ -125,6 +135,7 @@ class FakeHypervisor : public Hypervisor {
   std::map<std::string, std::map<std::string, uint64_t>> volumes_;  // pool path -> name -> size
   std::map<std::string, Vm> vms_;
   std::set<std::string> unhealthy_;  // by name (names are unique across hosts)
+  std::map<std::string, bool> networks_ = {{"default", true}};  // name -> active
 };
 
 }  // namespace vdswap

@@ -79,6 +79,16 @@ class GatedUploads : public Hypervisor {
   Status AttachDisk(const HostRef& h, const std::string& vm, const DiskSpec& d) override {
     return hv_.AttachDisk(h, vm, d);
   }
+  Status CheckNetwork(const HostRef& h, const std::string& n) override {
+    return hv_.CheckNetwork(h, n);
+  }
+  Result<std::vector<InterfaceAddresses>> LeasedAddresses(const HostRef& h,
+                                                          const std::string& vm) override {
+    return hv_.LeasedAddresses(h, vm);
+  }
+  Result<std::string> ConsoleLog(const HostRef& h, const std::string& vm, uint64_t n) override {
+    return hv_.ConsoleLog(h, vm, n);
+  }
   Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& h,
                                                   const std::string& vm) override {
     return hv_.OpenAgent(h, vm);

@@ -27,6 +27,13 @@ struct DiskSpec {
   bool readonly = false;
 };
 
+// A NIC on a libvirt network of the VM's host, with the MAC chosen for it once (kept
+// across restarts and OS swaps, so the VM keeps its DHCP lease).
+struct NicSpec {
+  std::string network;
+  std::string mac;  // "52:54:00:xx:xx:xx"
+};
+
 // What a VM is made of. Paths are on the host.
 struct VmSpec {
   std::string name;
@@ -34,12 +41,21 @@ struct VmSpec {
   int cpus = 1;
   std::string kernel, initrd, cmdline;  // direct kernel boot when kernel is set
   DiskSpec os, app, data;
+  std::vector<NicSpec> nics;  // in order; the guest sees them in this order
+};
+
+// A VM's interface as its host knows it: the MAC and the IP addresses the host's DHCP
+// server leased to it (plain addresses, IPv4 first).
+struct InterfaceAddresses {
+  std::string mac;
+  std::vector<std::string> addresses;
 };
 
 struct VmLiveState {
   bool exists = false;
   bool running = false;
   std::vector<DiskSpec> disks;  // attached now (live definition when running)
+  std::vector<NicSpec> nics;    // defined now
 
   // The attached disk with `serial`, or nullptr.
   const DiskSpec* Disk(const std::string& serial) const;
@@ -106,6 +122,18 @@ class Hypervisor {
   // Hot-plugs a disk (live and persistent). Attached already (same serial and path) is fine;
   // another disk with that serial is kFailedPrecondition.
   virtual Status AttachDisk(const HostRef& host, const std::string& vm, const DiskSpec& disk) = 0;
+
+  // kOk when `network` is defined and active on the host; kFailedPrecondition (naming
+  // the network, the host and the fix) when it is missing or inactive.
+  virtual Status CheckNetwork(const HostRef& host, const std::string& network) = 0;
+  // The addresses the host's DHCP server leased to the VM's interfaces, one entry per
+  // interface that has a lease. kNotFound for an unknown VM.
+  virtual Result<std::vector<InterfaceAddresses>> LeasedAddresses(const HostRef& host,
+                                                                  const std::string& vm) = 0;
+  // The last `max_bytes` of the VM's serial console log (what the guest printed since it
+  // was defined). kNotFound when the VM never started on this host.
+  virtual Result<std::string> ConsoleLog(const HostRef& host, const std::string& vm,
+                                         uint64_t max_bytes) = 0;
 
   // Opens the VM's agent channel. kUnavailable when the VM is not running.
   virtual Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& host,

@@ -77,6 +77,45 @@ bool IsValidVersion(std::string_view v) {
   return true;
 }
 
+bool IsFdName(std::string_view n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+constexpr size_t kMaxSockets = 16;
+
+Result<std::vector<AppManifest::Socket>> GetSockets(const Json& j) {
+  std::vector<AppManifest::Socket> out;
+  if (!j.contains("sockets")) return out;
+  const Json& a = j["sockets"];
+  if (!a.is_array()) return Bad("sockets", "must be an array of {name, listen}");
+  if (a.size() > kMaxSockets) return Bad("sockets", "may hold at most 16 sockets");
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string field = "sockets[" + std::to_string(i) + "]";
+    if (!a[i].is_object()) return Bad(field, "must be an object {name, listen}");
+    RETURN_IF_ERROR(CheckKeys(a[i], field, {"name", "listen"}));
+    AppManifest::Socket sock;
+    ASSIGN_OR_RETURN(sock.name, GetString(a[i], "name", field + ".name", true));
+    if (!IsFdName(sock.name)) return Bad(field + ".name", "must match [A-Za-z0-9._-]{1,64}");
+    ASSIGN_OR_RETURN(std::string listen, GetString(a[i], "listen", field + ".listen", true));
+    auto addr = ParseSocketAddress(listen);
+    if (!addr.ok()) return Bad(field + ".listen", addr.status().message());
+    if (addr->family != SocketAddress::Family::kUnix && addr->port == 0) {
+      return Bad(field + ".listen", "needs a port 1-65535");
+    }
+    sock.listen = *addr;
+    for (const auto& other : out) {
+      if (other.name == sock.name) return Bad(field + ".name", "repeats '" + sock.name + "'");
+      if (other.listen == sock.listen) return Bad(field + ".listen", "repeats '" + listen + "'");
+    }
+    out.push_back(std::move(sock));
+  }
+  return out;
+}
+
 bool IsEnvName(std::string_view k) {
   if (k.empty() || isdigit(static_cast<unsigned char>(k[0]))) return false;
   for (char c : k) {
@@ -106,7 +145,8 @@ Result<AppManifest> ParseManifest(std::string_view json_text) {
 Result<AppManifest> ManifestFromJson(const Json& j) {
   if (!j.is_object()) return InvalidArgument("manifest: /vdswap.json must be a JSON object");
   RETURN_IF_ERROR(CheckKeys(
-      j, "", {"name", "version", "start", "workdir", "stop", "health", "env", "requires"}));
+      j, "",
+      {"name", "version", "start", "workdir", "stop", "health", "env", "requires", "sockets"}));
   AppManifest m;
   ASSIGN_OR_RETURN(m.name, GetString(j, "name", "name", true));
   if (!IsValidName(m.name)) {
@@ -124,7 +164,7 @@ Result<AppManifest> ManifestFromJson(const Json& j) {
   if (j.contains("stop")) {
     const Json& s = j["stop"];
     if (!s.is_object()) return Bad("stop", "must be an object");
-    RETURN_IF_ERROR(CheckKeys(s, "stop", {"signal", "timeout_s"}));
+    RETURN_IF_ERROR(CheckKeys(s, "stop", {"signal", "timeout_s", "drain_s"}));
     if (s.contains("signal")) {
       ASSIGN_OR_RETURN(m.stop.signal, GetString(s, "signal", "stop.signal", true));
       if (m.stop.signal.rfind("SIG", 0) == 0) m.stop.signal = m.stop.signal.substr(3);
@@ -133,12 +173,31 @@ Result<AppManifest> ManifestFromJson(const Json& j) {
       if (!known) return Bad("stop.signal", "must be one of TERM INT QUIT HUP USR1 USR2 KILL");
     }
     ASSIGN_OR_RETURN(m.stop.timeout_s, GetInt(s, "timeout_s", "stop.timeout_s", 10, 0, 3600));
+    ASSIGN_OR_RETURN(m.stop.drain_s, GetInt(s, "drain_s", "stop.drain_s", 0, 0, 3600));
   }
   if (j.contains("health")) {
     const Json& h = j["health"];
     if (!h.is_object()) return Bad("health", "must be an object");
-    RETURN_IF_ERROR(CheckKeys(h, "health", {"exec", "interval_ms", "timeout_s"}));
+    RETURN_IF_ERROR(CheckKeys(h, "health", {"exec", "http", "tcp", "interval_ms", "timeout_s"}));
     ASSIGN_OR_RETURN(m.health.exec, GetArgv(h, "exec", "health.exec", false));
+    if (h.contains("http")) {
+      ASSIGN_OR_RETURN(std::string url, GetString(h, "http", "health.http", true));
+      auto parsed = ParseHttpUrl(url);
+      if (!parsed.ok()) return Bad("health.http", parsed.status().message());
+      m.health.http = *parsed;
+    }
+    if (h.contains("tcp")) {
+      ASSIGN_OR_RETURN(std::string target, GetString(h, "tcp", "health.tcp", true));
+      auto parsed = ParseSocketAddress(target);
+      if (!parsed.ok()) return Bad("health.tcp", parsed.status().message());
+      if (parsed->family == SocketAddress::Family::kUnix || parsed->port == 0) {
+        return Bad("health.tcp", "needs ADDR:PORT with a non-zero port");
+      }
+      m.health.tcp = *parsed;
+    }
+    if (h.contains("exec") + h.contains("http") + h.contains("tcp") > 1) {
+      return Bad("health", "takes one probe: exec, http or tcp");
+    }
     ASSIGN_OR_RETURN(m.health.interval_ms,
                      GetInt(h, "interval_ms", "health.interval_ms", 1000, 10, 60000));
     ASSIGN_OR_RETURN(m.health.timeout_s, GetInt(h, "timeout_s", "health.timeout_s", 30, 1, 3600));
@@ -152,6 +211,7 @@ Result<AppManifest> ManifestFromJson(const Json& j) {
       m.env[k] = v.get<std::string>();
     }
   }
+  ASSIGN_OR_RETURN(m.sockets, GetSockets(j));
   if (j.contains("requires")) {
     const Json& r = j["requires"];
     if (!r.is_object()) return Bad("requires", "must be an object");
@@ -169,14 +229,27 @@ Result<AppManifest> ManifestFromJson(const Json& j) {
 }
 
 Json ManifestToJson(const AppManifest& m) {
-  Json j = {{"name", m.name},
-            {"version", m.version},
-            {"start", m.start},
-            {"workdir", m.workdir},
-            {"stop", {{"signal", m.stop.signal}, {"timeout_s", m.stop.timeout_s}}},
-            {"health", {{"interval_ms", m.health.interval_ms}, {"timeout_s", m.health.timeout_s}}},
-            {"env", m.env}};
+  Json j = {
+      {"name", m.name},
+      {"version", m.version},
+      {"start", m.start},
+      {"workdir", m.workdir},
+      {"stop",
+       {{"signal", m.stop.signal}, {"timeout_s", m.stop.timeout_s}, {"drain_s", m.stop.drain_s}}},
+      {"health", {{"interval_ms", m.health.interval_ms}, {"timeout_s", m.health.timeout_s}}},
+      {"env", m.env}};
   if (!m.health.exec.empty()) j["health"]["exec"] = m.health.exec;
+  if (m.health.http) {
+    j["health"]["http"] = "http://" + m.health.http->address.ToString() + m.health.http->path;
+  }
+  if (m.health.tcp) j["health"]["tcp"] = m.health.tcp->ToString();
+  if (!m.sockets.empty()) {
+    Json socks = Json::array();
+    for (const auto& sock : m.sockets) {
+      socks.push_back({{"name", sock.name}, {"listen", sock.listen.ToString()}});
+    }
+    j["sockets"] = socks;
+  }
   Json req = Json::object();
   if (!m.requirements.os_id.empty()) req["os_id"] = m.requirements.os_id;
   if (!m.requirements.os_version.empty()) req["os_version"] = m.requirements.os_version;

@@ -1,12 +1,14 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/json.h"
 #include "core/status.h"
+#include "image/socket_address.h"
 
 namespace vdswap {
 
@@ -16,11 +18,23 @@ struct AppManifest {
   struct Stop {
     std::string signal = "TERM";  // TERM INT QUIT HUP USR1 USR2 KILL
     int timeout_s = 10;           // then SIGKILL
+    int drain_s = 0;  // after taking the app out (stop.exec or the signal), before the deadline
   };
+  // At most one probe; none: a running app counts as healthy.
   struct Health {
-    std::vector<std::string> exec;  // empty: a running app counts as healthy
+    std::vector<std::string> exec;     // healthy when it exits 0
+    std::optional<HttpUrl> http;       // healthy on a 2xx/3xx answer within the interval
+    std::optional<SocketAddress> tcp;  // healthy when it accepts a connection
     int interval_ms = 1000;
     int timeout_s = 30;  // how long a fresh start may take to become healthy
+    bool has_probe() const { return !exec.empty() || http.has_value() || tcp.has_value(); }
+  };
+  // A listening socket the agent creates and holds for the app across restarts and
+  // swaps, passed with systemd's socket activation protocol (LISTEN_FDS, fd 3 on).
+  struct Socket {
+    std::string name;  // LISTEN_FDNAMES entry: [A-Za-z0-9._-]{1,64}
+    SocketAddress listen;
+    bool operator==(const Socket&) const = default;
   };
   struct Requires {
     std::string os_id;       // os-release ID, e.g. "vdswap-testos"
@@ -36,6 +50,7 @@ struct AppManifest {
   Health health;
   std::map<std::string, std::string> env;
   Requires requirements;
+  std::vector<Socket> sockets;  // in LISTEN_FDS order
 };
 
 // Parses and validates manifest JSON. kInvalidArgument names the field at fault: unknown

@@ -143,6 +143,10 @@ std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& consol
   for (const DiskSpec* d : {&spec.os, &spec.app, &spec.data}) {
     if (!d->path.empty()) x << "    " << DiskXml(*d) << "\n";
   }
+  for (const NicSpec& nic : spec.nics) {
+    x << "    <interface type='network'><mac address='" << Esc(nic.mac) << "'/><source network='"
+      << Esc(nic.network) << "'/><model type='virtio'/></interface>\n";
+  }
   x << "    <channel type='unix'><target type='virtio' name='" << kAgentChannel << "'/></channel>\n"
     << "    <serial type='file'><source path='" << Esc(console_log)
     << "'/><target port='0'/></serial>\n"
@@ -186,6 +190,23 @@ Result<std::vector<DiskSpec>> ParseDomainDisks(const std::string& xml) {
     if (xmlNode* s = Child(disk, "driver")) d.format = Attr(s, "type");
     d.readonly = Child(disk, "readonly") != nullptr;
     out.push_back(d);
+  }
+  return out;
+}
+
+Result<std::vector<NicSpec>> ParseDomainNics(const std::string& xml) {
+  ASSIGN_OR_RETURN(auto doc, Parse(xml));
+  std::unique_ptr<xmlXPathContext, XPathCtxFree> ctx(xmlXPathNewContext(doc.get()));
+  std::unique_ptr<xmlXPathObject, XPathObjFree> nics(
+      xmlXPathEvalExpression(BAD_CAST "/domain/devices/interface", ctx.get()));
+  std::vector<NicSpec> out;
+  if (!nics || !nics->nodesetval) return out;
+  for (int i = 0; i < nics->nodesetval->nodeNr; ++i) {
+    xmlNode* nic = nics->nodesetval->nodeTab[i];
+    NicSpec n;
+    if (xmlNode* s = Child(nic, "source")) n.network = Attr(s, "network");
+    if (xmlNode* m = Child(nic, "mac")) n.mac = Attr(m, "address");
+    out.push_back(n);
   }
   return out;
 }

@@ -15,8 +15,9 @@ Result<Accel> ResolveAccel(const std::string& flag);
 
 // Pure XML builders for libvirt; golden-tested. Every value is escaped.
 // The domain: i440fx `pc` machine with ACPI (needed for hot-unplug), direct kernel boot,
-// virtio disks with fixed serials (os=vda, app=vdb read-only, data=vdc), the agent
-// channel, a serial console logged to `console_log`, and no network. `uuid` (may be
+// virtio disks with fixed serials (os=vda, app=vdb read-only, data=vdc), one virtio NIC
+// per `spec.nics` entry on its libvirt network with its fixed MAC, the agent channel,
+// and a serial console logged to `console_log`. `uuid` (may be
 // empty) keeps the identity of a domain being redefined.
 std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& console_log,
                       const std::string& uuid = "");
@@ -31,6 +32,8 @@ std::string VolumeXml(const std::string& name, uint64_t capacity, const std::str
 // Reads the disks (serial, source, format, readonly) out of a domain's XML.
 // kInternal when the XML does not parse.
 Result<std::vector<DiskSpec>> ParseDomainDisks(const std::string& xml);
+// Reads the network interfaces (source network, MAC) out of a domain's XML.
+Result<std::vector<NicSpec>> ParseDomainNics(const std::string& xml);
 // Reads a pool's target path out of its XML.
 Result<std::string> ParsePoolPath(const std::string& xml);
 

@@ -33,6 +33,7 @@ VmSpec Spec() {
   s.os = {kOsSerial, "/pool/web-1-os.qcow2", "qcow2", false};
   s.app = {kAppSerial, "/pool/app-123.erofs", "raw", true};
   s.data = {kDataSerial, "/pool/web-1-data.qcow2", "qcow2", false};
+  s.nics = {{"default", "52:54:00:12:34:56"}, {"backend", "52:54:00:ab:cd:ef"}};
   return s;
 }
 
@@ -76,6 +77,20 @@ TEST(DomainXmlTest, ParsesDisksBackFromGeneratedXml) {
   EXPECT_TRUE((*disks)[1].readonly);
   EXPECT_FALSE((*disks)[2].readonly);
   EXPECT_EQ((*disks)[2].format, "qcow2");
+}
+
+TEST(DomainXmlTest, ParsesNicsBackInOrder) {
+  auto nics = ParseDomainNics(DomainXml(Spec(), Accel::kTcg, "/x"));
+  ASSERT_TRUE(nics.ok());
+  ASSERT_EQ(nics->size(), 2u);
+  EXPECT_EQ((*nics)[0].network, "default");
+  EXPECT_EQ((*nics)[0].mac, "52:54:00:12:34:56");
+  EXPECT_EQ((*nics)[1].network, "backend");
+  VmSpec none = Spec();
+  none.nics.clear();
+  std::string xml = DomainXml(none, Accel::kTcg, "/x");
+  EXPECT_EQ(xml.find("<interface"), std::string::npos);
+  EXPECT_TRUE(ParseDomainNics(xml)->empty());
 }
 
 TEST(DomainXmlTest, BadXmlIsAnError) {

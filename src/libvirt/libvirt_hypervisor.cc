@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "hypervisor/host_uri.h"
 
 namespace vdswap {
 
@@ -39,6 +40,7 @@ using DomRef = Ref<virDomainPtr, virDomainFree>;
 using PoolRef = Ref<virStoragePoolPtr, virStoragePoolFree>;
 using VolRef = Ref<virStorageVolPtr, virStorageVolFree>;
 using StreamRef = Ref<virStreamPtr, virStreamFree>;
+using NetRef = Ref<virNetworkPtr, virNetworkFree>;
 
 std::string LastError() {
   const char* m = virGetLastErrorMessage();
@@ -69,6 +71,8 @@ std::string FreeString(char* s) {
   free(s);
   return out;
 }
+
+std::string ConsoleLogVolume(const std::string& vm) { return vm + "-console.log"; }
 
 Result<DomRef> LookupDomain(virConnectPtr conn, const std::string& vm) {
   DomRef dom(virDomainLookupByName(conn, vm.c_str()));
@@ -202,6 +206,10 @@ Result<virConnectPtr> LibvirtHypervisor::Connect(const std::string& uri) {
     virConnectClose(it->second);
     conns_.erase(it);
   }
+  // Host URIs come through the API: only allowed forms ever reach libvirt (some URIs run
+  // commands). See hypervisor/host_uri.h.
+  ASSIGN_OR_RETURN(HostUri checked, ParseHostUri(uri));
+  if (!checked.warning.empty()) VLOG(kWarning) << "host uri " << uri << ": " << checked.warning;
   virConnectPtr conn = virConnectOpen(uri.c_str());
   if (conn == nullptr) return Unavailable("cannot connect to " + uri + ": " + LastError());
   virConnectSetKeepAlive(conn, 5, 3);
@@ -344,7 +352,7 @@ Status LibvirtHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec
   }
   char uuid[VIR_UUID_STRING_BUFLEN] = "";
   if (existing) virDomainGetUUIDString(existing.get(), uuid);
-  std::string xml = DomainXml(spec, accel_, pool_path + "/" + spec.name + "-console.log", uuid);
+  std::string xml = DomainXml(spec, accel_, pool_path + "/" + ConsoleLogVolume(spec.name), uuid);
   DomRef dom(virDomainDefineXML(conn.get(), xml.c_str()));
   if (!dom) return LibvirtError("defining vm '" + spec.name + "'");
   if (virDomainCreate(dom.get()) != 0) return LibvirtError("starting vm '" + spec.name + "'");
@@ -404,7 +412,86 @@ Result<VmLiveState> LibvirtHypervisor::GetState(const HostRef& host, const std::
   std::string xml = FreeString(virDomainGetXMLDesc(dom.get(), 0));
   if (xml.empty()) return LibvirtError("vm '" + vm + "' definition");
   ASSIGN_OR_RETURN(state.disks, ParseDomainDisks(xml));
+  ASSIGN_OR_RETURN(state.nics, ParseDomainNics(xml));
   return state;
+}
+
+Status LibvirtHypervisor::CheckNetwork(const HostRef& host, const std::string& network) {
+  CONNECT_OR_RETURN(conn, host);
+  NetRef net(virNetworkLookupByName(conn.get(), network.c_str()));
+  if (!net) {
+    return FailedPrecondition("network '" + network + "' is not defined on host '" + host.name +
+                              "' (virsh -c " + host.uri + " net-list --all)");
+  }
+  if (virNetworkIsActive(net.get()) != 1) {
+    return FailedPrecondition("network '" + network + "' on host '" + host.name +
+                              "' is not active (virsh -c " + host.uri + " net-start " + network +
+                              ")");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<InterfaceAddresses>> LibvirtHypervisor::LeasedAddresses(const HostRef& host,
+                                                                           const std::string& vm) {
+  CONNECT_OR_RETURN(conn, host);
+  ASSIGN_OR_RETURN(DomRef dom, LookupDomain(conn.get(), vm));
+  std::vector<InterfaceAddresses> out;
+  if (virDomainIsActive(dom.get()) != 1) return out;
+  virDomainInterfacePtr* ifaces = nullptr;
+  int n =
+      virDomainInterfaceAddresses(dom.get(), &ifaces, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
+  if (n < 0) return LibvirtError("addresses of vm '" + vm + "'");
+  for (int i = 0; i < n; ++i) {
+    InterfaceAddresses iface;
+    iface.mac = ifaces[i]->hwaddr ? ifaces[i]->hwaddr : "";
+    std::vector<std::string> v6;
+    for (unsigned a = 0; a < ifaces[i]->naddrs; ++a) {
+      const virDomainIPAddress& addr = ifaces[i]->addrs[a];
+      if (addr.addr == nullptr) continue;
+      (addr.type == VIR_IP_ADDR_TYPE_IPV4 ? iface.addresses : v6).push_back(addr.addr);
+    }
+    iface.addresses.insert(iface.addresses.end(), v6.begin(), v6.end());
+    out.push_back(std::move(iface));
+    virDomainInterfaceFree(ifaces[i]);
+  }
+  free(ifaces);
+  return out;
+}
+
+Result<std::string> LibvirtHypervisor::ConsoleLog(const HostRef& host, const std::string& vm,
+                                                  uint64_t max_bytes) {
+  CONNECT_OR_RETURN(conn, host);
+  ASSIGN_OR_RETURN(PoolRef pool, LookupPool(conn.get(), host));
+  // The log is written into the pool's directory beside the VM's volumes (DefineAndStart),
+  // so it is read like a volume: through libvirt, from any host.
+  if (virStoragePoolRefresh(pool.get(), 0) != 0) return LibvirtError("refreshing pool");
+  const std::string name = ConsoleLogVolume(vm);
+  VolRef vol(virStorageVolLookupByName(pool.get(), name.c_str()));
+  if (!vol) return NotFound("vm '" + vm + "' has no console log on host '" + host.name + "'");
+  virStorageVolInfo info{};
+  if (virStorageVolGetInfo(vol.get(), &info) != 0) return LibvirtError("console log size");
+  const uint64_t size = info.capacity;
+  const uint64_t offset = size > max_bytes ? size - max_bytes : 0;
+  std::string out;
+  if (size == offset) return out;
+  StreamRef stream(virStreamNew(conn.get(), 0));
+  if (!stream) return LibvirtError("stream");
+  if (virStorageVolDownload(vol.get(), stream.get(), offset, size - offset, 0) != 0) {
+    return LibvirtError("reading the console log of vm '" + vm + "'");
+  }
+  std::vector<char> buf(64 * 1024);
+  while (true) {
+    int n = virStreamRecv(stream.get(), buf.data(), buf.size());
+    if (n < 0) {
+      Status s = LibvirtError("reading the console log of vm '" + vm + "'");
+      virStreamAbort(stream.get());
+      return s;
+    }
+    if (n == 0) break;
+    out.append(buf.data(), static_cast<size_t>(n));
+  }
+  if (virStreamFinish(stream.get()) != 0) return LibvirtError("console log stream");
+  return out;
 }
 
 Status LibvirtHypervisor::DetachDisk(const HostRef& host, const std::string& vm,

@@ -44,6 +44,11 @@ class LibvirtHypervisor : public Hypervisor {
   Status DetachDisk(const HostRef& host, const std::string& vm, const std::string& serial,
                     std::chrono::milliseconds timeout) override;
   Status AttachDisk(const HostRef& host, const std::string& vm, const DiskSpec& disk) override;
+  Status CheckNetwork(const HostRef& host, const std::string& network) override;
+  Result<std::vector<InterfaceAddresses>> LeasedAddresses(const HostRef& host,
+                                                          const std::string& vm) override;
+  Result<std::string> ConsoleLog(const HostRef& host, const std::string& vm,
+                                 uint64_t max_bytes) override;
   Result<std::unique_ptr<AgentChannel>> OpenAgent(const HostRef& host,
                                                   const std::string& vm) override;
 
