@@ -36,22 +36,22 @@ TEST(DaemonE2eTest, TcpListenerRequiresToken) {
     int port = FreeTcpPort();
     ASSERT_GT(port, 0);
     url = "http://127.0.0.1:" + std::to_string(port);
-    started = daemon.Start({"--listen", "127.0.0.1:" + std::to_string(port), "--token-file", token});
+    started =
+        daemon.Start({"--listen", "127.0.0.1:" + std::to_string(port), "--token-file", token});
   }
   ASSERT_TRUE(started);
 
-  CommandOutput ok =
-      RunCli({"--url", url, "--token-file", token, "-o", "json", "status"});
+  CommandOutput ok = RunCli({"--url", url, "--token-file", token, "-o", "json", "status"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_NE(ok.out.find("\"version\""), std::string::npos);
 
-  CommandOutput denied =
-      RunCli({"--url", url, "--token-file", wrong, "status"});
+  CommandOutput denied = RunCli({"--url", url, "--token-file", wrong, "status"});
   EXPECT_EQ(denied.exit_code, 2);
   EXPECT_NE(denied.err.find("bearer token"), std::string::npos);
 
   SubprocessRunner runner;
-  auto raw = runner.Run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url + "/v1/status"}, {});
+  auto raw =
+      runner.Run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url + "/v1/status"}, {});
   ASSERT_TRUE(raw.ok());
   EXPECT_EQ(raw->out, "401");
 }
