@@ -420,6 +420,33 @@ TEST_F(FleetE2eTest, RolloutErrorsAndExitCodes) {
   EXPECT_EQ(Ok({"vm", "inspect", "a1"})["template"], "web:1");
 }
 
+// DESIGN.md §4 promises more than the daemon and CLI give today; this test states the
+// missing parts and stays disabled until they exist (run it with
+// --gtest_also_run_disabled_tests): `rollout status --vms` is a usage error; status has no
+// `policy`, `counts`, per-VM `host`/`started_at_ms`/`finished_at_ms`; `vm inspect` has no
+// `interfaces`; a failed command prints no JSON document with -o json.
+TEST_F(FleetE2eTest, DISABLED_RolloutStatusAndVmInspectHaveEveryContractField) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  int rc = -1;
+  Json r = Rollout({"--to", "web:2", "--vms", "a1"}, &rc);
+  Json st = Ok({"rollout", "status", std::to_string(r.value("id", 0)), "--vms"});
+  EXPECT_TRUE(st.contains("policy")) << st.dump();
+  EXPECT_TRUE(st["counts"].is_object()) << st.dump();
+  EXPECT_EQ(st["vms"].size(), 1u) << st.dump();
+  Json first = st["vms"].is_array() && !st["vms"].empty() ? st["vms"][0] : Json::object();
+  for (const char* key : {"vm", "host", "state", "from", "to", "downtime_ms", "started_at_ms",
+                          "finished_at_ms", "error"}) {
+    EXPECT_TRUE(first.contains(key)) << key << " missing: " << st.dump();
+  }
+  Json vm = Ok({"vm", "inspect", "a1"});
+  EXPECT_TRUE(vm["interfaces"].is_array()) << vm.dump();
+  Json failed = Cli({"vm", "inspect", "nope"}, &rc);
+  EXPECT_EQ(rc, 3);
+  EXPECT_TRUE(failed.is_object()) << "-o json prints one JSON document for every command";
+}
+
 TEST_F(FleetE2eTest, TableOutputByDefault) {
   AddFleetBasics();
   Ok({"vm", "create", "a1", "--template", "web:1"});
