@@ -37,7 +37,9 @@ TEST(FilesTest, WriteFileAtomicReplacesContentAndLeavesNoTemporary) {
   ASSERT_TRUE(WriteFileAtomic(file, "new").ok());
   EXPECT_EQ(*ReadFile(file), "new");
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    names.push_back(e.path().filename());
+  }
   EXPECT_EQ(names, std::vector<std::string>{"config"});
 }
 
@@ -68,7 +70,9 @@ TEST(FilesTest, FailedWriteIsAnErrorAndKeepsTheOldFile) {
   EXPECT_TRUE(fs::is_directory(target));
   EXPECT_EQ(*ReadFile(target + "/keep"), "kept");
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    names.push_back(e.path().filename());
+  }
   EXPECT_EQ(names, std::vector<std::string>{"target"});
 }
 

@@ -65,11 +65,13 @@ class FleetE2eTest : public ::testing::Test {
   // Runs the CLI with -o json; the exit code lands in *rc.
   Json Cli(std::vector<std::string> args, int* rc) { return RunJson(daemon_, std::move(args), rc); }
   // Runs the CLI with -o json and expects exit 0.
-  Json Ok(std::vector<std::string> args) {
+  Json Ok(const std::vector<std::string>& args) {
     int rc = -1;
     Json j = Cli(args, &rc);
     std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
+    for (const auto& a : args) {
+      cmd += a + " ";
+    }
     EXPECT_EQ(rc, 0) << cmd << "printed " << j.dump();
     return j;
   }
@@ -79,10 +81,12 @@ class FleetE2eTest : public ::testing::Test {
     return RunCli(args);
   }
   // Expects `args` to fail with `exit_code` and a message on stderr containing `says`.
-  void ExpectFails(std::vector<std::string> args, int exit_code, const std::string& says) {
+  void ExpectFails(const std::vector<std::string>& args, int exit_code, const std::string& says) {
     CommandOutput out = Raw(args);
     std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
+    for (const auto& a : args) {
+      cmd += a + " ";
+    }
     EXPECT_EQ(out.exit_code, exit_code) << cmd << "stderr: " << out.err;
     EXPECT_NE(out.err.find(says), std::string::npos) << cmd << "stderr: " << out.err;
   }
@@ -98,7 +102,9 @@ class FleetE2eTest : public ::testing::Test {
   // Names of the VMs `vm ls` lists.
   std::set<std::string> VmNames() {
     std::set<std::string> names;
-    for (const auto& vm : Ok({"vm", "ls"})) names.insert(vm.value("name", ""));
+    for (const auto& vm : Ok({"vm", "ls"})) {
+      names.insert(vm.value("name", ""));
+    }
     return names;
   }
   // Starts a rollout and waits for its end; returns `rollout status ID --watch`.
@@ -231,7 +237,9 @@ TEST_F(FleetE2eTest, VmCreateByNamesAndByCountWithPrefix) {
   }
   Json counted = Ok({"vm", "create", "--count", "3", "--prefix", "b", "--template", "web"});
   std::set<std::string> created;
-  for (const auto& vm : counted["vms"]) created.insert(vm.value("name", ""));
+  for (const auto& vm : counted["vms"]) {
+    created.insert(vm.value("name", ""));
+  }
   EXPECT_EQ(created, (std::set<std::string>{"b-1", "b-2", "b-3"}));
 
   EXPECT_EQ(VmNames(), (std::set<std::string>{"a1", "a2", "b-1", "b-2", "b-3"}));
@@ -379,7 +387,9 @@ TEST_F(FleetE2eTest, RolloutWithoutVmsMovesEveryVmOfTheTemplate) {
   EXPECT_EQ(rc, 0);
   EXPECT_EQ(r["state"], "succeeded") << r.dump();
   EXPECT_EQ(r["vms"].size(), 2u);
-  for (const auto& vm : Ok({"vm", "ls"})) EXPECT_EQ(vm["template"], "web:2") << vm.dump();
+  for (const auto& vm : Ok({"vm", "ls"})) {
+    EXPECT_EQ(vm["template"], "web:2") << vm.dump();
+  }
 
   // And back: a rollout to the older version is a rollout like any other.
   r = Rollout({"--to", "web:1", "--vms", "a2"}, &rc);

@@ -59,7 +59,9 @@ class UpgradeTest : public ::testing::Test {
     EXPECT_EQ(created["vms"].size(), 3u) << created.dump();
   }
   static void TearDownTestSuite() {
-    for (int i = 1; i <= 3; ++i) Cli({"vm", "rm", "--delete-data", Vm(i)});
+    for (int i = 1; i <= 3; ++i) {
+      Cli({"vm", "rm", "--delete-data", Vm(i)});
+    }
     Cli({"host", "rm", "local"});
     RemovePool({"local", "qemu:///system", pool_});
     delete daemon_;
@@ -81,18 +83,22 @@ class UpgradeTest : public ::testing::Test {
   static Json Cli(std::vector<std::string> args, int* rc = nullptr) {
     return RunJson(*daemon_, std::move(args), rc);
   }
-  static Json Ok(std::vector<std::string> args) {
+  static Json Ok(const std::vector<std::string>& args) {
     int rc = -1;
     Json j = Cli(args, &rc);
     std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
+    for (const auto& a : args) {
+      cmd += a + " ";
+    }
     EXPECT_EQ(rc, 0) << cmd << ": " << j.dump();
     return j;
   }
   static Json Inspect(const std::string& vm) { return Ok({"vm", "inspect", vm}); }
   static Json StartRollout(const std::string& to, const std::vector<std::string>& vms) {
     std::string list;
-    for (const auto& v : vms) list += (list.empty() ? "" : ",") + v;
+    for (const auto& v : vms) {
+      list += (list.empty() ? "" : ",") + v;
+    }
     return Ok({"rollout", "start", "--to", to, "--vms", list});
   }
   static Json Watch(const Json& started) {
@@ -138,7 +144,9 @@ class UpgradeTest : public ::testing::Test {
   static std::string CurrentOs(const std::string& vm) {
     Json t = Ok({"template", "inspect", Inspect(vm).value("template", "")});
     for (const char* os : {"testos:1", "testos:2"}) {
-      if (Ok({"image", "inspect", os})["digest"] == t["os"]) return os;
+      if (Ok({"image", "inspect", os})["digest"] == t["os"]) {
+        return os;
+      }
     }
     ADD_FAILURE() << vm << " runs neither testos:1 nor testos:2: " << t.dump();
     return "testos:1";
@@ -154,7 +162,9 @@ class UpgradeTest : public ::testing::Test {
     while (std::chrono::steady_clock::now() < deadline) {
       for (const auto& vm : vms) {
         auto rows = ReadSwapJournal(daemon_->state_dir(), vm);
-        if (rows.ok() && !rows->empty() && rows->back().Name() == want) return vm;
+        if (rows.ok() && !rows->empty() && rows->back().Name() == want) {
+          return vm;
+        }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -170,7 +180,9 @@ class UpgradeTest : public ::testing::Test {
     auto rows = ReadSwapJournal(daemon_->state_dir(), vm);
     EXPECT_TRUE(rows.ok()) << rows.status().ToString();
     for (const auto& r : rows.ok() ? *rows : std::vector<JournalRow>{}) {
-      if (r.rollout_id == rollout_id) steps.push_back(r.Name());
+      if (r.rollout_id == rollout_id) {
+        steps.push_back(r.Name());
+      }
     }
     return steps;
   }
@@ -186,12 +198,16 @@ TEST_F(UpgradeTest, AppHotSwapKeepsDataWithoutReboot) {
   const std::vector<std::string> vms = {Vm(1), Vm(3)};
   UseVersion(vms, "testos:1", "hello:1");
   std::map<std::string, Json> before;
-  for (const auto& vm : vms) before[vm] = Inspect(vm);
+  for (const auto& vm : vms) {
+    before[vm] = Inspect(vm);
+  }
 
   const std::string to = NewVersion("testos:1", "hello:2");
   Json r = Rollout(to, vms);
   EXPECT_EQ(r["state"], "succeeded") << r.dump();
-  for (const auto& v : r["vms"]) EXPECT_TRUE(v["downtime_ms"].is_number()) << r.dump();
+  for (const auto& v : r["vms"]) {
+    EXPECT_TRUE(v["downtime_ms"].is_number()) << r.dump();
+  }
   for (const auto& vm : vms) {
     Json j = Inspect(vm);
     EXPECT_EQ(j["template"], to);
@@ -212,7 +228,9 @@ TEST_F(UpgradeTest, BrokenAppRollsBackAndStopsTheRollout) {
   const std::vector<std::string> vms = {Vm(1), Vm(3)};
   const std::string from = UseVersion(vms, "testos:1", "hello:2");
   std::map<std::string, Json> before;
-  for (const auto& vm : vms) before[vm] = Inspect(vm);
+  for (const auto& vm : vms) {
+    before[vm] = Inspect(vm);
+  }
 
   Json r = Rollout(NewVersion("testos:1", "hello:3-broken"), vms);
   EXPECT_EQ(r["state"], "failed") << r.dump();
@@ -278,7 +296,9 @@ TEST_F(UpgradeTest, DaemonKilledAfterAttachResumesForward) {
   const std::vector<std::string> vms = {Vm(1), Vm(3)};
   UseVersion(vms, "testos:1", "hello:1");
   std::map<std::string, Json> before;
-  for (const auto& vm : vms) before[vm] = Inspect(vm);
+  for (const auto& vm : vms) {
+    before[vm] = Inspect(vm);
+  }
 
   const std::string to = NewVersion("testos:1", "hello:slow");
   Json started = StartRollout(to, vms);
@@ -294,7 +314,9 @@ TEST_F(UpgradeTest, DaemonKilledAfterAttachResumesForward) {
   ASSERT_TRUE(daemon_->Restart());
   Json r = Watch(started);
   EXPECT_EQ(r["state"], "succeeded") << r.dump();
-  for (const auto& v : r["vms"]) EXPECT_EQ(v["state"], "done") << r.dump();
+  for (const auto& v : r["vms"]) {
+    EXPECT_EQ(v["state"], "done") << r.dump();
+  }
   for (const auto& vm : vms) {
     Json j = Inspect(vm);
     EXPECT_EQ(j["template"], to) << j.dump();
