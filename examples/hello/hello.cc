@@ -1,11 +1,14 @@
 // hello: the sample app of vdswap's tests and demo.
 //   hello          counts its start in $VDSWAP_DATA/starts, then runs until SIGTERM
 //   hello --check  prints "hello <version> starts=<N>"; exits 0, or 1 in the broken build
-// HELLO_VERSION and HELLO_HEALTHY are set at compile time. The check passes only once a
-// live `hello` has counted its start (its pid is in /tmp/hello.pid), so a check never
-// sees the previous run's counter.
+// HELLO_VERSION, HELLO_HEALTHY and HELLO_SLOW_MS are set at compile time. The check passes
+// only once a live `hello` has counted its start (its pid is in /tmp/hello.pid), so a check
+// never sees the previous run's counter. A slow build (HELLO_SLOW_MS > 0) publishes its pid
+// HELLO_SLOW_MS after counting its start, and takes as long to exit after SIGTERM: crash
+// tests use it to hold a swap in its start or stop step.
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -24,6 +27,17 @@ bool Running() {
   std::ifstream in(kPidFile);
   long pid = 0;
   return (in >> pid) && pid > 0 && kill(static_cast<pid_t>(pid), 0) == 0;
+}
+
+#ifndef HELLO_SLOW_MS
+#define HELLO_SLOW_MS 0
+#endif
+
+// Sleeps `ms` in full, through signals.
+void SleepMs(long ms) {
+  timespec left{ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&left, &left) != 0) {
+  }
 }
 
 std::string CounterPath() {
@@ -59,13 +73,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hello: cannot write %s\n", CounterPath().c_str());
     return 1;
   }
-  std::ofstream(kPidFile) << getpid() << "\n";
-  std::fprintf(stderr, "hello %s: start %ld\n", HELLO_VERSION, starts);
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_stop = 1; };
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  if (HELLO_SLOW_MS > 0) {
+    unlink(kPidFile);  // a stale pid (perhaps reused) must not pass the check meanwhile
+    std::fprintf(stderr, "hello %s: start %ld, healthy in %d ms\n", HELLO_VERSION, starts,
+                 HELLO_SLOW_MS);
+    SleepMs(HELLO_SLOW_MS);
+  }
+  std::ofstream(kPidFile) << getpid() << "\n";
+  std::fprintf(stderr, "hello %s: start %ld\n", HELLO_VERSION, starts);
   while (!g_stop) pause();
   std::fprintf(stderr, "hello %s: stopping\n", HELLO_VERSION);
+  if (HELLO_SLOW_MS > 0) SleepMs(HELLO_SLOW_MS);
   return 0;
 }

@@ -9,14 +9,21 @@
 namespace vdswap {
 namespace {
 
-// Compares with testdata/NAME; VDSWAP_UPDATE_GOLDEN=1 rewrites the file instead.
+// Compares `actual` with testdata/NAME. A missing golden fails. With VDSWAP_UPDATE_GOLDEN
+// set the file is rewritten and the test still fails, so update mode never passes.
 void ExpectGolden(const std::string& name, const std::string& actual) {
   std::string path = std::string(GOLDEN_DIR) + "/" + name;
   if (std::getenv("VDSWAP_UPDATE_GOLDEN")) {
-    std::ofstream(path) << actual;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << actual;
+    out.close();
+    ASSERT_TRUE(out.good()) << "cannot write golden " << path;
+    ADD_FAILURE() << "golden " << path << " rewritten; rerun without VDSWAP_UPDATE_GOLDEN";
     return;
   }
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
+  ASSERT_TRUE(in.is_open()) << "golden " << path
+                            << " is missing; create it with VDSWAP_UPDATE_GOLDEN=1";
   std::stringstream want;
   want << in.rdbuf();
   EXPECT_EQ(actual, want.str()) << "golden file " << path;

@@ -1,16 +1,20 @@
 #include "tests/e2e/cli_harness.h"
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
 
 #include "api/api_client.h"
+#include "core/unique_fd.h"
 
 namespace vdswap::testing {
 
 bool DaemonProcess::Start(const std::vector<std::string>& extra) {
+  Kill();
   auto dir = TempDir::Create("/tmp", "vdswap-e2e");
   if (!dir.ok()) return false;
   dir_ = std::make_unique<TempDir>(std::move(*dir));
@@ -18,14 +22,19 @@ bool DaemonProcess::Start(const std::vector<std::string>& extra) {
   return Spawn();
 }
 
-bool DaemonProcess::KillAndRestart() {
-  if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+void DaemonProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+bool DaemonProcess::Restart() {
+  Kill();
   return Spawn();
 }
+
+bool DaemonProcess::KillAndRestart() { return Restart(); }
 
 bool DaemonProcess::Spawn() {
   std::vector<std::string> argv = {VDSWAPD_BIN, "--state-dir", dir_->path(), "--log-level",
@@ -62,11 +71,21 @@ int DaemonProcess::Stop() {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-DaemonProcess::~DaemonProcess() {
-  if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+DaemonProcess::~DaemonProcess() { Kill(); }
+
+int FreeTcpPort() {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return -1;
   }
+  return ntohs(addr.sin_port);
 }
 
 CommandOutput RunCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {

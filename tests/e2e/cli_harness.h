@@ -14,12 +14,17 @@ namespace vdswap::testing {
 // A vdswapd child process on a private state dir, for end-to-end tests of the CLI.
 class DaemonProcess {
  public:
-  // Starts VDSWAPD_BIN with --state-dir and `extra` flags; waits (deadline 10 s) until its
-  // socket answers. REQUIRES: called once.
+  // Starts VDSWAPD_BIN on a fresh state dir with `extra` flags; waits (deadline 10 s) until
+  // its socket answers. A daemon started earlier by this object is killed first, so a
+  // failed start can be retried (e.g. with another port).
   bool Start(const std::vector<std::string>& extra = {});
   // Sends SIGTERM and waits for exit; returns its exit status (or -1).
   int Stop();
-  // SIGKILLs the daemon (a crash) and starts it again on the same state dir.
+  // SIGKILLs the daemon (a crash) and waits until it is gone; no-op when not running.
+  void Kill();
+  // Starts the daemon again on the same state dir and flags (killing it first if running).
+  bool Restart();
+  // Kill() then Restart().
   bool KillAndRestart();
   ~DaemonProcess();
 
@@ -33,6 +38,10 @@ class DaemonProcess {
   std::vector<std::string> extra_;
   pid_t pid_ = -1;
 };
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed).
+// Another process may take it before the caller binds it: callers retry on failure.
+int FreeTcpPort();
 
 // Runs VDSWAP_BIN with `args` and returns what it printed and its exit code.
 CommandOutput RunCli(const std::vector<std::string>& args,

@@ -29,29 +29,36 @@ TEST(DaemonE2eTest, TcpListenerRequiresToken) {
   ASSERT_TRUE(WriteFileAtomic(token, "t0ken\n", 0600).ok());
   std::string wrong = dir->path() + "/wrong";
   ASSERT_TRUE(WriteFileAtomic(wrong, "nope\n", 0600).ok());
-  ASSERT_TRUE(daemon.Start({"--listen", "127.0.0.1:18931", "--token-file", token}));
+  // The port is free when picked but may be taken before the daemon binds it: retry.
+  std::string url;
+  bool started = false;
+  for (int attempt = 0; attempt < 5 && !started; ++attempt) {
+    int port = FreeTcpPort();
+    ASSERT_GT(port, 0);
+    url = "http://127.0.0.1:" + std::to_string(port);
+    started =
+        daemon.Start({"--listen", "127.0.0.1:" + std::to_string(port), "--token-file", token});
+  }
+  ASSERT_TRUE(started);
 
-  CommandOutput ok =
-      RunCli({"--url", "http://127.0.0.1:18931", "--token-file", token, "-o", "json", "status"});
+  CommandOutput ok = RunCli({"--url", url, "--token-file", token, "-o", "json", "status"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_NE(ok.out.find("\"version\""), std::string::npos);
 
-  CommandOutput denied =
-      RunCli({"--url", "http://127.0.0.1:18931", "--token-file", wrong, "status"});
+  CommandOutput denied = RunCli({"--url", url, "--token-file", wrong, "status"});
   EXPECT_EQ(denied.exit_code, 2);
   EXPECT_NE(denied.err.find("bearer token"), std::string::npos);
 
   SubprocessRunner runner;
-  auto raw = runner.Run(
-      {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:18931/v1/status"},
-      {});
+  auto raw =
+      runner.Run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url + "/v1/status"}, {});
   ASSERT_TRUE(raw.ok());
   EXPECT_EQ(raw->out, "401");
 }
 
 TEST(DaemonE2eTest, ListenWithoutTokenIsRefusedBeforeAnythingIsOpened) {
   DaemonProcess daemon;
-  EXPECT_FALSE(daemon.Start({"--listen", "127.0.0.1:18932"}));
+  EXPECT_FALSE(daemon.Start({"--listen", "127.0.0.1:" + std::to_string(FreeTcpPort())}));
   // Refused flags are refused first: no database, no socket, nothing served meanwhile.
   EXPECT_TRUE(std::filesystem::is_empty(daemon.state_dir()));
 }

@@ -18,6 +18,8 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
+// The suite boots one VM (test OS, hello-1 on its app disk) once; every test first brings
+// it to the state it starts from (Running, OnApp), so tests pass in any order and alone.
 class GuestSwapTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -29,6 +31,36 @@ class GuestSwapTest : public ::testing::Test {
     images_ = new ImageStore(*db_, runner_, state_dir_);
     hv_ = new LibvirtHypervisor(Accel::kTcg);
     host_ = {"local", "qemu:///system", "vdswap-it-" + std::to_string(getpid())};
+
+    auto app1 = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
+    auto app2 = images_->BuildApp({assets_->hello_dir + "/hello-2", ""}, nullptr);
+    ASSERT_TRUE(app1.ok() && app2.ok()) << app1.status().ToString();
+    ASSERT_TRUE(hv_->EnsurePool(host_).ok());
+    std::string os = Upload("os.img", assets_->os_dir + "/os.img");
+    std::string kernel = Upload("vmlinuz", assets_->os_dir + "/vmlinuz");
+    std::string initrd = Upload("initrd.img", assets_->os_dir + "/initrd.img");
+    v1_ = Upload("app-1.erofs", app1->disk_path());
+    v2_ = Upload("app-2.erofs", app2->disk_path());
+    auto overlay = hv_->CreateOverlay(host_, "vm-os.qcow2", os, "raw");
+    ASSERT_TRUE(overlay.ok()) << overlay.status().ToString();
+    auto data = hv_->CreateBlankVolume(host_, "vm-data.qcow2", 256ull << 20);
+    ASSERT_TRUE(data.ok()) << data.status().ToString();
+
+    VmSpec spec;
+    spec.name = kVm;
+    spec.kernel = kernel;
+    spec.initrd = initrd;
+    spec.cmdline = assets_->cmdline;
+    spec.os = {kOsSerial, *overlay, "qcow2", false};
+    spec.app = {kAppSerial, v1_, "raw", true};
+    spec.data = {kDataSerial, *data, "qcow2", false};
+    auto boot_start = std::chrono::steady_clock::now();
+    Status defined = hv_->DefineAndStart(host_, spec);
+    ASSERT_TRUE(defined.ok()) << defined.ToString();
+    auto hello = WaitForAgent(*hv_, host_, kVm, seconds(120));
+    ASSERT_TRUE(hello.ok()) << hello.status().ToString();
+    std::printf("[measure] boot to agent hello: %lld ms\n",
+                static_cast<long long>(MsSince(boot_start)));
   }
   static void TearDownTestSuite() {
     hv_->Destroy(host_, kVm).IgnoreError();
@@ -41,6 +73,43 @@ class GuestSwapTest : public ::testing::Test {
     EXPECT_TRUE(n.ok()) << n.status().ToString();
     return *hv_->FindVolume(host_, volume);
   }
+  // Boots the VM if it is shut off and waits for its agent; returns the agent's hello.
+  static HelloReply Running() {
+    auto state = hv_->GetState(host_, kVm);
+    EXPECT_TRUE(state.ok()) << state.status().ToString();
+    if (state.ok() && !state->running) {
+      Status started = hv_->Start(host_, kVm);
+      EXPECT_TRUE(started.ok()) << started.ToString();
+    }
+    auto hello = WaitForAgent(*hv_, host_, kVm, seconds(120));
+    EXPECT_TRUE(hello.ok()) << hello.status().ToString();
+    return hello.ok() ? *hello : HelloReply{};
+  }
+  // Makes `volume` the VM's app disk with its app running and healthy; returns app.start's
+  // answer. REQUIRES: the VM runs.
+  static AppStatus OnApp(AgentClient& agent, const std::string& volume) {
+    auto state = hv_->GetState(host_, kVm);
+    EXPECT_TRUE(state.ok());
+    const DiskSpec* app = state.ok() ? state->Disk(kAppSerial) : nullptr;
+    if (app == nullptr || app->path != volume) {
+      EXPECT_TRUE(agent.StopApp(seconds(30)).ok());
+      if (app != nullptr) {
+        Status detached = hv_->DetachDisk(host_, kVm, kAppSerial, seconds(30));
+        EXPECT_TRUE(detached.ok()) << detached.ToString();
+      }
+      Status attached = hv_->AttachDisk(host_, kVm, {kAppSerial, volume, "raw", true});
+      EXPECT_TRUE(attached.ok()) << attached.ToString();
+    }
+    auto started = agent.StartApp({}, seconds(60));
+    EXPECT_TRUE(started.ok()) << started.status().ToString();
+    return started.ok() ? *started : AppStatus{};
+  }
+  // The start counter in hello's health output ("hello 1 starts=4" -> 4), or -1.
+  static int Starts(const AppStatus& app) {
+    const std::string& out = app.health_output;
+    auto at = out.find("starts=");
+    return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 7);
+  }
 
   static constexpr char kVm[] = "vdswap-it-vm";
   static inline const Assets* assets_;
@@ -50,53 +119,31 @@ class GuestSwapTest : public ::testing::Test {
   static inline ImageStore* images_;
   static inline LibvirtHypervisor* hv_;
   static inline HostRef host_;
+  static inline std::string v1_, v2_;  // paths of the hello-1 and hello-2 app volumes
 };
 
-TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
-  auto app1 = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
-  auto app2 = images_->BuildApp({assets_->hello_dir + "/hello-2", ""}, nullptr);
-  ASSERT_TRUE(app1.ok() && app2.ok()) << app1.status().ToString();
-  ASSERT_TRUE(hv_->EnsurePool(host_).ok());
-  std::string os = Upload("os.img", assets_->os_dir + "/os.img");
-  std::string kernel = Upload("vmlinuz", assets_->os_dir + "/vmlinuz");
-  std::string initrd = Upload("initrd.img", assets_->os_dir + "/initrd.img");
-  std::string v1 = Upload("app-1.erofs", app1->disk_path());
-  std::string v2 = Upload("app-2.erofs", app2->disk_path());
-  auto overlay = hv_->CreateOverlay(host_, "vm-os.qcow2", os, "raw");
-  ASSERT_TRUE(overlay.ok()) << overlay.status().ToString();
-  auto data = hv_->CreateBlankVolume(host_, "vm-data.qcow2", 256ull << 20);
-  ASSERT_TRUE(data.ok()) << data.status().ToString();
+TEST_F(GuestSwapTest, BootsAndTheAgentAnswers) {
+  HelloReply hello = Running();
+  EXPECT_EQ(hello.os_id, "vdswap-testos");
+  EXPECT_FALSE(hello.boot_id.empty());
+}
 
-  VmSpec spec;
-  spec.name = kVm;
-  spec.kernel = kernel;
-  spec.initrd = initrd;
-  spec.cmdline = assets_->cmdline;
-  spec.os = {kOsSerial, *overlay, "qcow2", false};
-  spec.app = {kAppSerial, v1, "raw", true};
-  spec.data = {kDataSerial, *data, "qcow2", false};
-  auto boot_start = std::chrono::steady_clock::now();
-  Status defined = hv_->DefineAndStart(host_, spec);
-  ASSERT_TRUE(defined.ok()) << defined.ToString();
-  auto hello = WaitForAgent(*hv_, host_, kVm, seconds(120));
-  ASSERT_TRUE(hello.ok()) << hello.status().ToString();
-  int64_t boot_ms = MsSince(boot_start);
-  std::string boot_id = hello->boot_id;
-  EXPECT_EQ(hello->os_id, "vdswap-testos");
-
+TEST_F(GuestSwapTest, HotSwapsTheAppDisk) {
+  std::string boot_id = Running().boot_id;
   auto opened = AgentClient::Open(*hv_, host_, kVm);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   AgentClient& agent = *opened;
-  // The app started at boot; restart it once to bump its counter.
-  auto started = agent.StartApp({}, seconds(60));
-  ASSERT_TRUE(started.ok()) << started.status().ToString();
-  EXPECT_EQ(started->version, "1");
+  AppStatus started = OnApp(agent, v1_);
+  ASSERT_EQ(started.version, "1") << started.health_output;
+  const int starts = Starts(started);
+  ASSERT_GT(starts, 0) << started.health_output;
+  // Restart it once to bump its counter.
   auto stopped = agent.StopApp(seconds(30));
   ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
   EXPECT_TRUE(stopped->was_running);
-  started = agent.StartApp({}, seconds(60));
-  ASSERT_TRUE(started.ok()) << started.status().ToString();
-  EXPECT_EQ(started->health_output, "hello 1 starts=2");
+  auto restarted = agent.StartApp({}, seconds(60));
+  ASSERT_TRUE(restarted.ok()) << restarted.status().ToString();
+  EXPECT_EQ(restarted->health_output, "hello 1 starts=" + std::to_string(starts + 1));
 
   // The swap: stop, detach, attach, start.
   auto swap_start = std::chrono::steady_clock::now();
@@ -109,16 +156,17 @@ TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->Disk(kAppSerial), nullptr);
   ASSERT_NE(state->Disk(kDataSerial), nullptr);  // never touched
-  ASSERT_TRUE(hv_->AttachDisk(host_, kVm, {kAppSerial, v2, "raw", true}).ok());
-  started = agent.StartApp({}, seconds(60));
-  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  ASSERT_TRUE(hv_->AttachDisk(host_, kVm, {kAppSerial, v2_, "raw", true}).ok());
+  auto swapped = agent.StartApp({}, seconds(60));
+  ASSERT_TRUE(swapped.ok()) << swapped.status().ToString();
   int64_t swap_ms = MsSince(swap_start);
-  EXPECT_EQ(started->version, "2");
-  EXPECT_EQ(started->state, AppState::kRunning);
-  EXPECT_TRUE(started->healthy);
-  EXPECT_EQ(started->health_output, "hello 2 starts=3");  // counter kept on data disk
-  ASSERT_TRUE(started->last_downtime_ms.has_value());
-  int64_t downtime_ms = *started->last_downtime_ms;
+  EXPECT_EQ(swapped->version, "2");
+  EXPECT_EQ(swapped->state, AppState::kRunning);
+  EXPECT_TRUE(swapped->healthy);
+  // The counter is kept on the data disk.
+  EXPECT_EQ(swapped->health_output, "hello 2 starts=" + std::to_string(starts + 2));
+  ASSERT_TRUE(swapped->last_downtime_ms.has_value());
+  int64_t downtime_ms = *swapped->last_downtime_ms;
 
   auto after = agent.Hello(seconds(5));
   ASSERT_TRUE(after.ok());
@@ -133,18 +181,18 @@ TEST_F(GuestSwapTest, BootsAndHotSwapsTheAppDisk) {
   // The persistent definition has the new disk too: a reboot keeps the swap.
   state = hv_->GetState(host_, kVm);
   ASSERT_TRUE(state.ok());
-  EXPECT_EQ(state->Disk(kAppSerial)->path, v2);
+  EXPECT_EQ(state->Disk(kAppSerial)->path, v2_);
 
-  std::printf("[measure] boot to agent hello: %lld ms\n", static_cast<long long>(boot_ms));
   std::printf("[measure] detach confirmed: %lld ms\n", static_cast<long long>(detach_ms));
   std::printf("[measure] app swap host wall: %lld ms, guest downtime stop->healthy: %lld ms\n",
               static_cast<long long>(swap_ms), static_cast<long long>(downtime_ms));
 }
 
 TEST_F(GuestSwapTest, MalformedRequestsGetErrorsAndAgentKeepsServing) {
+  Running();
   virConnectPtr conn = virConnectOpen(host_.uri.c_str());
   virDomainPtr dom = virDomainLookupByName(conn, kVm);
-  ASSERT_NE(dom, nullptr) << "needs the VM of the previous test";
+  ASSERT_NE(dom, nullptr);
   virStreamPtr st = virStreamNew(conn, 0);
   ASSERT_EQ(virDomainOpenChannel(dom, kAgentChannel, st, VIR_DOMAIN_CHANNEL_FORCE), 0);
   std::string junk = "{this is not json\n[1,2,3]\n{\"id\":9,\"op\":\"format-disk\"}\n";
@@ -169,8 +217,9 @@ TEST_F(GuestSwapTest, MalformedRequestsGetErrorsAndAgentKeepsServing) {
 }
 
 TEST_F(GuestSwapTest, GracefulShutdownStopsTheAppAndPowersOff) {
+  Running();
   auto before = hv_->GetState(host_, kVm);
-  ASSERT_TRUE(before.ok() && before->running) << "needs the running VM of the first test";
+  ASSERT_TRUE(before.ok() && before->running);
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(hv_->Shutdown(host_, kVm, seconds(60)).ok());
   int64_t ms = MsSince(start);

@@ -18,7 +18,7 @@ struct Assets {
   std::string dir;
   std::string os_dir;     // os.img, vmlinuz, initrd.img, cmdline
   std::string os2_dir;    // the same OS with VERSION_ID=2
-  std::string hello_dir;  // hello-1, hello-2, hello-broken
+  std::string hello_dir;  // hello-1, hello-2, hello-broken, hello-slow
   std::string cmdline;
 };
 

@@ -1,14 +1,38 @@
 // The product end to end on real libvirtd + QEMU (TCG), through the CLI and the daemon:
-// hello:1 on three VMs, an app hot swap to hello:2, a broken hello:3 that rolls back, and
-// an OS swap to hello:4 (with its own rollback). Every VM keeps its data.
+// app hot swaps, a broken app that rolls back, OS swaps (with their own rollback), and
+// vdswapd SIGKILLed in the middle of a swap. The suite boots three VMs once; every test
+// first puts the VMs it uses on the versions it starts from (UseVersion), so tests pass in
+// any order and alone.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "tests/e2e/cli_harness.h"
+#include "tests/integration/swap_journal.h"
 #include "tests/integration/testbed.h"
 
 namespace vdswap::testing {
 namespace {
+
+using std::chrono::seconds;
+
+// What `hello --check` printed last ("hello 2 starts=5"): the running version and how many
+// times the app has started on this VM's data disk.
+struct HelloView {
+  std::string version;
+  int starts = -1;
+};
+
+HelloView ParseHello(const Json& vm) {
+  HelloView v;
+  std::string out = vm["app"].value("health_output", "");
+  char version[64] = {};
+  if (std::sscanf(out.c_str(), "hello %63s starts=%d", version, &v.starts) == 2) {
+    v.version = version;
+  }
+  return v;
+}
 
 class UpgradeTest : public ::testing::Test {
  protected:
@@ -18,29 +42,149 @@ class UpgradeTest : public ::testing::Test {
     ASSERT_TRUE(daemon_->Start({"--accel", "tcg"}));
     prefix_ = "up" + std::to_string(getpid());
     pool_ = "vdswap-e2e-" + std::to_string(getpid());
+    const Assets& a = *assets_;
+    for (const auto& [dir, version] : {std::pair{a.os_dir, "1"}, std::pair{a.os2_dir, "2"}}) {
+      Json os = Ok({"image", "import-os", dir + "/os.img", "--kernel", dir + "/vmlinuz", "--initrd",
+                    dir + "/initrd.img", "--cmdline", a.cmdline, "--name", "testos"});
+      EXPECT_EQ(os["version"], version);
+    }
+    for (const char* v : {"1", "2", "broken", "slow"}) {
+      Json img = Ok({"image", "build", a.hello_dir + "/hello-" + v});
+      EXPECT_EQ(img["name"], "hello");
+    }
+    Ok({"host", "add", "local", "--uri", "qemu:///system", "--pool", pool_});
+    Ok({"template", "create", "hello", "--os", "testos:1", "--app", "hello:1"});
+    Json created =
+        Ok({"vm", "create", "--count", "3", "--prefix", prefix_, "--template", "hello:1"});
+    EXPECT_EQ(created["vms"].size(), 3u) << created.dump();
   }
   static void TearDownTestSuite() {
-    for (int i = 1; i <= 3; ++i) Cli({"vm", "rm", "--delete-data", Vm(i)});
+    for (int i = 1; i <= 3; ++i) {
+      Cli({"vm", "rm", "--delete-data", Vm(i)});
+    }
     Cli({"host", "rm", "local"});
     RemovePool({"local", "qemu:///system", pool_});
     delete daemon_;
   }
+  void SetUp() override {
+    ASSERT_NE(daemon_, nullptr);
+    // A test that failed mid-way may have left the daemon dead.
+    if (!Answers()) {
+      ASSERT_TRUE(daemon_->Restart());
+    }
+  }
+
   static std::string Vm(int i) { return prefix_ + "-" + std::to_string(i); }
+  static bool Answers() {
+    int rc = -1;
+    Cli({"status"}, &rc);
+    return rc == 0;
+  }
   static Json Cli(std::vector<std::string> args, int* rc = nullptr) {
     return RunJson(*daemon_, std::move(args), rc);
   }
-  static Json Ok(std::vector<std::string> args) {
+  static Json Ok(const std::vector<std::string>& args) {
     int rc = -1;
     Json j = Cli(args, &rc);
-    EXPECT_EQ(rc, 0) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << j.dump();
+    std::string cmd;
+    for (const auto& a : args) {
+      cmd += a + " ";
+    }
+    EXPECT_EQ(rc, 0) << cmd << ": " << j.dump();
     return j;
   }
-  static Json Rollout(const std::string& to, const std::string& vms = "") {
-    std::vector<std::string> args = {"rollout", "start", "--to", to};
-    if (!vms.empty()) args.insert(args.end(), {"--vms", vms});
-    Json started = Ok(args);
+  static Json Inspect(const std::string& vm) { return Ok({"vm", "inspect", vm}); }
+  static Json StartRollout(const std::string& to, const std::vector<std::string>& vms) {
+    std::string list;
+    for (const auto& v : vms) {
+      list += (list.empty() ? "" : ",") + v;
+    }
+    return Ok({"rollout", "start", "--to", to, "--vms", list});
+  }
+  static Json Watch(const Json& started) {
     int rc;
     return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch"}, &rc);
+  }
+  static Json Rollout(const std::string& to, const std::vector<std::string>& vms) {
+    return Watch(StartRollout(to, vms));
+  }
+  // A new version of template hello with this OS and app; returns its ref ("hello:7").
+  static std::string NewVersion(const std::string& os, const std::string& app) {
+    Json t = Ok({"template", "update", "hello", "--os", os, "--app", app});
+    return t.value("ref", "");
+  }
+  // Puts `vms` on a new template version with `os` and `app`, running and healthy, whatever
+  // earlier tests left: a VM that is not running or not healthy is created anew.
+  static std::string UseVersion(const std::vector<std::string>& vms, const std::string& os,
+                                const std::string& app) {
+    std::string ref = NewVersion(os, app);
+    std::vector<std::string> healthy;
+    for (const auto& vm : vms) {
+      Json j = Cli({"vm", "inspect", vm});
+      if (j.value("state", "") == "running" && j["app"].value("healthy", false)) {
+        healthy.push_back(vm);
+        continue;
+      }
+      Cli({"vm", "rm", "--delete-data", vm});
+      Ok({"vm", "create", vm, "--template", ref});
+    }
+    if (!healthy.empty()) {
+      Json r = Rollout(ref, healthy);
+      EXPECT_EQ(r["state"], "succeeded") << "setting up " << ref << ": " << r.dump();
+    }
+    for (const auto& vm : vms) {
+      Json j = Inspect(vm);
+      EXPECT_EQ(j["template"], ref) << j.dump();
+      EXPECT_EQ(j["app"]["healthy"], true) << j.dump();
+    }
+    return ref;
+  }
+  // The OS image ("testos:1" or "testos:2") of the template version `vm` runs, so an OS
+  // swap test can swap to the other one without first swapping back.
+  static std::string CurrentOs(const std::string& vm) {
+    Json t = Ok({"template", "inspect", Inspect(vm).value("template", "")});
+    for (const char* os : {"testos:1", "testos:2"}) {
+      if (Ok({"image", "inspect", os})["digest"] == t["os"]) {
+        return os;
+      }
+    }
+    ADD_FAILURE() << vm << " runs neither testos:1 nor testos:2: " << t.dump();
+    return "testos:1";
+  }
+  static std::string OtherOs(const std::string& os) {
+    return os == "testos:1" ? "testos:2" : "testos:1";
+  }
+  // Polls the journal until the last row of one of `vms` is `step/phase`; returns that VM,
+  // or "" at the deadline.
+  static std::string AwaitJournal(const std::vector<std::string>& vms, const std::string& want,
+                                  std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const auto& vm : vms) {
+        auto rows = ReadSwapJournal(daemon_->state_dir(), vm);
+        if (rows.ok() && !rows->empty() && rows->back().Name() == want) {
+          return vm;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return "";
+  }
+  static JournalRow LastJournalRow(const std::string& vm) {
+    auto rows = ReadSwapJournal(daemon_->state_dir(), vm);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    return rows.ok() && !rows->empty() ? rows->back() : JournalRow{};
+  }
+  static std::vector<std::string> JournalSteps(const std::string& vm, int64_t rollout_id) {
+    std::vector<std::string> steps;
+    auto rows = ReadSwapJournal(daemon_->state_dir(), vm);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    for (const auto& r : rows.ok() ? *rows : std::vector<JournalRow>{}) {
+      if (r.rollout_id == rollout_id) {
+        steps.push_back(r.Name());
+      }
+    }
+    return steps;
   }
 
   static inline const Assets* assets_;
@@ -49,115 +193,190 @@ class UpgradeTest : public ::testing::Test {
   static inline std::string pool_;
 };
 
-TEST_F(UpgradeTest, AppHotSwapBrokenRollbackAndOsSwap) {
-  const Assets& a = *assets_;
-  for (const auto& [dir, version] : {std::pair{a.os_dir, "1"}, std::pair{a.os2_dir, "2"}}) {
-    Json os = Ok({"image", "import-os", dir + "/os.img", "--kernel", dir + "/vmlinuz", "--initrd",
-                  dir + "/initrd.img", "--cmdline", a.cmdline, "--name", "testos"});
-    EXPECT_EQ(os["version"], version);
-  }
-  for (const char* v : {"1", "2", "broken"}) {
-    Json img = Ok({"image", "build", a.hello_dir + "/hello-" + v});
-    EXPECT_EQ(img["name"], "hello");
-  }
-  Ok({"host", "add", "local", "--uri", "qemu:///system", "--pool", pool_});
-  Ok({"template", "create", "hello", "--os", "testos:1", "--app", "hello:1"});
-
-  Json created = Ok({"vm", "create", "--count", "3", "--prefix", prefix_, "--template", "hello:1"});
-  ASSERT_EQ(created["vms"].size(), 3u);
-  std::map<std::string, std::string> boot_ids;
-  for (int i = 1; i <= 3; ++i) {
-    Json vm = Ok({"vm", "inspect", Vm(i)});
-    EXPECT_EQ(vm["app"]["health_output"], "hello 1 starts=1");
-    boot_ids[Vm(i)] = vm["boot_id"];
+// hello:1 -> hello:2 on two VMs: a new app disk hot-swapped, no reboot, the counter kept.
+TEST_F(UpgradeTest, AppHotSwapKeepsDataWithoutReboot) {
+  const std::vector<std::string> vms = {Vm(1), Vm(3)};
+  UseVersion(vms, "testos:1", "hello:1");
+  std::map<std::string, Json> before;
+  for (const auto& vm : vms) {
+    before[vm] = Inspect(vm);
   }
 
-  // hello:2, a new app disk: hot-swapped, no reboot, counter kept.
-  Ok({"template", "update", "hello", "--app", "hello:2"});
-  Json r2 = Rollout("hello:2");
-  EXPECT_EQ(r2["state"], "succeeded") << r2.dump();
-  for (const auto& v : r2["vms"]) EXPECT_TRUE(v["downtime_ms"].is_number());
-  for (int i = 1; i <= 3; ++i) {
-    Json vm = Ok({"vm", "inspect", Vm(i)});
-    EXPECT_EQ(vm["template"], "hello:2");
-    EXPECT_EQ(vm["app"]["version"], "2");
-    EXPECT_EQ(vm["app"]["healthy"], true);
-    EXPECT_EQ(vm["app"]["health_output"], "hello 2 starts=2");
-    EXPECT_EQ(vm["boot_id"], boot_ids[Vm(i)]) << "an app swap must not reboot";
+  const std::string to = NewVersion("testos:1", "hello:2");
+  Json r = Rollout(to, vms);
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  for (const auto& v : r["vms"]) {
+    EXPECT_TRUE(v["downtime_ms"].is_number()) << r.dump();
   }
-  std::printf("[measure] app swap downtime p50 %s ms, max %s ms over 3 VMs\n",
-              r2["downtime_ms"]["p50"].dump().c_str(), r2["downtime_ms"]["max"].dump().c_str());
-
-  // hello:3, broken: the first VM fails its health check and rolls back; the rest wait.
-  Ok({"template", "update", "hello", "--app", "hello:3-broken"});
-  Json r3 = Rollout("hello:3");
-  EXPECT_EQ(r3["state"], "failed");
-  EXPECT_EQ(r3["vms"][0]["state"], "rolled_back");
-  EXPECT_NE(r3["vms"][0]["error"].get<std::string>().find("health check"), std::string::npos);
-  EXPECT_EQ(r3["vms"][1]["state"], "skipped");
-  Json vm1 = Ok({"vm", "inspect", Vm(1)});
-  EXPECT_EQ(vm1["template"], "hello:2");
-  EXPECT_EQ(vm1["app"]["healthy"], true);
-  EXPECT_NE(vm1["last_error"].get<std::string>().find("health check"), std::string::npos);
-  EXPECT_EQ(vm1["app"]["health_output"], "hello 2 starts=4");  // 1 boot, swap, broken, back
-  EXPECT_EQ(vm1["boot_id"], boot_ids[Vm(1)]);
-
-  // hello:4, a new OS image with the same app: one reboot, data kept.
-  Ok({"template", "update", "hello", "--os", "testos:2", "--app", "hello:2"});
-  Json r4 = Rollout("hello:4", Vm(2));
-  EXPECT_EQ(r4["state"], "succeeded") << r4.dump();
-  Json vm2 = Ok({"vm", "inspect", Vm(2)});
-  EXPECT_EQ(vm2["template"], "hello:4");
-  EXPECT_NE(vm2["boot_id"], boot_ids[Vm(2)]) << "an OS swap reboots once";
-  EXPECT_EQ(vm2["app"]["health_output"], "hello 2 starts=3");
-  std::printf("[measure] OS swap downtime %s ms\n", r4["vms"][0]["downtime_ms"].dump().c_str());
-
-  // hello:5: back to OS 1 with the broken app: the OS swap fails and restores OS 2.
-  Ok({"template", "update", "hello", "--os", "testos:1", "--app", "hello:3-broken"});
-  Json r5 = Rollout("hello:5", Vm(2));
-  EXPECT_EQ(r5["state"], "failed");
-  EXPECT_EQ(r5["vms"][0]["state"], "rolled_back") << r5.dump();
-  vm2 = Ok({"vm", "inspect", Vm(2)});
-  EXPECT_EQ(vm2["template"], "hello:4");
-  EXPECT_EQ(vm2["app"]["healthy"], true);
-  EXPECT_NE(vm2["disks"]["vdswap-os"].get<std::string>().find("-os-v4"), std::string::npos);
+  for (const auto& vm : vms) {
+    Json j = Inspect(vm);
+    EXPECT_EQ(j["template"], to);
+    EXPECT_EQ(j["app"]["version"], "2");
+    EXPECT_EQ(j["app"]["healthy"], true);
+    HelloView old_app = ParseHello(before[vm]), app = ParseHello(j);
+    EXPECT_EQ(old_app.version, "1") << before[vm].dump();
+    EXPECT_EQ(app.version, "2") << j.dump();
+    EXPECT_EQ(app.starts, old_app.starts + 1) << "one start, on the same data disk";
+    EXPECT_EQ(j["boot_id"], before[vm]["boot_id"]) << "an app swap must not reboot";
+  }
+  std::printf("[measure] app swap downtime p50 %s ms, max %s ms over 2 VMs\n",
+              r["downtime_ms"]["p50"].dump().c_str(), r["downtime_ms"]["max"].dump().c_str());
 }
 
-// vdswapd is SIGKILLed in the middle of a rollout and restarted: the interrupted swap
-// resumes and every VM ends on exactly one version, healthy, with its data.
-TEST_F(UpgradeTest, DaemonKilledMidRolloutResumesConsistently) {
-  Json t = Ok({"template", "update", "hello", "--os", "testos:1", "--app", "hello:1"});
-  const std::string to = t["ref"];
-  Json started = Ok({"rollout", "start", "--to", to, "--vms", Vm(1) + "," + Vm(3)});
-  std::string id = std::to_string(started.value("id", 0));
-  // Kill while the first VM is in its swap.
-  for (int i = 0; i < 200; ++i) {
-    Json st = Cli({"rollout", "status", id});
-    if (st["vms"][0]["state"] == "swapping") break;
-    usleep(20 * 1000);
+// A broken app: the first VM fails its health check and rolls back; the rest are skipped.
+TEST_F(UpgradeTest, BrokenAppRollsBackAndStopsTheRollout) {
+  const std::vector<std::string> vms = {Vm(1), Vm(3)};
+  const std::string from = UseVersion(vms, "testos:1", "hello:2");
+  std::map<std::string, Json> before;
+  for (const auto& vm : vms) {
+    before[vm] = Inspect(vm);
   }
-  usleep(300 * 1000);
-  ASSERT_TRUE(daemon_->KillAndRestart());
-  int rc;
-  Json r = Cli({"rollout", "status", id, "--watch"}, &rc);
-  ASSERT_NE(r["state"], "running") << r.dump();
-  for (int i : {1, 3}) {
-    Json vm = Ok({"vm", "inspect", Vm(i)});
-    EXPECT_EQ(vm["state"], "running") << vm.dump();
-    EXPECT_EQ(vm["app"]["healthy"], true) << vm.dump();
-    // The recorded version is the one running.
-    std::string want = vm["template"] == to ? "1" : "2";
-    EXPECT_EQ(vm["app"]["running_version"], want) << vm.dump();
+
+  Json r = Rollout(NewVersion("testos:1", "hello:3-broken"), vms);
+  EXPECT_EQ(r["state"], "failed") << r.dump();
+  ASSERT_EQ(r["vms"].size(), 2u) << r.dump();
+  EXPECT_EQ(r["vms"][0]["vm"], Vm(1));
+  EXPECT_EQ(r["vms"][0]["state"], "rolled_back");
+  EXPECT_NE(r["vms"][0].value("error", "").find("health check"), std::string::npos) << r.dump();
+  EXPECT_EQ(r["vms"][1]["state"], "skipped");
+  for (const auto& vm : vms) {
+    Json j = Inspect(vm);
+    EXPECT_EQ(j["template"], from) << j.dump();
+    EXPECT_EQ(j["app"]["healthy"], true);
+    EXPECT_EQ(j["boot_id"], before[vm]["boot_id"]);
+    HelloView old_app = ParseHello(before[vm]), app = ParseHello(j);
+    EXPECT_EQ(app.version, "2") << j.dump();
+    // The rolled-back VM started the broken app once and hello 2 again; the other none.
+    EXPECT_EQ(app.starts, old_app.starts + (vm == Vm(1) ? 2 : 0)) << j.dump();
   }
-  std::printf("[measure] rollout after a daemon kill ended %s: %s\n",
-              r["state"].get<std::string>().c_str(), r["vms"].dump().c_str());
+  EXPECT_NE(Inspect(Vm(1)).value("last_error", "").find("health check"), std::string::npos);
+}
+
+// A new OS image with the same app: one reboot, data kept. (It swaps to whichever test OS
+// the VM does not run, so that its setup is never an OS swap of its own.)
+TEST_F(UpgradeTest, OsSwapRebootsOnceAndKeepsData) {
+  const std::string os = CurrentOs(Vm(2));
+  UseVersion({Vm(2)}, os, "hello:2");
+  Json before = Inspect(Vm(2));
+
+  const std::string to = NewVersion(OtherOs(os), "hello:2");
+  Json r = Rollout(to, {Vm(2)});
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  Json j = Inspect(Vm(2));
+  EXPECT_EQ(j["template"], to);
+  EXPECT_EQ(j["app"]["healthy"], true);
+  EXPECT_NE(j["boot_id"], before["boot_id"]) << "an OS swap reboots once";
+  EXPECT_EQ(ParseHello(j).starts, ParseHello(before).starts + 1) << j.dump();
+  const std::string version = to.substr(to.find(':') + 1);
+  EXPECT_NE(j["disks"].value("vdswap-os", "").find("-os-v" + version), std::string::npos)
+      << j.dump();
+  std::printf("[measure] OS swap downtime %s ms\n", r["vms"][0]["downtime_ms"].dump().c_str());
+}
+
+// An OS swap whose app fails after the reboot restores the old OS and app.
+TEST_F(UpgradeTest, FailedOsSwapRestoresTheOldOs) {
+  const std::string os = CurrentOs(Vm(2));
+  const std::string from = UseVersion({Vm(2)}, os, "hello:2");
+  Json before = Inspect(Vm(2));
+
+  Json r = Rollout(NewVersion(OtherOs(os), "hello:3-broken"), {Vm(2)});
+  EXPECT_EQ(r["state"], "failed") << r.dump();
+  EXPECT_EQ(r["vms"][0]["state"], "rolled_back") << r.dump();
+  Json j = Inspect(Vm(2));
+  EXPECT_EQ(j["template"], from);
+  EXPECT_EQ(j["app"]["healthy"], true);
+  EXPECT_EQ(ParseHello(j).version, "2") << j.dump();
+  EXPECT_EQ(j["disks"]["vdswap-os"], before["disks"]["vdswap-os"]) << j.dump();
+}
+
+// vdswapd is SIGKILLed while the first VM's new app disk is attached and its (slow) app is
+// starting. The swap must resume forward after the restart: no rollback, no second start,
+// no reboot, and the rollout continues with the second VM.
+TEST_F(UpgradeTest, DaemonKilledAfterAttachResumesForward) {
+  const std::vector<std::string> vms = {Vm(1), Vm(3)};
+  UseVersion(vms, "testos:1", "hello:1");
+  std::map<std::string, Json> before;
+  for (const auto& vm : vms) {
+    before[vm] = Inspect(vm);
+  }
+
+  const std::string to = NewVersion("testos:1", "hello:slow");
+  Json started = StartRollout(to, vms);
+  const int64_t id = started.value("id", 0);
+  // hello:slow takes ~3 s to become healthy: the swap sits in started/intent meanwhile.
+  const std::string killed = AwaitJournal(vms, "started/intent", seconds(120));
+  ASSERT_EQ(killed, Vm(1)) << "the first VM never reached started/intent";
+  daemon_->Kill();
+  JournalRow last = LastJournalRow(killed);
+  ASSERT_EQ(last.Name(), "started/intent") << "the kill landed after the swap finished";
+  EXPECT_EQ(last.rollout_id, id);
+
+  ASSERT_TRUE(daemon_->Restart());
+  Json r = Watch(started);
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  for (const auto& v : r["vms"]) {
+    EXPECT_EQ(v["state"], "done") << r.dump();
+  }
+  for (const auto& vm : vms) {
+    Json j = Inspect(vm);
+    EXPECT_EQ(j["template"], to) << j.dump();
+    EXPECT_EQ(j["state"], "running");
+    EXPECT_EQ(j["app"]["healthy"], true);
+    EXPECT_EQ(j["app"]["running_version"], "slow");
+    HelloView app = ParseHello(j);
+    EXPECT_EQ(app.version, "slow") << j.dump();
+    EXPECT_EQ(app.starts, ParseHello(before[vm]).starts + 1) << "exactly one start: " << j.dump();
+    EXPECT_EQ(j["boot_id"], before[vm]["boot_id"]) << "resuming must not reboot";
+    EXPECT_EQ(LastJournalRow(vm).Name(), "done/done");
+  }
+  std::vector<std::string> steps = JournalSteps(killed, id);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "rolling_back/intent"), 0)
+      << "the swap went back instead of forward";
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "attached/intent"), 1) << "attached twice";
+}
+
+// vdswapd is SIGKILLed while the old (slow) app is stopping, before the new disk is
+// attached. The swap must roll back after the restart: the old version runs again, once
+// restarted, without a reboot, and the rollout fails naming the VM.
+TEST_F(UpgradeTest, DaemonKilledBeforeAttachRollsBack) {
+  const std::string from = UseVersion({Vm(3)}, "testos:1", "hello:slow");
+  Json before = Inspect(Vm(3));
+
+  const std::string to = NewVersion("testos:1", "hello:2");
+  Json started = StartRollout(to, {Vm(3)});
+  const int64_t id = started.value("id", 0);
+  // hello:slow takes ~3 s to exit: the swap sits in stopped/intent meanwhile.
+  ASSERT_EQ(AwaitJournal({Vm(3)}, "stopped/intent", seconds(60)), Vm(3))
+      << "the VM never reached stopped/intent";
+  daemon_->Kill();
+  ASSERT_EQ(LastJournalRow(Vm(3)).Name(), "stopped/intent") << "the kill landed too late";
+
+  ASSERT_TRUE(daemon_->Restart());
+  Json r = Watch(started);
+  EXPECT_EQ(r["state"], "failed") << r.dump();
+  ASSERT_EQ(r["vms"].size(), 1u) << r.dump();
+  EXPECT_EQ(r["vms"][0]["state"], "rolled_back") << r.dump();
+  EXPECT_NE(r.value("error", "").find(Vm(3)), std::string::npos) << r.dump();
+  Json j = Inspect(Vm(3));
+  EXPECT_EQ(j["template"], from) << j.dump();
+  EXPECT_EQ(j["state"], "running");
+  EXPECT_EQ(j["app"]["healthy"], true);
+  HelloView app = ParseHello(j);
+  EXPECT_EQ(app.version, "slow") << j.dump();
+  EXPECT_EQ(app.starts, ParseHello(before).starts + 1) << "the old app restarted once";
+  EXPECT_EQ(j["boot_id"], before["boot_id"]) << "rolling back an app swap must not reboot";
+  EXPECT_EQ(LastJournalRow(Vm(3)).Name(), "rolled_back/done");
+  std::vector<std::string> steps = JournalSteps(Vm(3), id);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "attached/intent"), 0)
+      << "the new disk must never have been attached";
 }
 
 TEST_F(UpgradeTest, BadInputGetsClearErrorsAndExitCodes) {
+  const std::string current = NewVersion("testos:1", "hello:1");
   int rc = 0;
   Cli({"vm", "inspect", "no-such-vm"}, &rc);
   EXPECT_EQ(rc, 3);
-  Cli({"rollout", "start", "--to", "hello:99"}, &rc);
+  Cli({"rollout", "start", "--to", "hello:999"}, &rc);
   EXPECT_EQ(rc, 3);
   Cli({"template", "create", "hello", "--os", "testos:1", "--app", "hello:1"}, &rc);
   EXPECT_EQ(rc, 4);  // exists
@@ -167,6 +386,8 @@ TEST_F(UpgradeTest, BadInputGetsClearErrorsAndExitCodes) {
   EXPECT_EQ(rc, 2);
   Cli({"host", "rm", "local"}, &rc);
   EXPECT_EQ(rc, 4);  // VMs live there
+  Cli({"vm", "create", Vm(1), "--template", current}, &rc);
+  EXPECT_EQ(rc, 4);  // exists
 }
 
 }  // namespace

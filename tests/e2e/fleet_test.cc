@@ -1,0 +1,471 @@
+// The `host`, `image`, `template`, `vm` and `rollout` commands end to end through the real
+// CLI and daemon on `vdswapd --hypervisor fake`: the routes, the -o json shapes and the
+// exit codes of DESIGN.md §4, without real VMs. Each test runs its own daemon on its own
+// state dir.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <set>
+
+#include "tests/e2e/cli_harness.h"
+
+namespace vdswap::testing {
+namespace {
+
+// Two versions of a tiny app and a small ext4 OS disk with an os-release, built once per
+// process. The fake hypervisor never runs them; the image store reads their metadata.
+struct FleetAssets {
+  std::string app1, app2, bad_manifest, os_disk;
+};
+
+void WriteAppTree(const std::string& dir, const std::string& version) {
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << dir;
+  ASSERT_EQ(mkdir((dir + "/bin").c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFileAtomic(dir + "/bin/web", "#!/bin/sh\nexec sleep infinity\n", 0755).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/vdswap.json", R"({"name": "web", "version": ")" + version +
+                                                        R"(", "start": ["/bin/web"],
+                                  "requires": {"os_id": "vdswap-testos"}})")
+                  .ok());
+}
+
+const FleetAssets& Assets() {
+  static FleetAssets* assets = [] {
+    auto* a = new FleetAssets;
+    auto dir = TempDir::Create("/tmp", "vdswap-fleet-assets");
+    EXPECT_TRUE(dir.ok());
+    std::string root = dir->Release();
+    a->app1 = root + "/web-1";
+    a->app2 = root + "/web-2";
+    a->bad_manifest = root + "/bad";
+    WriteAppTree(a->app1, "1");
+    WriteAppTree(a->app2, "2");
+    EXPECT_EQ(mkdir(a->bad_manifest.c_str(), 0755), 0);
+    EXPECT_TRUE(WriteFileAtomic(a->bad_manifest + "/vdswap.json", "{\"name\": ").ok());
+
+    std::string os_root = root + "/os-root";
+    std::filesystem::create_directories(os_root + "/etc");
+    EXPECT_TRUE(
+        WriteFileAtomic(os_root + "/etc/os-release", "ID=vdswap-testos\nVERSION_ID=3\n").ok());
+    a->os_disk = root + "/os.img";
+    SubprocessRunner runner;
+    auto mkfs = runner.RunOk({"mkfs.ext4", "-q", "-F", "-d", os_root, a->os_disk, "8M"});
+    EXPECT_TRUE(mkfs.ok()) << mkfs.status().ToString();
+    return a;
+  }();
+  return *assets;
+}
+
+class FleetE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    assets_ = &Assets();
+    ASSERT_TRUE(daemon_.Start({"--hypervisor", "fake"}));
+  }
+
+  // Runs the CLI with -o json; the exit code lands in *rc.
+  Json Cli(std::vector<std::string> args, int* rc) { return RunJson(daemon_, std::move(args), rc); }
+  // Runs the CLI with -o json and expects exit 0.
+  Json Ok(const std::vector<std::string>& args) {
+    int rc = -1;
+    Json j = Cli(args, &rc);
+    std::string cmd;
+    for (const auto& a : args) {
+      cmd += a + " ";
+    }
+    EXPECT_EQ(rc, 0) << cmd << "printed " << j.dump();
+    return j;
+  }
+  // Runs the CLI (table output) and returns what it printed, for the error message tests.
+  CommandOutput Raw(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--socket", daemon_.socket()});
+    return RunCli(args);
+  }
+  // Expects `args` to fail with `exit_code` and a message on stderr containing `says`.
+  void ExpectFails(const std::vector<std::string>& args, int exit_code, const std::string& says) {
+    CommandOutput out = Raw(args);
+    std::string cmd;
+    for (const auto& a : args) {
+      cmd += a + " ";
+    }
+    EXPECT_EQ(out.exit_code, exit_code) << cmd << "stderr: " << out.err;
+    EXPECT_NE(out.err.find(says), std::string::npos) << cmd << "stderr: " << out.err;
+  }
+
+  // A host, the OS image, both app versions and template web:1 (os + app 1).
+  void AddFleetBasics() {
+    Ok({"host", "add", "h1", "--uri", "fake:///h1"});
+    Ok({"image", "import-os", assets_->os_disk, "--name", "testos"});
+    app1_digest_ = Ok({"image", "build", assets_->app1})["digest"];
+    app2_digest_ = Ok({"image", "build", assets_->app2})["digest"];
+    Ok({"template", "create", "web", "--os", "testos:3", "--app", "web:1"});
+  }
+  // Names of the VMs `vm ls` lists.
+  std::set<std::string> VmNames() {
+    std::set<std::string> names;
+    for (const auto& vm : Ok({"vm", "ls"})) {
+      names.insert(vm.value("name", ""));
+    }
+    return names;
+  }
+  // Starts a rollout and waits for its end; returns `rollout status ID --watch`.
+  Json Rollout(std::vector<std::string> args, int* watch_rc) {
+    args.insert(args.begin(), {"rollout", "start"});
+    Json started = Ok(args);
+    EXPECT_TRUE(started["id"].is_number_integer()) << started.dump();
+    return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch"}, watch_rc);
+  }
+
+  const FleetAssets* assets_ = nullptr;
+  DaemonProcess daemon_;
+  std::string app1_digest_, app2_digest_;
+};
+
+TEST_F(FleetE2eTest, HostAddListAndRemove) {
+  EXPECT_EQ(Ok({"host", "ls"}), Json::array());
+  Json added = Ok({"host", "add", "h1", "--uri", "fake:///h1", "--pool", "p1"});
+  EXPECT_EQ(added["name"], "h1");
+  EXPECT_EQ(added["uri"], "fake:///h1");
+  EXPECT_EQ(added["pool"], "p1");
+  Ok({"host", "add", "h2", "--uri", "fake:///h2"});
+
+  Json hosts = Ok({"host", "ls"});
+  ASSERT_EQ(hosts.size(), 2u) << hosts.dump();
+  EXPECT_EQ(hosts[0]["name"], "h1");
+  EXPECT_EQ(hosts[0]["pool"], "p1");
+  EXPECT_EQ(hosts[0]["vms"], 0);
+  EXPECT_EQ(hosts[1]["name"], "h2");
+  EXPECT_EQ(hosts[1]["pool"], "vdswap");  // the default pool
+
+  ExpectFails({"host", "add", "h1", "--uri", "fake:///h1"}, 4, "host 'h1' exists");
+  ExpectFails({"host", "add", "bad/name", "--uri", "fake:///x"}, 2, "host name 'bad/name'");
+  ExpectFails({"host", "add", "h3"}, 2, "--uri");
+  ExpectFails({"host", "rm", "nope"}, 3, "host 'nope' not found");
+
+  Json removed = Ok({"host", "rm", "h2"});
+  hosts = Ok({"host", "ls"});
+  ASSERT_EQ(hosts.size(), 1u) << hosts.dump();
+  EXPECT_EQ(hosts[0]["name"], "h1");
+}
+
+TEST_F(FleetE2eTest, HostWithVmsCannotBeRemoved) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  EXPECT_EQ(Ok({"host", "ls"})[0]["vms"], 1);
+  ExpectFails({"host", "rm", "h1"}, 4, "host 'h1' still has 1 VMs");
+  Ok({"vm", "rm", "a1"});
+  Ok({"host", "rm", "h1"});
+  EXPECT_EQ(Ok({"host", "ls"}), Json::array());
+}
+
+TEST_F(FleetE2eTest, ImageBuildAndImportOs) {
+  Json app = Ok({"image", "build", assets_->app1});
+  EXPECT_EQ(app["kind"], "app");
+  EXPECT_EQ(app["name"], "web");
+  EXPECT_EQ(app["version"], "1");
+  const std::string digest = app["digest"];
+  EXPECT_EQ(digest.rfind("sha256:", 0), 0u) << digest;
+  EXPECT_EQ(digest.size(), 7u + 64u);
+  // The same tree is the same image.
+  EXPECT_EQ(Ok({"image", "build", assets_->app1})["digest"], digest);
+  EXPECT_NE(Ok({"image", "build", assets_->app2})["digest"], digest);
+
+  Json os = Ok({"image", "import-os", assets_->os_disk, "--name", "testos"});
+  EXPECT_EQ(os["kind"], "os");
+  EXPECT_EQ(os["name"], "testos");
+  EXPECT_EQ(os["version"], "3");  // VERSION_ID from the disk's /etc/os-release
+  EXPECT_EQ(os["os_release"]["ID"], "vdswap-testos");
+  EXPECT_EQ(os["format"], "raw");
+
+  std::set<std::string> refs;
+  for (const auto& image : Ok({"image", "ls"})) {
+    refs.insert(image.value("name", "") + ":" + image.value("version", ""));
+  }
+  EXPECT_EQ(refs, (std::set<std::string>{"web:1", "web:2", "testos:3"}));
+
+  ExpectFails({"image", "build", "/nonexistent/tree"}, 2, "'/nonexistent/tree' does not exist");
+  ExpectFails({"image", "build", assets_->bad_manifest}, 2, "manifest");
+  ExpectFails({"image", "import-os", assets_->os_disk, "--name", "Bad Name"}, 2, "Bad Name");
+  ExpectFails({"image", "import-os", assets_->os_disk}, 2, "--name");
+}
+
+TEST_F(FleetE2eTest, TemplateCreateUpdateListAndInspect) {
+  AddFleetBasics();
+  Json os = Ok({"image", "inspect", "testos:3"});
+  Json v1 = Ok({"template", "inspect", "web:1"});
+  EXPECT_EQ(v1["ref"], "web:1");
+  EXPECT_EQ(v1["version"], 1);
+  EXPECT_EQ(v1["app"], app1_digest_);
+  EXPECT_EQ(v1["os"], os["digest"]);
+  EXPECT_EQ(v1["memory_mib"], 256);  // the defaults
+  EXPECT_EQ(v1["cpus"], 1);
+
+  Json v2 = Ok({"template", "update", "web", "--app", "web:2"});
+  EXPECT_EQ(v2["ref"], "web:2");
+  EXPECT_EQ(v2["app"], app2_digest_);
+  EXPECT_EQ(v2["os"], v1["os"]);  // what update does not name stays
+  Json v3 = Ok({"template", "update", "web", "--memory", "512M"});
+  EXPECT_EQ(v3["ref"], "web:3");
+  EXPECT_EQ(v3["memory_mib"], 512);
+  EXPECT_EQ(v3["app"], app2_digest_);
+
+  Json all = Ok({"template", "ls"});
+  ASSERT_EQ(all.size(), 3u) << all.dump();
+  EXPECT_EQ(all[0]["ref"], "web:1");
+  EXPECT_EQ(all[2]["ref"], "web:3");
+  EXPECT_EQ(Ok({"template", "inspect", "web"})["ref"], "web:3");  // NAME is the newest
+  EXPECT_EQ(Ok({"template", "inspect", "web:1"}), v1);            // old versions stay as they were
+
+  ExpectFails({"template", "create", "web", "--os", "testos:3", "--app", "web:1"}, 4,
+              "template 'web' exists");
+  ExpectFails({"template", "create", "api", "--os", "testos:3", "--app", "web:9"}, 3, "web:9");
+  ExpectFails({"template", "create", "api", "--os", "nope:1", "--app", "web:1"}, 3, "nope:1");
+  ExpectFails({"template", "update", "nope", "--app", "web:1"}, 3, "template 'nope' not found");
+  ExpectFails({"template", "inspect", "web:9"}, 3, "template 'web:9' not found");
+  ExpectFails({"template", "inspect", "nope"}, 3, "template 'nope' not found");
+  EXPECT_EQ(Ok({"template", "ls"}).size(), 3u);  // failed commands made no versions
+}
+
+TEST_F(FleetE2eTest, VmCreateByNamesAndByCountWithPrefix) {
+  AddFleetBasics();
+  Json named = Ok({"vm", "create", "a1", "a2", "--template", "web:1"});
+  EXPECT_EQ(named["template"], "web:1");
+  EXPECT_EQ(named["host"], "h1");
+  ASSERT_EQ(named["vms"].size(), 2u) << named.dump();
+  for (const auto& vm : named["vms"]) {
+    EXPECT_EQ(vm["state"], "running") << vm.dump();
+    EXPECT_EQ(vm["error"], "");
+  }
+  Json counted = Ok({"vm", "create", "--count", "3", "--prefix", "b", "--template", "web"});
+  std::set<std::string> created;
+  for (const auto& vm : counted["vms"]) {
+    created.insert(vm.value("name", ""));
+  }
+  EXPECT_EQ(created, (std::set<std::string>{"b-1", "b-2", "b-3"}));
+
+  EXPECT_EQ(VmNames(), (std::set<std::string>{"a1", "a2", "b-1", "b-2", "b-3"}));
+  for (const auto& vm : Ok({"vm", "ls"})) {
+    EXPECT_EQ(vm["template"], "web:1") << vm.dump();
+    EXPECT_EQ(vm["host"], "h1");
+    EXPECT_EQ(vm["state"], "running");
+  }
+}
+
+TEST_F(FleetE2eTest, VmCreateRejectsBadInputAndCreatesNothing) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  ExpectFails({"vm", "create", "new1", "a1", "--template", "web:1"}, 4, "vm 'a1' exists");
+  ExpectFails({"vm", "create", "BAD_name", "--template", "web:1"}, 2, "'BAD_name' is not valid");
+  ExpectFails({"vm", "create", "x1", "--template", "nope:1"}, 3, "template 'nope:1' not found");
+  ExpectFails({"vm", "create", "x1", "--template", "web:1", "--host", "nope"}, 3,
+              "host 'nope' not found");
+  ExpectFails({"vm", "create", "--count", "2", "--template", "web:1"}, 2, "--prefix");
+  ExpectFails({"vm", "create", "--template", "web:1"}, 2, "--count");
+  ExpectFails({"vm", "create", "x1"}, 2, "--template");
+  EXPECT_EQ(VmNames(), std::set<std::string>{"a1"});  // not even new1 of the first failure
+}
+
+TEST_F(FleetE2eTest, VmInspectHasTheContractFields) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  Json vm = Ok({"vm", "inspect", "a1"});
+  EXPECT_EQ(vm["name"], "a1");
+  EXPECT_EQ(vm["template"], "web:1");
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(vm["host"], "h1");
+  EXPECT_EQ(vm["app"]["name"], "web");
+  EXPECT_EQ(vm["app"]["version"], "1");
+  EXPECT_EQ(vm["app"]["digest"], app1_digest_);
+  EXPECT_EQ(vm["app"]["healthy"], true);
+  EXPECT_TRUE(vm["app"]["health_output"].is_string()) << vm.dump();
+  ASSERT_TRUE(vm["boot_id"].is_string()) << vm.dump();
+  EXPECT_FALSE(vm["boot_id"].get<std::string>().empty());
+  ExpectFails({"vm", "inspect", "nope"}, 3, "vm 'nope' not found");
+}
+
+TEST_F(FleetE2eTest, VmStopAndStartReboots) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "a2", "--template", "web:1"});
+  const std::string boot_id = Ok({"vm", "inspect", "a1"})["boot_id"];
+
+  Json stopped = Ok({"vm", "stop", "a1"});
+  EXPECT_EQ(stopped["name"], "a1");
+  EXPECT_EQ(stopped["state"], "stopped");
+  Json vm = Ok({"vm", "inspect", "a1"});
+  EXPECT_EQ(vm["state"], "stopped");
+  EXPECT_EQ(vm["running"], false);
+  EXPECT_NE(vm["app"]["healthy"], true) << vm.dump();          // absent today for a stopped VM
+  EXPECT_EQ(Ok({"vm", "inspect", "a2"})["state"], "running");  // only the named VM
+
+  Json started = Ok({"vm", "start", "a1"});
+  EXPECT_EQ(started["state"], "running");
+  vm = Ok({"vm", "inspect", "a1"});
+  EXPECT_EQ(vm["state"], "running");
+  EXPECT_EQ(vm["running"], true);
+  EXPECT_EQ(vm["app"]["healthy"], true);
+  EXPECT_NE(vm["boot_id"], boot_id) << "a start is a new boot";
+
+  ExpectFails({"vm", "stop", "nope"}, 3, "vm 'nope' not found");
+  ExpectFails({"vm", "start", "nope"}, 3, "vm 'nope' not found");
+}
+
+TEST_F(FleetE2eTest, VmRmWithAndWithoutData) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "a2", "a3", "--template", "web:1"});
+  Json kept = Ok({"vm", "rm", "a1"});
+  EXPECT_EQ(kept["removed"], "a1");
+  EXPECT_EQ(kept["data_deleted"], false);
+  Json deleted = Ok({"vm", "rm", "a2", "--delete-data"});
+  EXPECT_EQ(deleted["removed"], "a2");
+  EXPECT_EQ(deleted["data_deleted"], true);
+  EXPECT_EQ(VmNames(), std::set<std::string>{"a3"});
+  ExpectFails({"vm", "inspect", "a1"}, 3, "vm 'a1' not found");
+  ExpectFails({"vm", "rm", "a1"}, 3, "vm 'a1' not found");
+  // The name is free again.
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  EXPECT_EQ(Ok({"vm", "inspect", "a1"})["state"], "running");
+}
+
+TEST_F(FleetE2eTest, RolloutWithVmsMovesExactlyThoseVms) {
+  AddFleetBasics();
+  Ok({"vm", "create", "--count", "3", "--prefix", "w", "--template", "web:1"});
+  std::map<std::string, std::string> boot_ids;
+  for (const char* name : {"w-1", "w-2", "w-3"}) {
+    boot_ids[name] = Ok({"vm", "inspect", name})["boot_id"];
+  }
+  Ok({"template", "update", "web", "--app", "web:2"});
+
+  int rc = -1;
+  Json r = Rollout({"--to", "web:2", "--vms", "w-1,w-3"}, &rc);
+  EXPECT_EQ(rc, 0) << r.dump();
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  EXPECT_EQ(r["to"], "web:2");
+  ASSERT_EQ(r["vms"].size(), 2u) << r.dump();
+  std::set<std::string> moved;
+  for (const auto& v : r["vms"]) {
+    moved.insert(v.value("vm", ""));
+    EXPECT_EQ(v["state"], "done") << v.dump();
+    EXPECT_EQ(v["from"], "web:1");
+    EXPECT_EQ(v["to"], "web:2");
+    EXPECT_TRUE(v["downtime_ms"].is_number()) << v.dump();
+    EXPECT_EQ(v["error"], "");
+  }
+  EXPECT_EQ(moved, (std::set<std::string>{"w-1", "w-3"}));
+  for (const char* key : {"p50", "p95", "max"}) {
+    EXPECT_TRUE(r["downtime_ms"][key].is_number()) << r.dump();
+  }
+
+  for (const char* name : {"w-1", "w-3"}) {
+    Json vm = Ok({"vm", "inspect", name});
+    EXPECT_EQ(vm["template"], "web:2") << vm.dump();
+    EXPECT_EQ(vm["state"], "running");
+    EXPECT_EQ(vm["app"]["version"], "2");
+    EXPECT_EQ(vm["app"]["digest"], app2_digest_);
+    EXPECT_EQ(vm["app"]["healthy"], true);
+    EXPECT_EQ(vm["boot_id"], boot_ids[name]) << "an app swap must not reboot";
+  }
+  Json untouched = Ok({"vm", "inspect", "w-2"});
+  EXPECT_EQ(untouched["template"], "web:1");
+  EXPECT_EQ(untouched["app"]["version"], "1");
+
+  Json listed = Ok({"rollout", "ls"});
+  ASSERT_EQ(listed.size(), 1u) << listed.dump();
+  EXPECT_EQ(listed[0]["id"], r["id"]);
+  EXPECT_EQ(listed[0]["state"], "succeeded");
+  EXPECT_EQ(listed[0]["to"], "web:2");
+  // Status without --watch reads the same finished rollout.
+  Json again = Ok({"rollout", "status", std::to_string(r.value("id", 0))});
+  EXPECT_EQ(again["state"], "succeeded");
+  EXPECT_EQ(again["vms"].size(), 2u);
+}
+
+TEST_F(FleetE2eTest, RolloutWithoutVmsMovesEveryVmOfTheTemplate) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "a2", "--template", "web:1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  int rc = -1;
+  Json r = Rollout({"--to", "web:2"}, &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  EXPECT_EQ(r["vms"].size(), 2u);
+  for (const auto& vm : Ok({"vm", "ls"})) {
+    EXPECT_EQ(vm["template"], "web:2") << vm.dump();
+  }
+
+  // And back: a rollout to the older version is a rollout like any other.
+  r = Rollout({"--to", "web:1", "--vms", "a2"}, &rc);
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  Json vm = Ok({"vm", "inspect", "a2"});
+  EXPECT_EQ(vm["template"], "web:1");
+  EXPECT_EQ(vm["app"]["version"], "1");
+  EXPECT_EQ(Ok({"rollout", "ls"}).size(), 2u);
+}
+
+TEST_F(FleetE2eTest, RolloutOfAStoppedVmFailsAndLeavesItAsItWas) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  Ok({"vm", "stop", "a1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  int rc = -1;
+  Json r = Rollout({"--to", "web:2", "--vms", "a1"}, &rc);
+  EXPECT_EQ(rc, 1) << "--watch exits 1 when the rollout does not succeed";
+  EXPECT_EQ(r["state"], "failed") << r.dump();
+  ASSERT_EQ(r["vms"].size(), 1u) << r.dump();
+  EXPECT_NE(r["vms"][0]["error"].get<std::string>().find("not running"), std::string::npos)
+      << r.dump();
+  Json vm = Ok({"vm", "inspect", "a1"});
+  EXPECT_EQ(vm["template"], "web:1");
+  EXPECT_EQ(vm["state"], "stopped");
+}
+
+TEST_F(FleetE2eTest, RolloutErrorsAndExitCodes) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  ExpectFails({"rollout", "start", "--to", "web:9"}, 3, "template 'web:9' not found");
+  ExpectFails({"rollout", "start", "--to", "nope:1"}, 3, "template 'nope:1' not found");
+  ExpectFails({"rollout", "start", "--to", "web:1", "--vms", "nope"}, 3, "vm 'nope' not found");
+  ExpectFails({"rollout", "start"}, 2, "--to");
+  ExpectFails({"rollout", "status", "99"}, 3, "rollout 99 not found");
+  ExpectFails({"rollout", "status", "abc"}, 2, "'abc' is not a number");
+  EXPECT_EQ(Ok({"rollout", "ls"}), Json::array());  // nothing was started
+  EXPECT_EQ(Ok({"vm", "inspect", "a1"})["template"], "web:1");
+}
+
+// DESIGN.md §4 promises more than the daemon and CLI give today; this test states the
+// missing parts and stays disabled until they exist (run it with
+// --gtest_also_run_disabled_tests): `rollout status --vms` is a usage error; status has no
+// `policy`, `counts`, per-VM `host`/`started_at_ms`/`finished_at_ms`; `vm inspect` has no
+// `interfaces`; a failed command prints no JSON document with -o json.
+TEST_F(FleetE2eTest, DISABLED_RolloutStatusAndVmInspectHaveEveryContractField) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  int rc = -1;
+  Json r = Rollout({"--to", "web:2", "--vms", "a1"}, &rc);
+  Json st = Ok({"rollout", "status", std::to_string(r.value("id", 0)), "--vms"});
+  EXPECT_TRUE(st.contains("policy")) << st.dump();
+  EXPECT_TRUE(st["counts"].is_object()) << st.dump();
+  EXPECT_EQ(st["vms"].size(), 1u) << st.dump();
+  Json first = st["vms"].is_array() && !st["vms"].empty() ? st["vms"][0] : Json::object();
+  for (const char* key : {"vm", "host", "state", "from", "to", "downtime_ms", "started_at_ms",
+                          "finished_at_ms", "error"}) {
+    EXPECT_TRUE(first.contains(key)) << key << " missing: " << st.dump();
+  }
+  Json vm = Ok({"vm", "inspect", "a1"});
+  EXPECT_TRUE(vm["interfaces"].is_array()) << vm.dump();
+  Json failed = Cli({"vm", "inspect", "nope"}, &rc);
+  EXPECT_EQ(rc, 3);
+  EXPECT_TRUE(failed.is_object()) << "-o json prints one JSON document for every command";
+}
+
+TEST_F(FleetE2eTest, TableOutputByDefault) {
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  CommandOutput table = Raw({"vm", "ls"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_NE(table.out.find("NAME"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("a1"), std::string::npos) << table.out;
+  EXPECT_FALSE(ParseJson(table.out, "table").ok()) << "-o table is not JSON: " << table.out;
+}
+
+}  // namespace
+}  // namespace vdswap::testing
