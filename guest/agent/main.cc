@@ -118,8 +118,16 @@ int Main() {
   NotifyReady();
 
   std::string buf;
+  int64_t next_button_look_ms = env.NowMs() + 1000;
   while (!agent.shutting_down()) {
     if (g_terminate) return StopAndExit(agent, env);
+    // Under systemd the agent can start before udev has loaded the button and evdev
+    // drivers: keep looking, or the host's ACPI shutdown would go unanswered.
+    if (!power.valid() && env.NowMs() >= next_button_look_ms) {
+      power.reset(OpenPowerButton());
+      if (power.valid()) LogLine(LogLevel::kInfo, "listening to the power button");
+      next_button_look_ms = env.NowMs() + 1000;
+    }
     pollfd fds[2] = {{fd.get(), POLLIN, 0}, {power.get(), POLLIN, 0}};
     int n = poll(fds, power.valid() ? 2 : 1, 200);
     if (n > 0 && (fds[0].revents & POLLIN)) {
