@@ -2,7 +2,7 @@
 // daemon: a Debian 12 systemd OS image from guest/debian/build (the vdswap-guest package
 // installed by dpkg -i, started by its udev rule) runs hello:1; an app hot swap to hello:2
 // keeps the boot and the data; an OS swap to a second Debian image version reboots once
-// and keeps the data.
+// and keeps the data; a stop powers the guest off gracefully.
 //
 // The images are cached in BUILD_DIR/debian-image between runs (keyed by the guest
 // package and the recipe); the first run bootstraps Debian from its archive.
@@ -177,6 +177,17 @@ TEST_F(DebianTest, BootsHealthyThenSwapsAppWithoutRebootAndOsWithOne) {
   EXPECT_NE(vm["boot_id"], boot_id) << "an OS swap reboots once";
   std::printf("[measure] Debian OS swap downtime %s ms (rollout %.1f s)\n",
               r3["vms"][0]["downtime_ms"].dump().c_str(), os_swap_s);
+
+  // A graceful power-off: the ACPI button reaches the agent (or systemd), which stops the
+  // app before the data disk is unmounted; the host forces a VM off only after 60 s.
+  start = Clock::now();
+  Ok({"vm", "stop", vm_});
+  double stop_s = SecondsSince(start);
+  std::printf("[measure] Debian vm stop (graceful power-off): %.1f s\n", stop_s);
+  EXPECT_LT(stop_s, 45) << "the guest did not power off by itself";
+  Ok({"vm", "start", vm_});
+  vm = Ok({"vm", "inspect", vm_});
+  EXPECT_EQ(vm["app"]["health_output"], "hello 2 starts=4") << vm.dump();
 }
 
 }  // namespace
