@@ -4,11 +4,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,7 +51,7 @@ void Note(const std::string& what) { LogLine(LogLevel::kInfo, what); }
 bool StderrIsJournal() {
   const char* js = getenv("JOURNAL_STREAM");
   if (js == nullptr || *js == '\0') return false;
-  struct stat st{};
+  struct stat st {};
   if (fstat(2, &st) != 0) return false;
   unsigned long long dev = 0, ino = 0;
   if (sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
@@ -63,8 +63,7 @@ bool StderrIsJournal() {
 std::string Unescape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() &&
-        std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
         std::isdigit(static_cast<unsigned char>(s[i + 2])) &&
         std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
       out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
@@ -224,7 +223,7 @@ std::string FindTool(const std::string& name) {
   while (std::getline(in, dir, ':')) {
     if (dir.empty() || dir[0] != '/') continue;  // a relative PATH entry is never trusted
     std::string candidate = dir + "/" + name;
-    struct stat st{};
+    struct stat st {};
     if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         access(candidate.c_str(), X_OK) == 0) {
       return candidate;
@@ -280,8 +279,8 @@ Status LinuxEnv::Mount(const std::string& src, const std::string& dst, const cha
       0) {
     return Internal("mount " + src + " on " + dst + ": " + strerror(errno));
   }
-  if ((flags & MS_BIND) != 0 && mount(nullptr, dst.c_str(), nullptr, MS_REC | MS_PRIVATE,
-                                      nullptr) != 0) {
+  if ((flags & MS_BIND) != 0 &&
+      mount(nullptr, dst.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     return Internal("make " + dst + " private: " + strerror(errno));
   }
   return Status::Ok();
@@ -313,8 +312,7 @@ Status LinuxEnv::MountData(const std::string& device) {
     }
     int rc = RunTool(argv);
     if (rc != 0) {
-      return Internal(argv[0] + " " + device + " failed (exit status " + std::to_string(rc) +
-                      ")");
+      return Internal(argv[0] + " " + device + " failed (exit status " + std::to_string(rc) + ")");
     }
   }
   Status s = Mount(device, kDataDir, "ext4", MS_NOATIME, "");

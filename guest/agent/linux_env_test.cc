@@ -33,11 +33,9 @@ constexpr char kMountinfo[] =
 
 TEST(LinuxEnvTest, MountsUnderListsSubmountsDeepestFirst) {
   std::vector<std::string> want = {
-      "/run/vdswap/app/root/my dir", "/run/vdswap/app/root/data",
-      "/run/vdswap/app/root/dev/shm", "/run/vdswap/app/root/dev/pts",
-      "/run/vdswap/app/root/dev",    "/run/vdswap/app/root/proc",
-      "/run/vdswap/app/root",        "/run/vdswap/app/scratch",
-      "/run/vdswap/app/lower"};
+      "/run/vdswap/app/root/my dir",  "/run/vdswap/app/root/data", "/run/vdswap/app/root/dev/shm",
+      "/run/vdswap/app/root/dev/pts", "/run/vdswap/app/root/dev",  "/run/vdswap/app/root/proc",
+      "/run/vdswap/app/root",         "/run/vdswap/app/scratch",   "/run/vdswap/app/lower"};
   EXPECT_EQ(MountsUnder(kMountinfo, "/run/vdswap/app"), want);
   EXPECT_EQ(MountsUnder(kMountinfo, "/run/vdswap/app/"), want);
 }

@@ -41,10 +41,9 @@ std::string DebianImage(const std::string& deb, const std::string& version) {
   if (stamp.ok() && *stamp == key && access((out + "/os.img").c_str(), R_OK) == 0) return out;
   SubprocessRunner runner;
   auto start = Clock::now();
-  auto built =
-      runner.RunOk({recipe, out, "--version", version, "--deb", deb, "--cache",
-                    std::string(BUILD_DIR) + "/cache/debian"},
-                   {.timeout = std::chrono::minutes(20)});
+  auto built = runner.RunOk({recipe, out, "--version", version, "--deb", deb, "--cache",
+                             std::string(BUILD_DIR) + "/cache/debian"},
+                            {.timeout = std::chrono::minutes(20)});
   EXPECT_TRUE(built.ok()) << built.status().ToString();
   if (!built.ok()) return "";
   std::printf("[measure] guest/debian/build v%s: %.0f s\n", version.c_str(), SecondsSince(start));
@@ -130,9 +129,9 @@ class DebianTest : public ::testing::Test {
 
 TEST_F(DebianTest, BootsHealthyThenSwapsAppWithoutRebootAndOsWithOne) {
   for (const auto& [dir, version] : {std::pair{os1_, "1"}, std::pair{os2_, "2"}}) {
-    Json os = Ok({"image", "import-os", dir + "/os.img", "--kernel", dir + "/vmlinuz", "--initrd",
-                  dir + "/initrd.img", "--cmdline", cmdline_, "--name", "debian", "--version",
-                  version});
+    Json os =
+        Ok({"image", "import-os", dir + "/os.img", "--kernel", dir + "/vmlinuz", "--initrd",
+            dir + "/initrd.img", "--cmdline", cmdline_, "--name", "debian", "--version", version});
     EXPECT_EQ(os["version"], version);
   }
   for (const char* v : {"1", "2"}) {
