@@ -6,16 +6,22 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -31,21 +37,78 @@ constexpr char kDataDir[] = "/var/lib/vdswap/data";
 constexpr char kAppBase[] = "/run/vdswap/app";
 constexpr size_t kMaxHealthOutput = 4096;
 
-// One line on the console (the VM's serial log), stamped with the guest's uptime.
-void Note(const std::string& what) {
-  timespec ts{};
-  clock_gettime(CLOCK_BOOTTIME, &ts);
-  char stamp[32];
-  snprintf(stamp, sizeof stamp, "[%5ld.%03ld] ", static_cast<long>(ts.tv_sec),
-           ts.tv_nsec / 1000000);
-  std::cerr << stamp << "vdswap-guest: " << what << std::endl;
-}
-
-std::string ReadSmall(const std::string& path) {
+std::string ReadSmallRaw(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string s = ss.str();
+  return ss.str();
+}
+
+void Note(const std::string& what) { LogLine(LogLevel::kInfo, what); }
+
+// True when stderr is the journal stream systemd gave us (JOURNAL_STREAM is "DEV:INODE"
+// of that stream; a child of ours that inherited the variable but not the fd is not).
+bool StderrIsJournal() {
+  const char* js = getenv("JOURNAL_STREAM");
+  if (js == nullptr || *js == '\0') return false;
+  struct stat st {};
+  if (fstat(2, &st) != 0) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+// Decodes mountinfo's octal escapes (" " is "\040").
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 2])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool IsMountPoint(const std::string& path) {
+  std::istringstream in(ReadSmallRaw("/proc/self/mountinfo"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, devno, root, point;
+    if ((f >> id >> parent >> devno >> root >> point) && Unescape(point) == path) return true;
+  }
+  return false;
+}
+
+// Runs argv (an absolute path first) with stdout on /dev/null and stderr inherited (the
+// journal or the console); returns its exit status, or -1.
+int RunTool(const std::vector<std::string>& argv) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string ReadSmall(const std::string& path) {
+  std::string s = ReadSmallRaw(path);
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
 }
@@ -90,8 +153,13 @@ std::vector<std::string> EnvFor(const AppManifest& m) {
 // In a forked child: enter the app's root and exec argv. Never returns.
 [[noreturn]] void ExecInRoot(const AppManifest& m, const std::vector<std::string>& argv) {
   std::string root = std::string(kAppBase) + "/root";
-  // A private mount namespace: what the app mounts stays its own.
-  if (unshare(CLONE_NEWNS) == 0) mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+  // A private mount namespace: what the app mounts stays its own, and nothing mounted
+  // or unmounted outside later reaches into it (systemd makes every mount shared, and
+  // unshare copies propagation along).
+  if (unshare(CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    _exit(126);
+  }
   if (chroot(root.c_str()) != 0 || chdir(m.workdir.c_str()) != 0) {
     if (chdir("/") != 0) _exit(126);
   }
@@ -109,6 +177,79 @@ std::vector<std::string> EnvFor(const AppManifest& m) {
 }
 
 }  // namespace
+
+void LogLine(LogLevel level, const std::string& what) {
+  static const bool journal = StderrIsJournal();
+  std::string line;
+  if (journal) {
+    line = "<" + std::to_string(static_cast<int>(level)) + ">" + what + "\n";
+  } else {
+    timespec ts{};
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    char stamp[32];
+    snprintf(stamp, sizeof stamp, "[%5ld.%03ld] ", static_cast<long>(ts.tv_sec),
+             ts.tv_nsec / 1000000);
+    line = stamp + std::string("vdswap-guest: ") + what + "\n";
+  }
+  // One write(2) per line, so lines of the agent and the app never interleave.
+  if (write(2, line.data(), line.size()) < 0) return;
+}
+
+void NotifyReady() {
+  const char* path = getenv("NOTIFY_SOCKET");
+  if (path == nullptr || (path[0] != '/' && path[0] != '@')) return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t len = strlen(path);
+  if (len >= sizeof addr.sun_path) return;
+  memcpy(addr.sun_path, path, len);
+  if (path[0] == '@') addr.sun_path[0] = '\0';  // an abstract socket
+  vdswap::UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return;
+  static const char kReady[] = "READY=1";
+  socklen_t addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  if (sendto(fd.get(), kReady, sizeof kReady - 1, MSG_NOSIGNAL,
+             reinterpret_cast<const sockaddr*>(&addr), addr_len) < 0) {
+    LogLine(LogLevel::kWarning, std::string("sd_notify READY=1: ") + strerror(errno));
+  }
+}
+
+std::string FindTool(const std::string& name) {
+  const char* env_path = getenv("PATH");
+  std::string dirs = env_path != nullptr ? env_path : "";
+  dirs += ":/usr/sbin:/sbin:/usr/bin:/bin";
+  std::istringstream in(dirs);
+  std::string dir;
+  while (std::getline(in, dir, ':')) {
+    if (dir.empty() || dir[0] != '/') continue;  // a relative PATH entry is never trusted
+    std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+std::vector<std::string> MountsUnder(const std::string& mountinfo, const std::string& dir) {
+  std::string prefix = dir;
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  prefix += "/";
+  std::vector<std::string> points;
+  std::istringstream in(mountinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ...": the fifth field.
+    std::istringstream f(line);
+    std::string id, parent, devno, root, point;
+    if (!(f >> id >> parent >> devno >> root >> point)) continue;
+    point = Unescape(point);
+    if (point.size() > prefix.size() && point.rfind(prefix, 0) == 0) points.push_back(point);
+  }
+  std::reverse(points.begin(), points.end());
+  return points;
+}
 
 Result<std::string> LinuxEnv::FindDisk(const std::string& serial, std::chrono::milliseconds wait) {
   int64_t deadline = NowMs() + wait.count();
@@ -138,22 +279,41 @@ Status LinuxEnv::Mount(const std::string& src, const std::string& dst, const cha
       0) {
     return Internal("mount " + src + " on " + dst + ": " + strerror(errno));
   }
+  if ((flags & MS_BIND) != 0 &&
+      mount(nullptr, dst.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return Internal("make " + dst + " private: " + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Status LinuxEnv::MakeAppBasePrivate() {
+  MkdirP(kAppBase);
+  if (!IsMountPoint(kAppBase) && mount(kAppBase, kAppBase, nullptr, MS_BIND, nullptr) != 0) {
+    return Internal(std::string("bind ") + kAppBase + ": " + strerror(errno));
+  }
+  if (mount(nullptr, kAppBase, nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return Internal(std::string("make ") + kAppBase + " private: " + strerror(errno));
+  }
   return Status::Ok();
 }
 
 Status LinuxEnv::MountData(const std::string& device) {
   ASSIGN_OR_RETURN(bool blank, IsBlank(device));
   if (blank) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      int null = open("/dev/null", O_WRONLY);
-      dup2(null, 1);
-      execl("/bin/mke2fs", "mke2fs", "-q", "-L", "vdswap-data", device.c_str(), nullptr);
-      _exit(127);
+    // e2fsprogs' mkfs.ext4 (a journal) where the OS has it, else mke2fs (busybox: ext2).
+    std::vector<std::string> argv;
+    if (std::string mkfs = FindTool("mkfs.ext4"); !mkfs.empty()) {
+      argv = {mkfs, "-q", "-F", "-L", "vdswap-data", device};
+    } else if (std::string mke2fs = FindTool("mke2fs"); !mke2fs.empty()) {
+      argv = {mke2fs, "-q", "-L", "vdswap-data", device};
+    } else {
+      return FailedPrecondition("cannot format " + device +
+                                ": neither mkfs.ext4 nor mke2fs is on PATH, /usr/sbin or /sbin");
     }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return Internal("mke2fs " + device + " failed");
+    int rc = RunTool(argv);
+    if (rc != 0) {
+      return Internal(argv[0] + " " + device + " failed (exit status " + std::to_string(rc) + ")");
+    }
   }
   Status s = Mount(device, kDataDir, "ext4", MS_NOATIME, "");
   if (!s.ok()) return s.WithContext("data disk (not formatted: it is not blank)");
@@ -165,42 +325,34 @@ Status LinuxEnv::MountData(const std::string& device) {
 Result<AppManifest> LinuxEnv::MountApp(const std::string& device) {
   std::string base = kAppBase;
   RETURN_IF_ERROR(UnmountApp());
+  RETURN_IF_ERROR(MakeAppBasePrivate());
   RETURN_IF_ERROR(Mount(device, base + "/lower", "erofs", MS_RDONLY, ""));
-  app_mounts_.push_back(base + "/lower");
   std::string text = ReadSmall(base + "/lower/vdswap.json");
   auto manifest = ParseManifest(text);
   if (!manifest.ok()) {
     UnmountApp().IgnoreError();
     return manifest.status();
   }
-  auto step = [this](Status s, const std::string& mounted) {
-    if (s.ok()) app_mounts_.push_back(mounted);
-    return s;
-  };
-  Status s =
-      step(Mount("tmpfs", base + "/scratch", "tmpfs", 0, "size=64m,mode=0755"), base + "/scratch");
+  Status s = Mount("tmpfs", base + "/scratch", "tmpfs", 0, "size=64m,mode=0755");
   MkdirP(base + "/scratch/upper");
   MkdirP(base + "/scratch/work");
   std::string root = base + "/root";
   if (s.ok()) {
-    s = step(Mount("overlay", root, "overlay", 0,
-                   "lowerdir=" + base + "/lower,upperdir=" + base +
-                       "/scratch/upper,workdir=" + base + "/scratch/work"),
-             root);
+    s = Mount("overlay", root, "overlay", 0,
+              "lowerdir=" + base + "/lower,upperdir=" + base + "/scratch/upper,workdir=" + base +
+                  "/scratch/work");
   }
-  if (s.ok()) s = step(Mount("proc", root + "/proc", "proc", 0, ""), root + "/proc");
-  if (s.ok()) s = step(Mount("sysfs", root + "/sys", "sysfs", 0, ""), root + "/sys");
-  if (s.ok()) s = step(Mount("/dev", root + "/dev", nullptr, MS_BIND | MS_REC, ""), root + "/dev");
-  if (s.ok()) s = step(Mount("tmpfs", root + "/tmp", "tmpfs", 0, "mode=1777"), root + "/tmp");
-  if (s.ok()) {
-    s = step(Mount(std::string(kDataDir) + "/app", root + "/data", nullptr, MS_BIND, ""),
-             root + "/data");
-  }
+  if (s.ok()) s = Mount("proc", root + "/proc", "proc", 0, "");
+  if (s.ok()) s = Mount("sysfs", root + "/sys", "sysfs", 0, "");
+  // /dev with its submounts (/dev/pts, /dev/shm, ... on systemd); UnmountApp takes them all.
+  if (s.ok()) s = Mount("/dev", root + "/dev", nullptr, MS_BIND | MS_REC, "");
+  if (s.ok()) s = Mount("tmpfs", root + "/tmp", "tmpfs", 0, "mode=1777");
+  if (s.ok()) s = Mount(std::string(kDataDir) + "/app", root + "/data", nullptr, MS_BIND, "");
   for (const char* f : {"/etc/resolv.conf", "/etc/hosts"}) {
     if (!s.ok() || access(f, F_OK) != 0) continue;
     MkdirP(root + "/etc");
     close(open((root + f).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-    s = step(Mount(f, root + f, nullptr, MS_BIND, ""), root + f);
+    s = Mount(f, root + f, nullptr, MS_BIND, "");
   }
   if (!s.ok()) {
     UnmountApp().IgnoreError();
@@ -211,9 +363,10 @@ Result<AppManifest> LinuxEnv::MountApp(const std::string& device) {
 }
 
 Status LinuxEnv::UnmountApp() {
+  // Whatever is mounted under the app's base, not just what MountApp mounted: the /dev
+  // bind brings submounts along, and the app may have left mounts behind.
   Status result;
-  while (!app_mounts_.empty()) {
-    const std::string& m = app_mounts_.back();
+  for (const std::string& m : MountsUnder(ReadSmallRaw("/proc/self/mountinfo"), kAppBase)) {
     bool ok = umount2(m.c_str(), 0) == 0;
     // Retry briefly: a process that just died may still hold a reference.
     for (int i = 0; !ok && errno == EBUSY && i < 50; ++i) {
@@ -221,14 +374,22 @@ Status LinuxEnv::UnmountApp() {
       ok = umount2(m.c_str(), 0) == 0;
     }
     if (!ok && errno != EINVAL && errno != ENOENT) {
+      int err = errno;
       // Detach lazily so the next mount can proceed; report it, since the disk may still
       // be held.
       umount2(m.c_str(), MNT_DETACH);
-      result = Internal("unmount " + m + ": " + strerror(errno));
+      if (result.ok()) result = Internal("unmount " + m + ": " + strerror(err));
     }
-    app_mounts_.pop_back();
   }
   return result;
+}
+
+Status LinuxEnv::UnmountData() {
+  sync();
+  if (umount2(kDataDir, 0) != 0 && errno != EINVAL && errno != ENOENT) {
+    return Internal(std::string("unmount ") + kDataDir + ": " + strerror(errno));
+  }
+  return Status::Ok();
 }
 
 Result<pid_t> LinuxEnv::Spawn(const AppManifest& m) {
@@ -236,13 +397,10 @@ Result<pid_t> LinuxEnv::Spawn(const AppManifest& m) {
   if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
   if (pid == 0) {
     setsid();
+    // stdout and stderr stay the agent's: the console under busybox init, the journal
+    // under systemd.
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
-    int console = open("/dev/console", O_WRONLY | O_NOCTTY);
-    if (console >= 0) {
-      dup2(console, 1);
-      dup2(console, 2);
-    }
     ExecInRoot(m, m.start);
   }
   Note("app started, pid " + std::to_string(pid));
@@ -327,10 +485,13 @@ std::string LinuxEnv::Arch() {
 std::string LinuxEnv::BootId() { return ReadSmall("/proc/sys/kernel/random/boot_id"); }
 
 void LinuxEnv::PowerOff() {
+  Status s = UnmountData();
+  if (!s.ok()) LogLine(LogLevel::kWarning, s.message());
   sync();
-  umount2(kDataDir, 0);
-  sync();
-  kill(1, SIGUSR2);  // busybox init: power off
+  // systemd powers off on SIGRTMIN+4 (an orderly shutdown: it stops this service, whose
+  // SIGTERM path exits); busybox init on SIGUSR2.
+  bool systemd = access("/run/systemd/system", F_OK) == 0;
+  kill(1, systemd ? SIGRTMIN + 4 : SIGUSR2);
 }
 
 }  // namespace vdswap::guest

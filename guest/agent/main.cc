@@ -1,7 +1,10 @@
-// vdswap-guest: the agent inside every vdswap VM. Started by the guest's init; mounts the
+// vdswap-guest: the agent inside every vdswap VM. Started by the guest's init (busybox
+// inittab, or systemd through the vdswap-guest package's udev rule and unit); mounts the
 // data and app disks, supervises the app and serves the host on the virtio-serial port
 // org.vdswap.agent.0 (see agent.h for the protocol). The ACPI power button stops the app
-// and powers off, so the host's graceful shutdown is graceful for the app too.
+// and powers off, so the host's graceful shutdown is graceful for the app too. SIGTERM
+// (systemd stopping the service, or init shutting down) stops the app, unmounts the app
+// and the data disk, and exits.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/input.h>
@@ -13,7 +16,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <string>
 
 #include "core/unique_fd.h"
@@ -22,6 +24,19 @@
 
 namespace vdswap::guest {
 namespace {
+
+volatile sig_atomic_t g_terminate = 0;
+
+void OnTerminate(int) { g_terminate = 1; }
+
+// The SIGTERM path: the app stops before the data disk it writes to is unmounted.
+int StopAndExit(Agent& agent, LinuxEnv& env) {
+  LogLine(LogLevel::kNotice, "terminating: stopping the app and unmounting its disks");
+  agent.Shutdown();
+  Status s = env.UnmountData();
+  if (!s.ok()) LogLine(LogLevel::kWarning, s.message());
+  return 0;
+}
 
 std::string FirstLine(const std::string& path) {
   std::ifstream in(path);
@@ -76,30 +91,42 @@ bool WriteAll(int fd, const std::string& data, LinuxEnv& env) {
 
 int Main() {
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction term {};
+  term.sa_handler = OnTerminate;  // no SA_RESTART: poll and sleeps return early
+  sigaction(SIGTERM, &term, nullptr);
+  sigaction(SIGINT, &term, nullptr);
   LinuxEnv env;
   std::string port;
   for (int i = 0; port.empty(); ++i) {
+    if (g_terminate) return 0;
     port = FindPort();
     if (port.empty()) {
-      if (i % 50 == 0) std::cerr << "vdswap-guest: waiting for port " << kAgentChannel << "\n";
+      if (i % 50 == 0) LogLine(LogLevel::kNotice, std::string("waiting for port ") + kAgentChannel);
       env.SleepMs(100);
     }
   }
   UniqueFd fd(open(port.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) {
-    std::cerr << "vdswap-guest: cannot open " << port << ": " << strerror(errno) << "\n";
+    LogLine(LogLevel::kErr, "cannot open " + port + ": " + strerror(errno));
     return 1;
   }
   UniqueFd power(OpenPowerButton());
   Agent agent(env);
   agent.Boot();
-  timespec up{};
-  clock_gettime(CLOCK_BOOTTIME, &up);
-  std::cerr << "[" << up.tv_sec << "." << up.tv_nsec / 1000000 << "] vdswap-guest: serving on "
-            << port << std::endl;
+  LogLine(LogLevel::kInfo, "serving on " + port);
+  NotifyReady();
 
   std::string buf;
+  int64_t next_button_look_ms = env.NowMs() + 1000;
   while (!agent.shutting_down()) {
+    if (g_terminate) return StopAndExit(agent, env);
+    // Under systemd the agent can start before udev has loaded the button and evdev
+    // drivers: keep looking, or the host's ACPI shutdown would go unanswered.
+    if (!power.valid() && env.NowMs() >= next_button_look_ms) {
+      power.reset(OpenPowerButton());
+      if (power.valid()) LogLine(LogLevel::kInfo, "listening to the power button");
+      next_button_look_ms = env.NowMs() + 1000;
+    }
     pollfd fds[2] = {{fd.get(), POLLIN, 0}, {power.get(), POLLIN, 0}};
     int n = poll(fds, power.valid() ? 2 : 1, 200);
     if (n > 0 && (fds[0].revents & POLLIN)) {
@@ -125,15 +152,17 @@ int Main() {
       input_event ev{};
       if (read(power.get(), &ev, sizeof ev) == sizeof ev && ev.type == EV_KEY &&
           ev.code == KEY_POWER && ev.value == 1) {
-        std::cerr << "vdswap-guest: power button: stopping the app and powering off\n";
+        LogLine(LogLevel::kNotice, "power button: stopping the app and powering off");
         agent.Shutdown();
       }
     }
     agent.Tick();
   }
   env.PowerOff();
-  // Stay alive while init powers off, so it is not respawned meanwhile.
-  while (true) pause();
+  // Stay alive while init powers off, so it is not respawned meanwhile; systemd stops
+  // the service on its way down (SIGTERM).
+  while (!g_terminate) pause();
+  return 0;
 }
 
 }  // namespace

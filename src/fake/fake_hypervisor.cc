@@ -6,7 +6,6 @@
 
 #include "guest/agent/agent.h"
 #include "guest/agent/fake_guest_env.h"
-
 #include "hypervisor/host_uri.h"
 
 namespace vdswap {

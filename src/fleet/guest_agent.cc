@@ -35,8 +35,8 @@ Result<AppStatus> GuestAgent::AwaitHealthy(const HostRef& host, const std::strin
   while (clock_.Now() < deadline) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.Now());
     auto agent = AgentClient::Open(hv_, host, vm);
-    auto hello = agent.ok() ? agent->Hello(std::min(left, milliseconds(2000))).status()
-                            : agent.status();
+    auto hello =
+        agent.ok() ? agent->Hello(std::min(left, milliseconds(2000))).status() : agent.status();
     if (hello.ok()) {
       // app.start is idempotent: it waits for the app the agent started at boot.
       return agent->StartApp(StartRequest{}, std::max(left, milliseconds(1000)));

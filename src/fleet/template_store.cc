@@ -115,7 +115,6 @@ Result<std::vector<Template>> TemplateStore::List() {
   return out;
 }
 
-
 Result<std::vector<int64_t>> TemplateStore::Versions(const std::string& name) {
   ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT version FROM templates WHERE name = ?1 ORDER BY "
                                         "version",
