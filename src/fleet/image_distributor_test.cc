@@ -5,7 +5,7 @@
 #include <condition_variable>
 #include <thread>
 
-#include "fleet/fleet_testbed.h"
+#include "testing/fleet_testbed.h"
 
 namespace vdswap::testing {
 namespace {

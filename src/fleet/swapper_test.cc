@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "fleet/fleet_testbed.h"
+#include "testing/fleet_testbed.h"
 
 namespace vdswap::testing {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "core/files.h"
 #include "core/sha256.h"
-#include "image/test_archives.h"
+#include "testing/test_archives.h"
 
 namespace fs = std::filesystem;
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "core/files.h"
-#include "image/test_archives.h"
+#include "testing/test_archives.h"
 
 namespace vdswap {
 namespace {

@@ -151,7 +151,7 @@ TEST_F(FleetE2eTest, HostWithVmsCannotBeRemoved) {
   AddFleetBasics();
   Ok({"vm", "create", "a1", "--template", "web:1"});
   EXPECT_EQ(Ok({"host", "ls"})[0]["vms"], 1);
-  ExpectFails({"host", "rm", "h1"}, 4, "host 'h1' still has 1 VMs");
+  ExpectFails({"host", "rm", "h1"}, 4, "host 'h1' still has VMs");
   Ok({"vm", "rm", "a1"});
   Ok({"host", "rm", "h1"});
   EXPECT_EQ(Ok({"host", "ls"}), Json::array());

@@ -1,4 +1,4 @@
-#include "image/test_archives.h"
+#include "testing/test_archives.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -1,4 +1,4 @@
-#include "fleet/fleet_testbed.h"
+#include "testing/fleet_testbed.h"
 
 #include <gtest/gtest.h>
 
