@@ -12,11 +12,16 @@ namespace {
 // engine thread runs, e.g. while the daemon resumes, changes without notifying).
 constexpr auto kWatchRecheck = std::chrono::seconds(10);
 
+// How much of a console log `vm console` shows by default, and at most.
+constexpr uint64_t kConsoleBytes = 64 * 1024;
+constexpr uint64_t kMaxConsoleBytes = 4 * 1024 * 1024;
+
 Result<TemplateShape> Shape(const Json& body) {
   TemplateShape shape;
   ASSIGN_OR_RETURN(std::string memory, BodyField<std::string>(body, "memory", ""));
   ASSIGN_OR_RETURN(int64_t cpus, BodyField<int64_t>(body, "cpus", 0));
   ASSIGN_OR_RETURN(std::string data, BodyField<std::string>(body, "data_size", ""));
+  ASSIGN_OR_RETURN(shape.networks, BodyField<std::vector<std::string>>(body, "networks", {}));
   if (!memory.empty()) {
     ASSIGN_OR_RETURN(int64_t bytes, ParseSize(memory));
     shape.memory_mib = bytes >> 20;
@@ -121,8 +126,21 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
   router.Add(Method::kGet, "/v1/vms", [&vms](const ApiRequest&) -> Result<Json> {
     ASSIGN_OR_RETURN(auto list, vms.List());
     Json out = Json::array();
-    for (const auto& v : list) out.push_back(VmRowJson(v));
+    for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
     return out;
+  });
+  router.Add(Method::kGet, "/v1/vms/([^/]+)/console", [&vms](const ApiRequest& r) -> Result<Json> {
+    uint64_t bytes = kConsoleBytes;
+    if (auto it = r.query.find("bytes"); it != r.query.end()) {
+      auto [p, ec] =
+          std::from_chars(it->second.data(), it->second.data() + it->second.size(), bytes);
+      if (ec != std::errc() || p != it->second.data() + it->second.size() || bytes == 0 ||
+          bytes > kMaxConsoleBytes) {
+        return InvalidArgument("bytes must be 1-" + std::to_string(kMaxConsoleBytes));
+      }
+    }
+    ASSIGN_OR_RETURN(std::string text, vms.Console(r.params[0], bytes));
+    return Json{{"vm", r.params[0]}, {"console", text}};
   });
   router.Add(Method::kGet, "/v1/vms/([^/]+)", [&vms](const ApiRequest& r) -> Result<Json> {
     ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));

@@ -40,14 +40,16 @@ Json TemplateJson(const Template& t) {
           {"app", "sha256:" + t.app_digest},
           {"memory_mib", t.memory_mib},
           {"cpus", t.cpus},
-          {"data_bytes", t.data_bytes}};
+          {"data_bytes", t.data_bytes},
+          {"networks", t.networks}};
 }
 
-Json VmRowJson(const VmRecord& v) {
+Json VmRowJson(const VmRecord& v, const std::string& address) {
   return {{"name", v.name},
           {"host", v.host},
           {"template", v.template_name + ":" + std::to_string(v.version)},
           {"state", Name(v.state)},
+          {"address", address},
           {"error", v.last_error}};
 }
 
@@ -68,6 +70,12 @@ Json VmInspectionJson(const VmInspection& i) {
             {"last_error", vm.last_error},
             {"os_volume", vm.os_volume},
             {"data_volume", vm.data_volume}};
+  Json interfaces = Json::array();
+  for (const auto& nic : i.interfaces) {
+    interfaces.push_back(
+        {{"network", nic.network}, {"mac", nic.mac}, {"addresses", nic.addresses}});
+  }
+  j["interfaces"] = interfaces;
   Json app = Json::object();
   if (i.app_image) {
     app = {{"name", i.app_image->name},

@@ -18,8 +18,9 @@ Json HostJson(const HostInfo& h);
 Json HostJson(const HostInfo& h, int64_t vm_count);
 // {name, version, ref, os, app, memory_mib, cpus, data_bytes}
 Json TemplateJson(const Template& t);
-// {name, host, template, state, error}: a row of `vm ls`.
-Json VmRowJson(const VmRecord& v);
+// {name, host, template, state, address, error}: a row of `vm ls` (`address`: the first
+// leased IP, "" when none).
+Json VmRowJson(const VmRecord& v, const std::string& address);
 // {template, host, vms: [{name, state, error}]}
 Json CreateResultJson(const CreateResult& r);
 // {name, host, template, state, last_error, os_volume, data_volume, running, disks,

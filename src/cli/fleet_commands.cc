@@ -78,11 +78,13 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
   struct TemplateArgs {
     std::string name, os, app, memory, data_size;
     int cpus = 0;
+    std::vector<std::string> networks;
   };
   auto ta = std::make_shared<TemplateArgs>();
   auto body = [ta] {
-    return Json{{"name", ta->name},     {"os", ta->os},     {"app", ta->app},
-                {"memory", ta->memory}, {"cpus", ta->cpus}, {"data_size", ta->data_size}};
+    return Json{{"name", ta->name},        {"os", ta->os},     {"app", ta->app},
+                {"memory", ta->memory},    {"cpus", ta->cpus}, {"data_size", ta->data_size},
+                {"networks", ta->networks}};
   };
   auto print_template = [&ctx](const Json& t) {
     ctx.Print(t, [&] { std::cout << "template " << t.value("ref", "") << "\n"; });
@@ -95,6 +97,11 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
   create->add_option("--memory", ta->memory, "Memory, e.g. 256M (default 256M)");
   create->add_option("--cpus", ta->cpus, "vCPUs (default 1)");
   create->add_option("--data-size", ta->data_size, "Data disk size, e.g. 1G (default 1G)");
+  create->add_option("--network", ta->networks,
+                     "libvirt network for a NIC (repeat for more NICs; \"none\" for no NIC).\n"
+                     "Default: one NIC on \"default\". The network must exist and be active\n"
+                     "on a VM's host when the VM is created. Each NIC keeps its MAC (and so\n"
+                     "its DHCP address) for the VM's life, across OS swaps");
   create->callback([&ctx, body, print_template] {
     auto out = ctx.Call(Method::kPost, "/v1/templates", body());
     if (out.ok()) print_template(*out);
@@ -175,12 +182,27 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
                                       {"HOST", "host"},
                                       {"TEMPLATE", "template"},
                                       {"STATE", "state"},
+                                      {"ADDRESS", "address"},
                                       {"ERROR", "error"}});
       });
     }
   });
+  auto* vconsole = vm->add_subcommand(
+      "console",
+      "Print the end of a VM's serial console log (kernel and init messages, the agent's\n"
+      "log): where to look when a guest does not come up");
+  vconsole->add_option("VM", va->name)->required();
+  auto console_bytes = std::make_shared<uint64_t>(64 * 1024);
+  vconsole->add_option("--bytes", *console_bytes, "How much of the end to show (default 64K)");
+  vconsole->callback([&ctx, va, console_bytes] {
+    auto out = ctx.Call(Method::kGet, "/v1/vms/" + UrlSegment(va->name) +
+                                          "/console?bytes=" + std::to_string(*console_bytes));
+    if (out.ok()) ctx.Print(*out, [&] { std::cout << out->value("console", ""); });
+  });
   auto* vinspect = vm->add_subcommand(
-      "inspect", "Show a VM with its live state: disks, boot id, app version and health");
+      "inspect",
+      "Show a VM with its live state: disks, NICs and addresses, boot id, app version and\n"
+      "health");
   vinspect->add_option("VM", va->name)->required();
   vinspect->callback([&ctx, va] {
     auto out = ctx.Call(Method::kGet, "/v1/vms/" + UrlSegment(va->name));

@@ -38,6 +38,7 @@ Result<VmSpec> DiskPlanner::Spec(const VmRecord& vm, const HostRef& host, const 
   spec.os = {kOsSerial, os_volume_path, "qcow2", false};
   spec.app = {kAppSerial, disks.app_on_host.disk, "raw", true};
   spec.data = {kDataSerial, data_path, "qcow2", false};
+  spec.nics = vm.nics;  // the MACs chosen at creation, kept across OS swaps
   return spec;
 }
 

@@ -1,7 +1,9 @@
 #include "fleet/template_store.h"
 
 #include <charconv>
+#include <limits>
 
+#include "fleet/nics.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -9,22 +11,33 @@ namespace vdswap {
 namespace {
 
 Template FromRow(const DbRow& r) {
-  return Template{r.Text(0), r.Int(1), r.Text(2), r.Text(3), r.Int(4), r.Int(5), r.Int(6)};
+  Template t{r.Text(0), r.Int(1), r.Text(2), r.Text(3), r.Int(4), r.Int(5), r.Int(6), {}};
+  Json networks = Json::parse(r.Text(7), nullptr, /*allow_exceptions=*/false);
+  if (networks.is_array()) {
+    for (const auto& n : networks) {
+      if (n.is_string()) t.networks.push_back(n.get<std::string>());
+    }
+  }
+  return t;
 }
 
 constexpr char kColumns[] =
-    "name, version, os_digest, app_digest, memory_mib, cpus, data_bytes FROM templates";
+    "name, version, os_digest, app_digest, memory_mib, cpus, data_bytes, networks FROM templates";
 
 }  // namespace
 
 Result<int64_t> ParseSize(const std::string& s) {
   int64_t n = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || n <= 0)
+  if (ec != std::errc() || n <= 0) {
     return InvalidArgument("size '" + s + "' is not like 512M or 1G");
+  }
   std::string unit(end, s.data() + s.size());
   int shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : -1;
   if (shift < 0) return InvalidArgument("size '" + s + "' has an unknown unit (K, M or G)");
+  if (n > (std::numeric_limits<int64_t>::max() >> shift)) {
+    return InvalidArgument("size '" + s + "' is too large");
+  }
   return n << shift;
 }
 
@@ -44,9 +57,11 @@ Result<Template> TemplateStore::Insert(Template t) {
   RETURN_IF_ERROR(
       CheckRequires(*manifest, os_release, "x86_64").WithContext("template '" + t.Ref() + "'"));
   int64_t now = clock_.UnixSeconds();
-  RETURN_IF_ERROR(db_.Exec(
-      "INSERT INTO templates VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-      {t.name, t.version, t.os_digest, t.app_digest, t.memory_mib, t.cpus, t.data_bytes, now}));
+  RETURN_IF_ERROR(
+      db_.Exec("INSERT INTO templates (name, version, os_digest, app_digest, memory_mib, cpus, "
+               "data_bytes, created_at, networks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+               {t.name, t.version, t.os_digest, t.app_digest, t.memory_mib, t.cpus, t.data_bytes,
+                now, DumpJson(Json(t.networks))}));
   return t;
 }
 
@@ -63,6 +78,7 @@ Result<Template> TemplateStore::Create(const std::string& name, const std::strin
   t.memory_mib = shape.memory_mib.value_or(256);
   t.cpus = shape.cpus.value_or(1);
   t.data_bytes = shape.data_bytes.value_or(1ll << 30);
+  ASSIGN_OR_RETURN(t.networks, ParseNetworks(shape.networks));
   return Insert(t);
 }
 
@@ -71,6 +87,9 @@ Result<Template> TemplateStore::Update(const std::string& name, const std::strin
   ASSIGN_OR_RETURN(Template t, Get(name));
   if (os_ref.empty() && app_ref.empty() && !shape.memory_mib && !shape.cpus) {
     return InvalidArgument("template update needs --os, --app or a new shape");
+  }
+  if (!shape.networks.empty()) {
+    return InvalidArgument("a template's networks are fixed at create (VMs keep their NICs)");
   }
   if (!os_ref.empty()) {
     ASSIGN_OR_RETURN(ImageInfo os, images_.Resolve(os_ref, ImageKind::kOs));

@@ -20,12 +20,17 @@ struct Template {
   int64_t memory_mib = 256;
   int64_t cpus = 1;
   int64_t data_bytes = 1ll << 30;
+  // The libvirt networks each VM gets a NIC on, in order. Fixed when the template is
+  // created: VMs keep their NICs (and MACs) for life.
+  std::vector<std::string> networks;
 
   std::string Ref() const { return name + ":" + std::to_string(version); }
 };
 
 struct TemplateShape {
   std::optional<int64_t> memory_mib, cpus, data_bytes;
+  // `--network` flags as given (see fleet/nics.h ParseNetworks); create only.
+  std::vector<std::string> networks;
 };
 
 // The templates table: the only code that runs SQL on it. Creating a version checks the
@@ -36,11 +41,13 @@ class TemplateStore {
   TemplateStore(Db& db, ImageStore& images, Clock& clock)
       : db_(db), images_(images), clock_(clock) {}
 
-  // NAME:1. kAlreadyExists when NAME exists; kFailedPrecondition when the app does not
-  // fit the OS; kNotFound for unknown images.
+  // NAME:1, with one NIC on "default" unless `shape.networks` says otherwise.
+  // kAlreadyExists when NAME exists; kFailedPrecondition when the app does not fit the OS;
+  // kNotFound for unknown images; kInvalidArgument for bad networks or sizes.
   Result<Template> Create(const std::string& name, const std::string& os_ref,
                           const std::string& app_ref, const TemplateShape& shape);
-  // NAME:V+1 from the newest version with the OS and/or app replaced.
+  // NAME:V+1 from the newest version with the OS and/or app replaced. Networks and the
+  // data disk size stay: kInvalidArgument when the shape changes them.
   Result<Template> Update(const std::string& name, const std::string& os_ref,
                           const std::string& app_ref, const TemplateShape& shape);
   // "NAME" (newest) or "NAME:V".

@@ -1,5 +1,7 @@
 #include "fleet/vm_service.h"
 
+#include <strings.h>
+
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -42,8 +44,10 @@ Status VmService::CreateOne(const std::string& name, const Template& t, const Ho
               VmState::kCreating,
               OsOverlayVolume(name, t.version),
               DataVolume(name),
-              ""};
-  RETURN_IF_ERROR(vms_.Insert(vm, clock_.UnixSeconds()));
+              "",
+              {}};
+  for (const std::string& network : t.networks) vm.nics.push_back({network, ""});
+  ASSIGN_OR_RETURN(vm, vms_.Insert(vm, clock_.UnixSeconds()));
   auto fail = [&](const Status& s) {
     vms_.SetState(name, VmState::kFailed, s.message()).IgnoreError();
     return s;
@@ -83,6 +87,10 @@ Result<CreateResult> VmService::Create(const std::vector<std::string>& names,
     ASSIGN_OR_RETURN(host, hosts_.Default(default_uri_));
   } else {
     ASSIGN_OR_RETURN(host, hosts_.Get(host_name));
+  }
+  // Before anything is created: a VM without its network would come up unreachable.
+  for (const std::string& network : t.networks) {
+    RETURN_IF_ERROR(hv_.CheckNetwork(host, network).WithContext("template '" + t.Ref() + "'"));
   }
   std::mutex mu;
   ProgressFn safe_progress = [&](const Json& e) {
@@ -133,7 +141,11 @@ Result<VmInspection> VmService::Inspect(const std::string& name) {
   out.hypervisor_status = live.status();
   if (!live.ok()) return out;
   out.live = *live;
-  if (!live->running) return out;
+  if (!live->running) {
+    for (const NicSpec& nic : out.vm.nics) out.interfaces.push_back({nic.network, nic.mac, {}});
+    return out;
+  }
+  out.interfaces = Interfaces(out.vm, host);
   auto st = agent_.LiveStatus(host, name, kStatusTimeout);
   out.agent_status = st.status();
   if (!st.ok()) return out;
@@ -146,6 +158,40 @@ Result<VmInspection> VmService::Inspect(const std::string& name) {
   g.last_downtime_ms = st->app.last_downtime_ms;
   out.guest = g;
   return out;
+}
+
+std::vector<VmInspection::Interface> VmService::Interfaces(const VmRecord& vm,
+                                                           const HostRef& host) {
+  std::vector<VmInspection::Interface> out;
+  std::vector<InterfaceAddresses> leases;
+  if (!vm.nics.empty()) {
+    auto leased = hv_.LeasedAddresses(host, vm.name);
+    if (leased.ok()) leases = std::move(*leased);
+  }
+  for (const NicSpec& nic : vm.nics) {
+    VmInspection::Interface i{nic.network, nic.mac, {}};
+    for (const auto& lease : leases) {
+      if (strcasecmp(lease.mac.c_str(), nic.mac.c_str()) == 0) i.addresses = lease.addresses;
+    }
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+std::string VmService::FirstAddress(const VmRecord& vm) {
+  if (vm.nics.empty() || vm.state == VmState::kStopped) return "";
+  auto host = hosts_.Get(vm.host);
+  if (!host.ok()) return "";
+  for (const auto& i : Interfaces(vm, *host)) {
+    if (!i.addresses.empty()) return i.addresses.front();
+  }
+  return "";
+}
+
+Result<std::string> VmService::Console(const std::string& name, uint64_t max_bytes) {
+  ASSIGN_OR_RETURN(VmRecord vm, vms_.Get(name));
+  ASSIGN_OR_RETURN(HostRef host, hosts_.Get(vm.host));
+  return hv_.ConsoleLog(host, name, max_bytes);
 }
 
 Status VmService::Start(const std::string& name) {

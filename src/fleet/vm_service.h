@@ -40,7 +40,13 @@ struct VmInspection {
     std::string app_state, running_version, health_output;
     std::optional<int64_t> last_downtime_ms;
   };
+  // A NIC with the addresses its host's DHCP server leased to it (IPv4 first).
+  struct Interface {
+    std::string network, mac;
+    std::vector<std::string> addresses;
+  };
   VmRecord vm;
+  std::vector<Interface> interfaces;  // every NIC, addresses only while the VM runs
   std::optional<AppImage> app_image;  // unset when the template or image is gone
   Status hypervisor_status;           // why `live` is unknown, when it is
   VmLiveState live;
@@ -64,6 +70,10 @@ class VmService {
   Result<VmRecord> Get(const std::string& name);
   Result<std::vector<VmRecord>> List(const std::string& template_name = "");
   Result<VmInspection> Inspect(const std::string& name);
+  // The first leased address of a running VM's NICs, "" when it has none (yet).
+  std::string FirstAddress(const VmRecord& vm);
+  // The last `max_bytes` of the VM's serial console log. kNotFound for an unknown VM.
+  Result<std::string> Console(const std::string& name, uint64_t max_bytes);
   Status Start(const std::string& name);
   Status Stop(const std::string& name);
   // Destroys the VM and its OS overlays; the data disk only with `delete_data`. Its
@@ -71,6 +81,8 @@ class VmService {
   Status Remove(const std::string& name, bool delete_data);
 
  private:
+  // `vm`'s NICs with the addresses its host leased to them.
+  std::vector<VmInspection::Interface> Interfaces(const VmRecord& vm, const HostRef& host);
   Status CreateOne(const std::string& name, const Template& t, const HostRef& host,
                    const ProgressFn& progress);
 

@@ -1,6 +1,9 @@
 #include "fleet/vm_table.h"
 
+#include <random>
+
 #include "core/enum_names.h"
+#include "fleet/nics.h"
 
 namespace vdswap {
 
@@ -28,13 +31,20 @@ VmRecord FromRow(const DbRow& r) {
 
 std::string S(VmState s) { return std::string(VmStateName(s)); }
 
+// A MAC collision among 24 random bits is likely somewhere in a fleet of thousands
+// (birthday bound), so Insert retries with fresh bits; more than a few is a broken RNG.
+constexpr int kMacAttempts = 16;
+
 }  // namespace
 
 std::string_view VmStateName(VmState s) { return NameOf(kNames, s); }
 
 Result<VmState> VmStateFromName(std::string_view name) { return ValueOf(kNames, name, "vm state"); }
 
-Status VmTable::Insert(const VmRecord& vm, int64_t created_at) {
+Result<VmRecord> VmTable::Insert(const VmRecord& vm, int64_t created_at) {
+  VmRecord out = vm;
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
   Status s = db_.Exec(
       "INSERT INTO vms (name, host, template, version, state, os_volume, data_volume, "
       "last_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -46,14 +56,49 @@ Status VmTable::Insert(const VmRecord& vm, int64_t created_at) {
                               vm.template_name + ":" + std::to_string(vm.version) +
                               "' is not recorded");
   }
-  return s;
+  RETURN_IF_ERROR(s);
+  std::random_device seed;
+  std::mt19937 bits(seed());
+  for (size_t i = 0; i < out.nics.size(); ++i) {
+    NicSpec& nic = out.nics[i];
+    const bool chosen = !nic.mac.empty();
+    for (int attempt = 0;; ++attempt) {
+      if (!chosen) nic.mac = MacFromBits(static_cast<uint32_t>(bits()));
+      Status added = db_.Exec("INSERT INTO vm_nics (vm, idx, network, mac) VALUES (?1, ?2, ?3, ?4)",
+                              {vm.name, static_cast<int64_t>(i), nic.network, nic.mac});
+      if (added.ok()) break;
+      if (added.code() != Code::kAlreadyExists || chosen || attempt + 1 == kMacAttempts) {
+        return added.code() == Code::kAlreadyExists
+                   ? AlreadyExists("vm '" + vm.name + "': MAC " + nic.mac + " is taken")
+                   : added;
+      }
+    }
+  }
+  RETURN_IF_ERROR(txn.Commit());
+  return out;
+}
+
+Status VmTable::LoadNics(std::vector<VmRecord>& vms, const std::string& only_vm) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT vm, network, mac FROM vm_nics WHERE ?1 = '' OR "
+                                        "vm = ?1 ORDER BY vm, idx",
+                                        {only_vm}));
+  // Both lists are ordered by VM name: one merge pass.
+  size_t v = 0;
+  for (const auto& r : rows) {
+    const std::string name = r.Text(0);
+    while (v < vms.size() && vms[v].name < name) ++v;
+    if (v < vms.size() && vms[v].name == name) vms[v].nics.push_back({r.Text(1), r.Text(2)});
+  }
+  return Status::Ok();
 }
 
 Result<VmRecord> VmTable::Get(const std::string& name) {
   ASSIGN_OR_RETURN(auto rows,
                    db_.Query(std::string("SELECT ") + kColumns + " WHERE name = ?1", {name}));
   if (rows.empty()) return NotFound("vm '" + name + "' not found");
-  return FromRow(rows[0]);
+  std::vector<VmRecord> one = {FromRow(rows[0])};
+  RETURN_IF_ERROR(LoadNics(one, name));
+  return one[0];
 }
 
 Result<bool> VmTable::Exists(const std::string& name) {
@@ -67,6 +112,7 @@ Result<std::vector<VmRecord>> VmTable::List(const std::string& template_name) {
                                         {template_name}));
   std::vector<VmRecord> out;
   for (const auto& r : rows) out.push_back(FromRow(r));
+  RETURN_IF_ERROR(LoadNics(out, ""));
   return out;
 }
 

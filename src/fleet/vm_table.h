@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "hypervisor/hypervisor.h"
 #include "store/db.h"
 
 namespace vdswap {
@@ -29,17 +30,21 @@ struct VmRecord {
   std::string os_volume;
   std::string data_volume;
   std::string last_error;
+  std::vector<NicSpec> nics;  // one per template network, MACs chosen at Insert
 };
 
-// The vms table: the only code that runs SQL on it. Deleting a VM drops its rollout_vms
-// and swap_journal rows through ON DELETE CASCADE. Thread-safe (the Db serializes).
+// The vms table and its NICs (vm_nics): the only code that runs SQL on them. Deleting a
+// VM drops its NICs, rollout_vms and swap_journal rows through ON DELETE CASCADE.
+// Thread-safe (the Db serializes).
 class VmTable {
  public:
   explicit VmTable(Db& db) : db_(db) {}
 
-  // kAlreadyExists when a VM of that name exists; kFailedPrecondition when its host or
-  // template version is not recorded.
-  Status Insert(const VmRecord& vm, int64_t created_at);
+  // Records a new VM with its NICs; a NIC without a MAC gets a random one that no other
+  // recorded NIC has (52:54:00:xx:xx:xx). Returns the record as stored. kAlreadyExists when
+  // a VM of that name exists; kFailedPrecondition when its host or template version is not
+  // recorded.
+  Result<VmRecord> Insert(const VmRecord& vm, int64_t created_at);
   // kNotFound naming the VM.
   Result<VmRecord> Get(const std::string& name);
   Result<bool> Exists(const std::string& name);
@@ -55,6 +60,9 @@ class VmTable {
   Result<std::vector<std::pair<std::string, int64_t>>> CountByState();
 
  private:
+  // Fills the NICs of `vms` (ordered by name) from vm_nics; of `only_vm` when not empty.
+  Status LoadNics(std::vector<VmRecord>& vms, const std::string& only_vm);
+
   Db& db_;
 };
 

@@ -255,8 +255,10 @@ TEST_F(ImageStoreTest, RemoveRefusesImagesATemplateUses) {
   ASSERT_TRUE(a.ok());
   // A template row as fleet's TemplateStore writes it (image sits below fleet and cannot
   // call it): the database's RESTRICT key is what protects the image.
-  ASSERT_TRUE(
-      db_->Exec("INSERT INTO templates VALUES ('t', 1, ?1, ?1, 256, 1, 1, 0)", {a->digest}).ok());
+  ASSERT_TRUE(db_->Exec("INSERT INTO templates (name, version, os_digest, app_digest, memory_mib, "
+                        "cpus, data_bytes, created_at) VALUES ('t', 1, ?1, ?1, 256, 1, 1, 0)",
+                        {a->digest})
+                  .ok());
   Status s = store_->Remove("hello");
   EXPECT_EQ(s.code(), Code::kFailedPrecondition);
   EXPECT_NE(s.message().find("image 'hello' is used by a template"), std::string::npos)

@@ -64,7 +64,7 @@ TEST(DbTest, Migration2KeepsDataAndAddsCascadeAndRestrictKeys) {
   auto opened = Db::Open(path);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   Db& db = **opened;
-  EXPECT_EQ(*db.SchemaVersion(), 2);
+  EXPECT_EQ(*db.SchemaVersion(), static_cast<int64_t>(SchemaMigrations().size()));
   for (const char* t :
        {"hosts", "host_images", "templates", "vms", "rollouts", "rollout_vms", "swap_journal"}) {
     EXPECT_EQ(Count(db, t), 1) << t;
@@ -83,6 +83,24 @@ TEST(DbTest, Migration2KeepsDataAndAddsCascadeAndRestrictKeys) {
   ASSERT_TRUE(db.Exec("DELETE FROM hosts WHERE name = 'h1'").ok());
   EXPECT_EQ(Count(db, "host_images"), 0);
   EXPECT_EQ(db.Query("PRAGMA foreign_keys").value()[0].Int(0), 1);
+}
+
+TEST(DbTest, Migration3GivesOldTemplatesNoNetworksAndVmsUniqueMacs) {
+  auto dir = TempDir::Create("/tmp", "db-migrate");
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir->path() + "/v1.db";
+  WriteSchema1Database(path);
+  auto opened = Db::Open(path);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Db& db = **opened;
+  // Versions made before networks existed had no NIC; they keep having none.
+  EXPECT_EQ(db.Query("SELECT networks FROM templates").value()[0].Text(0), "[]");
+  ASSERT_TRUE(
+      db.Exec("INSERT INTO vm_nics VALUES ('vm1', 0, 'default', '52:54:00:00:00:01')").ok());
+  EXPECT_EQ(db.Exec("INSERT INTO vm_nics VALUES ('vm1', 1, 'b', '52:54:00:00:00:01')").code(),
+            Code::kAlreadyExists);
+  ASSERT_TRUE(db.Exec("DELETE FROM vms WHERE name = 'vm1'").ok());
+  EXPECT_EQ(Count(db, "vm_nics"), 0);  // a VM's NICs go with it
 }
 
 TEST(DbTest, MigratingTwiceIsANoOp) {

@@ -171,6 +171,19 @@ DROP TABLE swap_journal;
 ALTER TABLE swap_journal_v2 RENAME TO swap_journal;
 CREATE INDEX swap_journal_by_vm ON swap_journal(vm, seq);
 )sql",
+      // 3: networks. A template lists the libvirt networks its VMs get a NIC on (versions
+      // made before had none); a VM's NICs keep the MAC chosen at creation for its life,
+      // so it keeps its DHCP lease across restarts and OS swaps. MACs are unique.
+      R"sql(
+ALTER TABLE templates ADD COLUMN networks TEXT NOT NULL DEFAULT '[]';  -- JSON array of names
+CREATE TABLE vm_nics (
+  vm          TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,
+  idx         INTEGER NOT NULL,           -- order of the NICs in the domain
+  network     TEXT NOT NULL,
+  mac         TEXT NOT NULL UNIQUE,
+  PRIMARY KEY (vm, idx)
+);
+)sql",
   };
   return kMigrations;
 }

@@ -467,5 +467,69 @@ TEST_F(FleetE2eTest, TableOutputByDefault) {
   EXPECT_FALSE(ParseJson(table.out, "table").ok()) << "-o table is not JSON: " << table.out;
 }
 
+TEST_F(FleetE2eTest, VmsGetNicsWithMacsAndAddresses) {
+  AddFleetBasics();
+  EXPECT_EQ(Ok({"template", "inspect", "web"})["networks"], Json::array({"default"}));
+  Ok({"vm", "create", "n1", "--template", "web:1"});
+  Json vm = Ok({"vm", "inspect", "n1"});
+  ASSERT_EQ(vm["interfaces"].size(), 1u) << vm.dump();
+  const Json& nic = vm["interfaces"][0];
+  EXPECT_EQ(nic["network"], "default");
+  EXPECT_EQ(nic.value("mac", "").rfind("52:54:00:", 0), 0u) << nic.dump();
+  ASSERT_EQ(nic["addresses"].size(), 1u) << nic.dump();
+  const std::string address = nic["addresses"][0];
+  EXPECT_EQ(address.rfind("192.168.122.", 0), 0u);
+  EXPECT_EQ(Ok({"vm", "ls"})[0]["address"], address);
+
+  Ok({"template", "create", "batch", "--os", "testos:3", "--app", "web:1", "--network", "none"});
+  Ok({"vm", "create", "b1", "--template", "batch"});
+  EXPECT_EQ(Ok({"vm", "inspect", "b1"})["interfaces"], Json::array());
+  ExpectFails({"template", "create", "x", "--os", "testos:3", "--app", "web:1", "--network", "none",
+               "--network", "default"},
+              2, "--network none cannot go with other networks");
+}
+
+TEST_F(FleetE2eTest, VmCreateOnAMissingNetworkFailsBeforeAnythingIsMade) {
+  AddFleetBasics();
+  Ok({"template", "create", "db", "--os", "testos:3", "--app", "web:1", "--network", "backend"});
+  ExpectFails({"vm", "create", "d1", "--template", "db"}, 4,
+              "network 'backend' is not defined on host 'h1'");
+  EXPECT_EQ(VmNames(), std::set<std::string>{});
+}
+
+TEST_F(FleetE2eTest, VmConsoleShowsTheGuestConsole) {
+  AddFleetBasics();
+  Ok({"vm", "create", "c1", "--template", "web:1"});
+  Json console = Ok({"vm", "console", "c1"});
+  EXPECT_NE(console.value("console", "").find("boot 1"), std::string::npos) << console.dump();
+  CommandOutput raw = Raw({"vm", "console", "c1", "--bytes", "7"});
+  EXPECT_EQ(raw.exit_code, 0) << raw.err;
+  EXPECT_EQ(raw.out, "boot 1\n");
+  ExpectFails({"vm", "console", "nope"}, 3, "vm 'nope' not found");
+  ExpectFails({"vm", "console", "c1", "--bytes", "0"}, 2, "bytes must be");
+}
+
+TEST_F(FleetE2eTest, HostUrisThatCouldRunCommandsAreRefused) {
+  ExpectFails({"host", "add", "evil", "--uri", "qemu+ext:///system?command=/bin/false"}, 2,
+              "transport 'ext' is not allowed");
+  ExpectFails({"host", "add", "evil", "--uri", "qemu+ssh://h/system?netcat=/tmp/x"}, 2,
+              "parameter 'netcat' is not allowed");
+  EXPECT_EQ(Ok({"host", "ls"}), Json::array());
+}
+
+TEST_F(FleetE2eTest, ASecondDaemonOnTheSameStateDirExits4) {
+  SubprocessRunner runner;
+  RunOptions opts;
+  opts.timeout = std::chrono::seconds(30);
+  auto run = runner.Run({VDSWAPD_BIN, "--hypervisor", "fake", "--state-dir", daemon_.state_dir(),
+                         "--socket", daemon_.state_dir() + "/second.sock"},
+                        opts);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  const CommandOutput& second = *run;
+  EXPECT_EQ(second.exit_code, 4) << second.err;
+  EXPECT_NE(second.err.find("is in use by another process (pid "), std::string::npos) << second.err;
+  Ok({"status"});  // the first one still serves
+}
+
 }  // namespace
 }  // namespace vdswap::testing

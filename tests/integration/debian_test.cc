@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "core/files.h"
 #include "core/sha256.h"
@@ -123,6 +124,28 @@ class DebianTest : public ::testing::Test {
     return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch"}, &rc);
   }
 
+  // Waits (deadline 120 s) until the VM's first NIC has a DHCP lease; returns
+  // {mac, address}, with the test failed when none came.
+  static std::pair<std::string, std::string> WaitForLease() {
+    auto deadline = Clock::now() + std::chrono::seconds(120);
+    Json nic;
+    while (Clock::now() < deadline) {
+      Json vm = Ok({"vm", "inspect", vm_});
+      if (vm["interfaces"].is_array() && !vm["interfaces"].empty()) nic = vm["interfaces"][0];
+      if (nic.is_object() && !nic["addresses"].empty()) {
+        return {nic.value("mac", ""), nic["addresses"][0].get<std::string>()};
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    ADD_FAILURE() << "no DHCP lease within 120 s: " << nic.dump();
+    return {};
+  }
+  // One ping from the host to `address`.
+  static bool Pings(const std::string& address) {
+    SubprocessRunner runner;
+    return runner.RunOk({"ping", "-c", "1", "-W", "3", address}).ok();
+  }
+
   static inline std::string deb_, os1_, os2_, cmdline_, hello_dir_, vm_, pool_;
   static inline DaemonProcess* daemon_;
 };
@@ -151,6 +174,15 @@ TEST_F(DebianTest, BootsHealthyThenSwapsAppWithoutRebootAndOsWithOne) {
   const std::string boot_id = vm["boot_id"];
   ASSERT_FALSE(boot_id.empty());
 
+  // Its NIC on libvirt's default network: a MAC chosen once, a DHCP lease, reachable.
+  const auto [mac, address] = WaitForLease();
+  ASSERT_FALSE(address.empty());
+  EXPECT_EQ(vm["interfaces"][0]["network"], "default") << vm.dump();
+  EXPECT_EQ(mac.rfind("52:54:00:", 0), 0u) << mac;
+  EXPECT_TRUE(Pings(address)) << address;
+  std::printf("[measure] Debian VM %s has %s (MAC %s)\n", vm_.c_str(), address.c_str(),
+              mac.c_str());
+
   // An app hot swap: systemd's shared mounts and /dev's submounts must not get in the way.
   Ok({"template", "update", "hdeb", "--app", "hello:2"});
   Json r2 = Rollout("hdeb:2");
@@ -176,6 +208,11 @@ TEST_F(DebianTest, BootsHealthyThenSwapsAppWithoutRebootAndOsWithOne) {
   EXPECT_NE(vm["boot_id"], boot_id) << "an OS swap reboots once";
   std::printf("[measure] Debian OS swap downtime %s ms (rollout %.1f s)\n",
               r3["vms"][0]["downtime_ms"].dump().c_str(), os_swap_s);
+  // The same NIC after the reboot: same MAC, so the same lease and address.
+  const auto [mac_after, address_after] = WaitForLease();
+  EXPECT_EQ(mac_after, mac);
+  EXPECT_EQ(address_after, address);
+  EXPECT_TRUE(Pings(address_after)) << address_after;
 
   // A graceful power-off: the ACPI button reaches the agent (or systemd), which stops the
   // app before the data disk is unmounted; the host forces a VM off only after 60 s.
