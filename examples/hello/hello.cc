@@ -1,13 +1,19 @@
 // hello: the sample app of vdswap's tests and demo.
-//   hello          counts its start in $VDSWAP_DATA/starts, then runs until SIGTERM
-//   hello --check  prints "hello <version> starts=<N>"; exits 0, or 1 in the broken build
+//   hello [--port N]  counts its start in $VDSWAP_DATA/starts, then runs until SIGTERM;
+//                     with --port (or a socket passed by systemd's socket activation
+//                     protocol: LISTEN_FDS, LISTEN_PID, fd 3) it answers every HTTP
+//                     request with "hello <version> starts=<N>" (503 in the broken build)
+//   hello --check     prints "hello <version> starts=<N>"; exits 0, or 1 in the broken build
 // HELLO_VERSION, HELLO_HEALTHY and HELLO_SLOW_MS are set at compile time. The check passes
 // only once a live `hello` has counted its start (its pid is in /tmp/hello.pid), so a check
 // never sees the previous run's counter. A slow build (HELLO_SLOW_MS > 0) publishes its pid
 // HELLO_SLOW_MS after counting its start, and takes as long to exit after SIGTERM: crash
 // tests use it to hold a swap in its start or stop step.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +58,50 @@ long ReadStarts() {
   return n;
 }
 
+// The listening socket: fd 3 when systemd's protocol passes one to this process, else a
+// new one on 0.0.0.0:port (port 0: none, -1 returned).
+int ListenSocket(int port) {
+  const char* fds = std::getenv("LISTEN_FDS");
+  const char* pid = std::getenv("LISTEN_PID");
+  if (fds != nullptr && pid != nullptr && std::atoi(fds) >= 1 && std::atol(pid) == getpid()) {
+    return 3;
+  }
+  if (port <= 0) return -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(fd, 128) != 0) {
+    std::fprintf(stderr, "hello: cannot listen on port %d\n", port);
+    std::exit(1);
+  }
+  return fd;
+}
+
+// Answers one HTTP request (whatever it asks) and closes the connection.
+void Serve(int conn, long starts) {
+  char buf[2048];
+  std::string request;
+  pollfd p{conn, POLLIN, 0};
+  while (request.find("\r\n\r\n") == std::string::npos && request.size() < sizeof(buf) &&
+         poll(&p, 1, 1000) > 0) {
+    ssize_t n = read(conn, buf, sizeof(buf));
+    if (n <= 0) break;
+    request.append(buf, static_cast<size_t>(n));
+  }
+  std::string body =
+      std::string("hello ") + HELLO_VERSION + " starts=" + std::to_string(starts) + "\n";
+  std::string reply =
+      std::string(HELLO_HEALTHY ? "HTTP/1.0 200 OK" : "HTTP/1.0 503 Broken") +
+      "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n" + body;
+  (void)!write(conn, reply.data(), reply.size());
+  close(conn);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,6 +113,8 @@ int main(int argc, char** argv) {
     std::printf("hello %s starts=%ld\n", HELLO_VERSION, ReadStarts());
     return HELLO_HEALTHY ? 0 : 1;
   }
+  int port = 0;
+  if (argc > 2 && std::strcmp(argv[1], "--port") == 0) port = std::atoi(argv[2]);
   long starts = ReadStarts() + 1;
   // Durable before it counts: write a temporary file, fsync it, rename it over the counter.
   std::string tmp = CounterPath() + ".tmp";
@@ -85,7 +137,18 @@ int main(int argc, char** argv) {
   }
   std::ofstream(kPidFile) << getpid() << "\n";
   std::fprintf(stderr, "hello %s: start %ld\n", HELLO_VERSION, starts);
-  while (!g_stop) pause();
+  const int listener = ListenSocket(port);
+  while (!g_stop) {
+    if (listener < 0) {
+      pause();
+      continue;
+    }
+    pollfd p{listener, POLLIN, 0};
+    if (poll(&p, 1, -1) > 0) {
+      int conn = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn >= 0) Serve(conn, starts);
+    }
+  }
   std::fprintf(stderr, "hello %s: stopping\n", HELLO_VERSION);
   if (HELLO_SLOW_MS > 0) SleepMs(HELLO_SLOW_MS);
   return 0;

@@ -124,7 +124,7 @@ void MkdirP(const std::string& path) {
 Result<bool> IsBlank(const std::string& device) {
   vdswap::UniqueFd fd(open(device.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Internal("cannot open " + device + ": " + strerror(errno));
-  std::vector<char> buf(128 * 1024);
+  std::vector<char> buf(size_t{128} << 10);
   ssize_t n = pread(fd.get(), buf.data(), buf.size(), 0);
   if (n < 0) return Internal("cannot read " + device + ": " + strerror(errno));
   for (ssize_t i = 0; i < n; ++i) {

@@ -28,7 +28,7 @@ class Listener {
     address_ = {SocketAddress::Family::kInet, "127.0.0.1", ntohs(a.sin_port), ""};
   }
   // Answers one connection with `reply` on a thread.
-  void ServeOnce(std::string reply) {
+  void ServeOnce(const std::string& reply) {
     server_ = std::thread([this, reply] {
       UniqueFd conn(accept(fd_.get(), nullptr, nullptr));
       char buf[1024];
@@ -47,7 +47,7 @@ class Listener {
   std::thread server_;
 };
 
-HttpUrl UrlOf(const SocketAddress& a, std::string path = "/healthz") { return {a, path}; }
+HttpUrl UrlOf(const SocketAddress& a, const std::string& path = "/healthz") { return {a, path}; }
 
 TEST(ProbeTest, TcpHealthyWhenAccepted) {
   Listener l;

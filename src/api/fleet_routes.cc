@@ -13,8 +13,8 @@ namespace {
 constexpr auto kWatchRecheck = std::chrono::seconds(10);
 
 // How much of a console log `vm console` shows by default, and at most.
-constexpr uint64_t kConsoleBytes = 64 * 1024;
-constexpr uint64_t kMaxConsoleBytes = 4 * 1024 * 1024;
+constexpr uint64_t kConsoleBytes = uint64_t{64} << 10;
+constexpr uint64_t kMaxConsoleBytes = uint64_t{4} << 20;
 
 Result<TemplateShape> Shape(const Json& body) {
   TemplateShape shape;

@@ -152,7 +152,7 @@ void HttpServer::Install(httplib::Server& server, const TokenAuth* auth) {
     }
   });
   server.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      [](const httplib::Request&, httplib::Response& res, const std::exception_ptr&) {
         res.status = 500;
         res.set_content(ErrorBody(Internal("unexpected exception in request handler")),
                         "application/json");

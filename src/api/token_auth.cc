@@ -21,7 +21,7 @@ Result<TokenAuth> TokenAuth::FromFile(const std::string& path) {
   return TokenAuth(text.substr(first, last - first + 1));
 }
 
-TokenAuth::TokenAuth(std::string token) : token_digest_(Sha256::Of(token)) {}
+TokenAuth::TokenAuth(const std::string& token) : token_digest_(Sha256::Of(token)) {}
 
 bool TokenAuth::Check(std::string_view authorization) const {
   constexpr std::string_view kPrefix = "Bearer ";

@@ -14,7 +14,7 @@ class TokenAuth {
   // Reads the token from `path` (surrounding whitespace ignored). kInvalidArgument when the
   // file is missing, empty, or readable by group/other.
   static Result<TokenAuth> FromFile(const std::string& path);
-  explicit TokenAuth(std::string token);
+  explicit TokenAuth(const std::string& token);
 
   // True when `authorization` is exactly "Bearer " + token. The comparison time does not
   // depend on where the strings differ, nor on the presented token's length.

@@ -263,8 +263,9 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
       ProgressFn show = [&ctx](const Json& r) {
         if (ctx.json()) {
           size_t done = 0;
-          for (const auto& v : r.value("vms", Json::array()))
+          for (const auto& v : r.value("vms", Json::array())) {
             done += v.value("state", "") == "done";
+          }
           std::cerr << "  rollout " << r.value("id", 0) << ": " << r.value("state", "") << ", "
                     << done << "/" << r.value("vms", Json::array()).size() << " done" << std::endl;
         } else {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 namespace vdswap {
 
@@ -30,17 +31,18 @@ const char* LevelName(LogLevel l) {
 void SetLogLevel(LogLevel level) { g_min_level = level; }
 
 bool ParseLogLevel(std::string_view name, LogLevel* level) {
-  if (name == "debug")
-    *level = LogLevel::kDebug;
-  else if (name == "info")
-    *level = LogLevel::kInfo;
-  else if (name == "warning")
-    *level = LogLevel::kWarning;
-  else if (name == "error")
-    *level = LogLevel::kError;
-  else
-    return false;
-  return true;
+  static constexpr std::pair<std::string_view, LogLevel> kLevels[] = {
+      {"debug", LogLevel::kDebug},
+      {"info", LogLevel::kInfo},
+      {"warning", LogLevel::kWarning},
+      {"error", LogLevel::kError}};
+  for (const auto& [n, l] : kLevels) {
+    if (name == n) {
+      *level = l;
+      return true;
+    }
+  }
+  return false;
 }
 
 LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(level) {

@@ -194,8 +194,9 @@ Result<std::string> FakeHypervisor::EnsurePool(const HostRef& host) {
 Result<std::string> FakeHypervisor::FindVolume(const HostRef& host, const std::string& volume) {
   std::lock_guard lock(mu_);
   auto& pool = volumes_[PoolPath(host)];
-  if (!pool.count(volume))
+  if (!pool.count(volume)) {
     return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
+  }
   return PoolPath(host) + "/" + volume;
 }
 

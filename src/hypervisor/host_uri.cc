@@ -69,8 +69,9 @@ Result<HostUri> ParseHostUri(std::string_view text) {
   if (local && !out.authority.empty()) return bad("a local URI has no host");
   if (!local && out.authority.empty()) return bad("a remote URI needs a host");
   for (char c : out.authority) {
-    if (!IsAuthorityChar(c))
+    if (!IsAuthorityChar(c)) {
       return bad("the host part may not contain '" + std::string(1, c) + "'");
+    }
   }
   if (query != std::string::npos) {
     std::string q = rest.substr(query + 1);

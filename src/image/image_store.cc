@@ -233,9 +233,10 @@ Result<ImageInfo> ImageStore::BuildApp(const AppBuildRequest& req, const Progres
       }
       RETURN_IF_ERROR(VerifyBlob(outer + "/" + layout.config_path, layout.config_digest));
       auto config_text = ReadFile(outer + "/" + layout.config_path);
-      if (!config_text.ok())
+      if (!config_text.ok()) {
         return InvalidArgument("image config '" + layout.config_path + "' is missing from '" +
                                source + "'");
+      }
       ASSIGN_OR_RETURN(config, ParseImageConfig(*config_text));
       for (const auto& layer : layout.layers) {
         RETURN_IF_ERROR(VerifyBlob(outer + "/" + layer.path, layer.digest));

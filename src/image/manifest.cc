@@ -12,7 +12,7 @@ Status Bad(const std::string& field, const std::string& why) {
   return InvalidArgument("manifest: '" + field + "' " + why);
 }
 
-Status CheckKeys(const Json& obj, const std::string& where, std::set<std::string> allowed) {
+Status CheckKeys(const Json& obj, const std::string& where, const std::set<std::string>& allowed) {
   for (const auto& [k, v] : obj.items()) {
     if (!allowed.count(k)) {
       return InvalidArgument("manifest: unknown field '" + (where.empty() ? k : where + "." + k) +

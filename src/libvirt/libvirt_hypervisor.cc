@@ -122,8 +122,8 @@ class LibvirtAgentChannel : public AgentChannel {
       while ((nl = buf_.find('\n')) != std::string::npos) {
         auto reply = DecodeReply(std::string_view(buf_).substr(0, nl));
         buf_.erase(0, nl + 1);
-        if (!reply.ok() || reply->id != id)
-          continue;  // a late reply to an earlier request, or noise
+        // A late reply to an earlier request, or noise.
+        if (!reply.ok() || reply->id != id) continue;
         if (reply->result.ok()) return std::move(reply->result);
         const Status& err = reply->result.status();
         return Status(err.code(), "agent of vm '" + vm_ + "': " + err.message());
@@ -479,7 +479,7 @@ Result<std::string> LibvirtHypervisor::ConsoleLog(const HostRef& host, const std
   if (virStorageVolDownload(vol.get(), stream.get(), offset, size - offset, 0) != 0) {
     return LibvirtError("reading the console log of vm '" + vm + "'");
   }
-  std::vector<char> buf(64 * 1024);
+  std::vector<char> buf(size_t{64} << 10);
   while (true) {
     int n = virStreamRecv(stream.get(), buf.data(), buf.size());
     if (n < 0) {

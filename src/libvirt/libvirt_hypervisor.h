@@ -10,8 +10,9 @@
 #include "hypervisor/hypervisor.h"
 #include "libvirt/domain_xml.h"
 
-struct _virConnect;
-struct _virDomain;
+// libvirt's own type names, declared to keep libvirt's headers out of ours.
+struct _virConnect;  // NOLINT(bugprone-reserved-identifier)
+struct _virDomain;   // NOLINT(bugprone-reserved-identifier)
 
 namespace vdswap {
 

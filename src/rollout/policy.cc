@@ -114,12 +114,11 @@ Result<RolloutPolicy> PolicyFromJson(const Json& j) {
   RolloutPolicy p;
   if (j.is_null()) return p;
   if (!j.is_object()) return InvalidArgument("policy must be a JSON object");
-  for (const auto& [key, value] : j.items()) {
-    const std::string flag = "--" + [&] {
-      std::string k = key;
-      for (char& c : k) c = c == '_' ? '-' : c;
-      return k;
-    }();
+  for (const auto& item : j.items()) {
+    const std::string key = item.key();
+    const Json& value = item.value();
+    std::string flag = "--" + key;
+    for (char& c : flag) c = c == '_' ? '-' : c;
     if (key == "batch" || key == "canary" || key == "max_failures") {
       ASSIGN_OR_RETURN(std::string text, TextOf(value, key.c_str()));
       ASSIGN_OR_RETURN(Amount a, ParseAmount(text, flag));

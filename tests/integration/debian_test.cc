@@ -146,6 +146,13 @@ class DebianTest : public ::testing::Test {
     return runner.RunOk({"ping", "-c", "1", "-W", "3", address}).ok();
   }
 
+  // What hello answers over HTTP on `address`:8080 ("" when it does not).
+  static std::string Fetch(const std::string& address) {
+    SubprocessRunner runner;
+    auto out = runner.RunOk({"curl", "-s", "--max-time", "5", "http://" + address + ":8080/"});
+    return out.ok() ? out->out : "";
+  }
+
   static inline std::string deb_, os1_, os2_, cmdline_, hello_dir_, vm_, pool_;
   static inline DaemonProcess* daemon_;
 };
@@ -180,6 +187,7 @@ TEST_F(DebianTest, BootsHealthyThenSwapsAppWithoutRebootAndOsWithOne) {
   EXPECT_EQ(vm["interfaces"][0]["network"], "default") << vm.dump();
   EXPECT_EQ(mac.rfind("52:54:00:", 0), 0u) << mac;
   EXPECT_TRUE(Pings(address)) << address;
+  EXPECT_EQ(Fetch(address), "hello 1 starts=1\n");  // the app, over TCP from the host
   std::printf("[measure] Debian VM %s has %s (MAC %s)\n", vm_.c_str(), address.c_str(),
               mac.c_str());
 
@@ -192,6 +200,7 @@ TEST_F(DebianTest, BootsHealthyThenSwapsAppWithoutRebootAndOsWithOne) {
   EXPECT_EQ(vm["app"]["version"], "2");
   EXPECT_EQ(vm["app"]["health_output"], "hello 2 starts=2") << vm.dump();
   EXPECT_EQ(vm["boot_id"], boot_id) << "an app swap must not reboot";
+  EXPECT_EQ(Fetch(address), "hello 2 starts=2\n");
   std::printf("[measure] Debian app swap downtime %s ms\n",
               r2["vms"][0]["downtime_ms"].dump().c_str());
 
@@ -213,6 +222,7 @@ TEST_F(DebianTest, BootsHealthyThenSwapsAppWithoutRebootAndOsWithOne) {
   EXPECT_EQ(mac_after, mac);
   EXPECT_EQ(address_after, address);
   EXPECT_TRUE(Pings(address_after)) << address_after;
+  EXPECT_EQ(Fetch(address_after), "hello 2 starts=3\n");
 
   // A graceful power-off: the ACPI button reaches the agent (or systemd), which stops the
   // app before the data disk is unmounted; the host forces a VM off only after 60 s.
