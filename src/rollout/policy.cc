@@ -115,7 +115,7 @@ Result<RolloutPolicy> PolicyFromJson(const Json& j) {
   if (j.is_null()) return p;
   if (!j.is_object()) return InvalidArgument("policy must be a JSON object");
   for (const auto& item : j.items()) {
-    const std::string key = item.key();
+    const std::string& key = item.key();
     const Json& value = item.value();
     std::string flag = "--" + key;
     for (char& c : flag) c = c == '_' ? '-' : c;
