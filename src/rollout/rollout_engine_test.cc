@@ -49,8 +49,8 @@ class SwapLatch {
 class RolloutEngineTest : public ::testing::Test {
  protected:
   std::unique_ptr<RolloutEngine> NewEngine() {
-    return std::make_unique<RolloutEngine>(store_, *tb_.vm_table, *tb_.templates, *tb_.swapper,
-                                           tb_.clock);
+    return std::make_unique<RolloutEngine>(store_, *tb_.vm_table, *tb_.templates, *tb_.hosts,
+                                           *tb_.swapper, *tb_.agent, tb_.clock);
   }
   RolloutVmState VmStateIn(int64_t id, size_t i) { return store_.Get(id)->vms.at(i).state; }
 
@@ -76,17 +76,18 @@ TEST_F(RolloutEngineTest, MovesEveryVmAndReportsDowntime) {
   EXPECT_EQ(engine->Start("web:2", {}).status().code(), Code::kInvalidArgument);  // nothing to do
 }
 
-TEST_F(RolloutEngineTest, StopsAtFirstFailureAfterRollingItBack) {
+TEST_F(RolloutEngineTest, ByDefaultPausesAtTheFirstFailureAfterRollingItBack) {
   tb_.CreateVms({"a", "b", "c"});
   auto engine = NewEngine();
   auto id = engine->Start("web:3", {});  // unhealthy app
   ASSERT_TRUE(id.ok());
   engine->Wait(*id);
   auto r = engine->Get(*id);
-  EXPECT_EQ(r->state, RolloutState::kFailed);
+  EXPECT_EQ(r->state, RolloutState::kPaused);
+  EXPECT_NE(r->error.find("failure budget exceeded"), std::string::npos) << r->error;
   EXPECT_EQ(r->vms[0].state, RolloutVmState::kRolledBack);
-  EXPECT_EQ(r->vms[1].state, RolloutVmState::kSkipped);
-  EXPECT_EQ(r->vms[2].state, RolloutVmState::kSkipped);
+  EXPECT_EQ(r->vms[1].state, RolloutVmState::kPending);
+  EXPECT_EQ(r->vms[2].state, RolloutVmState::kPending);
   for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb_.vms->Get(vm)->version, 1);
 }
 
