@@ -431,8 +431,9 @@ Status RolloutEngine::RollBack(int64_t id, Run& run, const std::string& why) {
   bool all_back = true;
   for (const auto& v : r.vms) {
     if (stopping_) return Status::Ok();  // the next engine goes on rolling back
+    // Pending here: a revert a restart interrupted and rolled back (see ResumeAll).
     if (v.state != RolloutVmState::kDone && v.state != RolloutVmState::kFailed &&
-        v.state != RolloutVmState::kSwapping) {
+        v.state != RolloutVmState::kSwapping && v.state != RolloutVmState::kPending) {
       continue;
     }
     auto rec = vms_.Get(v.vm);
@@ -490,9 +491,14 @@ Status RolloutEngine::ResumeAll() {
       VLOG(kWarning) << "vm '" << vm << "': cannot resume its swap: " << out.status().message();
       continue;
     }
-    // Record the resumed VM's outcome in its rollout.
+    // Record the resumed VM's outcome in its rollout. A swap the resume rolled back was
+    // interrupted, not refused by the VM: it is back where it was, and its rollout tries
+    // it again instead of charging the failure budget.
+    RolloutVmState state = out->result == SwapResult::kRolledBack ? RolloutVmState::kPending
+                                                                  : RolloutVmStateFor(out->result);
     store_
-        .SetSwappingVmOutcome(vm, RolloutVmStateFor(out->result), Downtime(*out), out->error,
+        .SetSwappingVmOutcome(vm, state, Downtime(*out),
+                              state == RolloutVmState::kPending ? "" : out->error,
                               clock_.UnixMillis())
         .IgnoreError();
   }
