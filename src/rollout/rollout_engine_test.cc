@@ -162,10 +162,11 @@ RolloutPolicy Policy(int64_t batch, int64_t per_host) {
 }
 
 // Records, at every journal write of any swap, how many VMs are swapping in all and per
-// host (the VM table's view): the most ever seen.
+// host (the VM table's view): the most ever seen. The first `hold` swaps wait at their
+// first write until Release, so the first wave provably overlaps.
 struct ConcurrencyProbe {
-  explicit ConcurrencyProbe(FleetTestbed& tb) : tb(tb) {
-    tb.swapper->SetCrashHook([this](SwapStep, SwapPhase) {
+  ConcurrencyProbe(FleetTestbed& tb, int hold) : tb(tb), hold(hold) {
+    tb.swapper->SetCrashHook([this](SwapStep step, SwapPhase phase) {
       auto vms = this->tb.vm_table->List();
       if (!vms.ok()) return false;
       int64_t total = 0;
@@ -175,29 +176,49 @@ struct ConcurrencyProbe {
         ++total;
         ++by_host[v.host];
       }
-      std::lock_guard lock(mu);
+      std::unique_lock lock(mu);
       max_total = std::max(max_total, total);
       for (const auto& [host, n] : by_host) max_per_host = std::max(max_per_host, n);
+      if (step == SwapStep::kChecked && phase == SwapPhase::kIntent && held < this->hold) {
+        ++held;
+        cv.notify_all();
+        cv.wait(lock, [this] { return released; });
+      }
       return false;
     });
   }
+  // True once `hold` swaps wait; false after `timeout` (real time: swaps run on threads).
+  bool AwaitHeld(seconds timeout) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, [this] { return held == hold; });
+  }
+  void Release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
   FleetTestbed& tb;
+  const int hold;
   std::mutex mu;
+  std::condition_variable cv;
+  int held = 0;
+  bool released = false;
   int64_t max_total = 0, max_per_host = 0;
 };
 
 TEST_F(RolloutEngineTest, BatchAndPerHostLimitsAreNeverExceeded) {
   tb_.CreateVms({"a1", "a2", "a3", "a4", "a5"});
   ASSERT_TRUE(tb_.vms->Create({"b1", "b2", "b3", "b4", "b5"}, "web:1", "h2", nullptr).ok());
-  ConcurrencyProbe probe(tb_);
+  ConcurrencyProbe probe(tb_, /*hold=*/3);
   auto engine = NewEngine();
   auto id = engine->Start("web:2", {}, Policy(3, 2));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(probe.AwaitHeld(seconds(30))) << "three swaps never ran at once";
+  probe.Release();
   engine->Wait(*id);
   EXPECT_EQ(engine->Get(*id)->state, RolloutState::kSucceeded) << engine->Get(*id)->error;
-  EXPECT_LE(probe.max_total, 3);
-  EXPECT_LE(probe.max_per_host, 2);
-  EXPECT_GE(probe.max_total, 2) << "swaps on two hosts never overlapped";
+  EXPECT_EQ(probe.max_total, 3);
+  EXPECT_EQ(probe.max_per_host, 2);
   auto all = tb_.vm_table->List();
   ASSERT_TRUE(all.ok());
   for (const auto& v : *all) EXPECT_EQ(v.version, 2) << v.name;
