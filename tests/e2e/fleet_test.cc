@@ -455,6 +455,90 @@ TEST_F(FleetE2eTest, RolloutStatusAndVmInspectHaveEveryContractField) {
   EXPECT_EQ(failed["error"]["code"], "not_found") << failed.dump();
 }
 
+TEST_F(FleetE2eTest, RolloutPolicyFlagsArePersistedAndShown) {
+  AddFleetBasics();
+  Ok({"vm", "create", "--count", "4", "--prefix", "w", "--template", "web:1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  Json started =
+      Ok({"rollout",        "start", "--to",           "web:2", "--batch",       "50%",
+          "--max-per-host", "3",     "--canary",       "1",     "--canary-wait", "500ms",
+          "--min-ready",    "0s",    "--max-failures", "1",     "--on-failure",  "rollback",
+          "--max-action",   "app"});
+  const std::string id = std::to_string(started.value("id", 0));
+  int rc = -1;
+  Json r = Cli({"rollout", "status", id, "--watch"}, &rc);
+  EXPECT_EQ(rc, 0) << r.dump();
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  EXPECT_EQ(r["policy"]["batch"], "50%");
+  EXPECT_EQ(r["policy"]["max_per_host"], 3);
+  EXPECT_EQ(r["policy"]["canary"], "1");
+  EXPECT_EQ(r["policy"]["canary_wait"], "500ms");
+  EXPECT_EQ(r["policy"]["max_failures"], "1");
+  EXPECT_EQ(r["policy"]["on_failure"], "rollback");
+  EXPECT_EQ(r["policy"]["max_action"], "app");
+  EXPECT_EQ(r["counts"], (Json{{"done", 4}}));
+  EXPECT_FALSE(r.contains("vms"));
+  Json with_vms = Ok({"rollout", "status", id, "--vms"});
+  ASSERT_EQ(with_vms["vms"].size(), 4u);
+  EXPECT_EQ(with_vms["vms"][0]["host"], "h1");
+  EXPECT_TRUE(with_vms["vms"][0]["started_at_ms"].is_number()) << with_vms.dump();
+
+  ExpectFails({"rollout", "start", "--to", "web:1", "--batch", "0"}, 2, "--batch");
+  ExpectFails({"rollout", "start", "--to", "web:1", "--canary-wait", "5x"}, 2, "--canary-wait");
+  ExpectFails({"rollout", "start", "--to", "web:1", "--on-failure", "retry"}, 2, "--on-failure");
+}
+
+TEST_F(FleetE2eTest, RolloutCanaryPauseResumeAbortAndUndo) {
+  AddFleetBasics();
+  Ok({"vm", "create", "--count", "3", "--prefix", "w", "--template", "web:1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  const std::string id =
+      std::to_string(Ok({"rollout", "start", "--to", "web:2", "--canary", "1"}).value("id", 0));
+  int rc = -1;
+  Json paused = Cli({"rollout", "status", id, "--watch"}, &rc);
+  EXPECT_EQ(rc, 1) << "--watch exits 1 when the rollout does not succeed";
+  EXPECT_EQ(paused["state"], "paused") << paused.dump();
+  EXPECT_EQ(paused["counts"], (Json{{"done", 1}, {"pending", 2}}));
+  ExpectFails({"rollout", "start", "--to", "web:2", "--vms", "w-2"}, 4, "active rollout " + id);
+  ExpectFails({"rollout", "pause", id}, 4, "not running");
+  ExpectFails({"rollout", "undo", id}, 4, "abort it first");
+  Ok({"rollout", "resume", id});
+  Json done = Cli({"rollout", "status", id, "--watch"}, &rc);
+  EXPECT_EQ(done["state"], "succeeded") << done.dump();
+  ExpectFails({"rollout", "abort", id}, 4, "only a running or paused rollout");
+  ExpectFails({"rollout", "resume", "99"}, 3, "rollout 99 not found");
+
+  Json undo = Ok({"rollout", "undo", id});
+  const std::string undo_id = std::to_string(undo.value("id", 0));
+  EXPECT_NE(undo_id, id);
+  EXPECT_EQ(Cli({"rollout", "status", undo_id, "--watch"}, &rc)["state"], "succeeded");
+  for (const auto& vm : Ok({"vm", "ls"})) EXPECT_EQ(vm["template"], "web:1") << vm.dump();
+
+  // abort: a paused rollout ends with its pending VMs skipped.
+  const std::string third =
+      std::to_string(Ok({"rollout", "start", "--to", "web:2", "--canary", "1"}).value("id", 0));
+  Cli({"rollout", "status", third, "--watch"}, &rc);
+  Json aborted = Ok({"rollout", "abort", third});
+  EXPECT_EQ(aborted["state"], "aborted") << aborted.dump();
+  EXPECT_EQ(aborted["counts"], (Json{{"done", 1}, {"skipped", 2}}));
+}
+
+TEST_F(FleetE2eTest, FakeLatencyMakesEveryCallTakeThatLong) {
+  ASSERT_TRUE(daemon_.Start({"--hypervisor", "fake", "--fake-latency", "20"}));
+  AddFleetBasics();
+  Ok({"vm", "create", "a1", "--template", "web:1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  int rc = -1;
+  Json r = Rollout({"--to", "web:2"}, &rc);
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  // stop, detach, attach, start: four calls of 20 ms at least between start and end.
+  const Json& vm = r["vms"][0];
+  EXPECT_GE(vm["finished_at_ms"].get<int64_t>() - vm["started_at_ms"].get<int64_t>(), 80)
+      << r.dump();
+  DaemonProcess refused;
+  EXPECT_FALSE(refused.Start({"--fake-latency", "20"})) << "--fake-latency needs the fake";
+}
+
 TEST_F(FleetE2eTest, TableOutputByDefault) {
   AddFleetBasics();
   Ok({"vm", "create", "a1", "--template", "web:1"});
