@@ -120,7 +120,8 @@ class DebianTest : public ::testing::Test {
   static Json Rollout(const std::string& to) {
     Json started = Ok({"rollout", "start", "--to", to, "--vms", vm_});
     int rc;
-    return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch"}, &rc);
+    return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch", "--vms"},
+               &rc);
   }
 
   static inline std::string deb_, os1_, os2_, cmdline_, hello_dir_, vm_, pool_;
