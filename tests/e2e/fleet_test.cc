@@ -539,6 +539,26 @@ TEST_F(FleetE2eTest, FakeLatencyMakesEveryCallTakeThatLong) {
   EXPECT_FALSE(refused.Start({"--fake-latency", "20"})) << "--fake-latency needs the fake";
 }
 
+// kill -9 of vdswapd: a paused rollout stays paused with its counts. (The fake
+// hypervisor's VMs live in the daemon's memory and do not survive it, so a running
+// rollout's resume is tested on the engine (rollout_engine_test) and on real VMs
+// (integration).)
+TEST_F(FleetE2eTest, KilledDaemonKeepsAPausedRolloutPaused) {
+  AddFleetBasics();
+  Ok({"vm", "create", "--count", "2", "--prefix", "w", "--template", "web:1"});
+  Ok({"template", "update", "web", "--app", "web:2"});
+  const std::string paused =
+      std::to_string(Ok({"rollout", "start", "--to", "web:2", "--canary", "1"}).value("id", 0));
+  int rc = -1;
+  EXPECT_EQ(Cli({"rollout", "status", paused, "--watch"}, &rc)["state"], "paused");
+  daemon_.Kill();
+  ASSERT_TRUE(daemon_.Restart());
+  Json p = Ok({"rollout", "status", paused});
+  EXPECT_EQ(p["state"], "paused") << p.dump();
+  EXPECT_EQ(p["counts"], (Json{{"done", 1}, {"pending", 1}})) << p.dump();
+  EXPECT_EQ(p["policy"]["canary"], "1") << p.dump();
+}
+
 TEST_F(FleetE2eTest, TableOutputByDefault) {
   AddFleetBasics();
   Ok({"vm", "create", "a1", "--template", "web:1"});
