@@ -410,5 +410,64 @@ TEST_F(RolloutEngineTest, RemovingAVmDropsItsRolloutRows) {
   EXPECT_EQ(r->vms[0].vm, "b");
 }
 
+// The engine dies at a random journal write while it moves VMs back after the failure
+// budget was exceeded; the next engine goes on rolling back: every VM the rollout moved
+// ends on its old version and the rollout is rolled_back.
+TEST(RolloutEngineCrashTest, KilledWhileRollingBackTheNextEngineFinishesTheRollback) {
+  int killed_rolling_back = 0;
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    FleetTestbed tb;
+    RolloutStore store(*tb.db);
+    tb.CreateVms({"a", "b", "c", "d"});
+    std::mt19937 rng(seed);
+    const int kill_after = std::uniform_int_distribution<int>(1, 14)(rng);
+    std::atomic<int> attaches{0}, writes_after{0};
+    std::atomic<bool> failed{false};
+    std::atomic<RolloutEngine*> victim{nullptr};
+    tb.swapper->SetCrashHook([&](SwapStep step, SwapPhase phase) {
+      if (failed && ++writes_after == kill_after) {
+        if (RolloutEngine* e = victim.load()) e->Shutdown();
+        return true;
+      }
+      if (step == SwapStep::kAttached && phase == SwapPhase::kIntent && ++attaches == 3) {
+        tb.hv.FailNext(FakeHypervisor::Op::kAttach, Internal("injected attach failure"));
+        failed = true;
+      }
+      return false;
+    });
+    RolloutPolicy p = Policy(1, 2);
+    p.on_failure = OnFailure::kRollback;
+    auto engine = std::make_unique<RolloutEngine>(store, *tb.vm_table, *tb.templates, *tb.hosts,
+                                                  *tb.swapper, *tb.agent, tb.clock);
+    victim = engine.get();
+    auto id = engine->Start("web:2", {}, p);
+    ASSERT_TRUE(id.ok());
+    engine->Wait(*id);
+    engine.reset();
+    const RolloutState at_kill = store.Get(*id)->state;
+    EXPECT_TRUE(IsActive(at_kill)) << "the kill came after the end";
+    killed_rolling_back += at_kill == RolloutState::kRollingBack;
+
+    auto swapper = tb.NewSwapper();
+    RolloutEngine next(store, *tb.vm_table, *tb.templates, *tb.hosts, *swapper, *tb.agent,
+                       tb.clock);
+    ASSERT_TRUE(next.ResumeAll().ok());
+    next.Wait(*id);
+    auto r = next.Get(*id);
+    EXPECT_EQ(r->state, RolloutState::kRolledBack) << r->error;
+    EXPECT_EQ(r->vms[0].state, RolloutVmState::kReverted);
+    EXPECT_EQ(r->vms[1].state, RolloutVmState::kReverted);
+    EXPECT_EQ(r->vms[3].state, RolloutVmState::kSkipped);
+    for (const char* vm : {"a", "b", "c", "d"}) {
+      auto rec = tb.vm_table->Get(vm);
+      ASSERT_TRUE(rec.ok());
+      EXPECT_EQ(rec->version, 1) << vm;
+      EXPECT_EQ(rec->state, VmState::kRunning) << vm;
+    }
+  }
+  EXPECT_GE(killed_rolling_back, 2) << "too few kills landed in the rollback itself";
+}
+
 }  // namespace
 }  // namespace vdswap::testing
