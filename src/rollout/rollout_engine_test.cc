@@ -398,6 +398,40 @@ TEST(RolloutEngineCrashTest, KilledAtRandomMomentsEveryRolloutEndsOnOneVersion) 
   }
 }
 
+TEST_F(RolloutEngineTest, MinReadyFailsAVmWhoseAppTurnsUnhealthyAfterTheSwap) {
+  tb_.CreateVms({"a", "b"});
+  const std::string v2 = tb_.AppVolume(2);
+  tb_.swapper->SetCrashHook([this, v2](SwapStep step, SwapPhase phase) {
+    // The app passes its start-up check, then turns unhealthy.
+    if (step == SwapStep::kDone && phase == SwapPhase::kDone) tb_.hv.SetUnhealthyApp(v2);
+    return false;
+  });
+  RolloutPolicy p;
+  p.min_ready = std::chrono::seconds(30);
+  p.on_failure = OnFailure::kRollback;
+  auto engine = NewEngine();
+  auto id = engine->Start("web:2", {}, p);
+  ASSERT_TRUE(id.ok());
+  engine->Wait(*id);
+  auto r = engine->Get(*id);
+  EXPECT_EQ(r->state, RolloutState::kRolledBack) << r->error;
+  EXPECT_NE(r->vms[0].error.find("--min-ready 30s"), std::string::npos) << r->vms[0].error;
+  EXPECT_EQ(r->vms[0].state, RolloutVmState::kReverted);
+  EXPECT_EQ(r->vms[1].state, RolloutVmState::kSkipped);
+  EXPECT_EQ(tb_.vms->Get("a")->version, 1);
+}
+
+TEST_F(RolloutEngineTest, MinReadyPassesAHealthyVm) {
+  tb_.CreateVms({"a"});
+  RolloutPolicy p;
+  p.min_ready = std::chrono::seconds(30);
+  auto engine = NewEngine();
+  auto id = engine->Start("web:2", {}, p);
+  ASSERT_TRUE(id.ok());
+  engine->Wait(*id);
+  EXPECT_EQ(engine->Get(*id)->state, RolloutState::kSucceeded) << engine->Get(*id)->error;
+}
+
 TEST_F(RolloutEngineTest, RemovingAVmDropsItsRolloutRows) {
   tb_.CreateVms({"a", "b"});
   auto engine = NewEngine();
