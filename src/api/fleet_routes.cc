@@ -36,14 +36,16 @@ Result<TemplateShape> Shape(const Json& body) {
 
 // Streams the rollout's view through `progress` once now and once per change, until it
 // is no longer running; returns its last view.
-Result<Json> WatchRollout(RolloutEngine& rollouts, int64_t id, const ProgressFn& progress) {
+Result<Json> WatchRollout(RolloutEngine& rollouts, int64_t id, bool with_vms,
+                          const ProgressFn& progress) {
   Json last;
   for (;;) {
     // Read the version before the rollout, so a change made in between wakes the wait.
     uint64_t seen = rollouts.Version(id);
     ASSIGN_OR_RETURN(Rollout r, rollouts.Get(id));
-    Json view = RolloutJson(r);
-    if (r.state != RolloutState::kRunning) return view;
+    Json view = RolloutJson(r, with_vms);
+    // A paused rollout waits for an operator: the watch ends there too.
+    if (r.state != RolloutState::kRunning && r.state != RolloutState::kRollingBack) return view;
     if (view != last) progress(view);
     last = std::move(view);
     if (rollouts.WaitForChange(id, seen, kWatchRecheck) == seen && rollouts.WaitsCancelled()) {
@@ -164,9 +166,29 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(std::string to, BodyField<std::string>(r.body, "to", ""));
     ASSIGN_OR_RETURN(auto vm_list, BodyField<std::vector<std::string>>(r.body, "vms", {}));
     if (to.empty()) return InvalidArgument("rollout start needs --to NAME:VERSION");
-    ASSIGN_OR_RETURN(int64_t id, rollouts.Start(to, vm_list));
+    ASSIGN_OR_RETURN(RolloutPolicy policy,
+                     PolicyFromJson(r.body.is_object() ? r.body.value("policy", Json()) : Json()));
+    ASSIGN_OR_RETURN(int64_t id, rollouts.Start(to, vm_list, policy));
     return Json{{"id", id}};
   });
+  using Control = Status (RolloutEngine::*)(int64_t);
+  for (auto [verb, control] : {std::pair<const char*, Control>{"pause", &RolloutEngine::Pause},
+                               {"resume", &RolloutEngine::Resume},
+                               {"abort", &RolloutEngine::Abort}}) {
+    router.Add(Method::kPost, std::string("/v1/rollouts/([^/]+)/") + verb,
+               [&rollouts, control](const ApiRequest& r) -> Result<Json> {
+                 ASSIGN_OR_RETURN(int64_t id, RolloutId(r.params[0]));
+                 RETURN_IF_ERROR((rollouts.*control)(id));
+                 ASSIGN_OR_RETURN(Rollout rollout, rollouts.Get(id));
+                 return RolloutJson(rollout, /*with_vms=*/false);
+               });
+  }
+  router.Add(Method::kPost, "/v1/rollouts/([^/]+)/undo",
+             [&rollouts](const ApiRequest& r) -> Result<Json> {
+               ASSIGN_OR_RETURN(int64_t id, RolloutId(r.params[0]));
+               ASSIGN_OR_RETURN(int64_t undo, rollouts.Undo(id));
+               return Json{{"id", undo}, {"undoes", id}};
+             });
   router.Add(Method::kGet, "/v1/rollouts", [&rollouts](const ApiRequest&) -> Result<Json> {
     ASSIGN_OR_RETURN(auto list, rollouts.List());
     Json out = Json::array();
@@ -176,10 +198,11 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
   router.Add(Method::kGet, "/v1/rollouts/([^/]+)",
              [&rollouts](const ApiRequest& r) -> Result<Json> {
                ASSIGN_OR_RETURN(int64_t id, RolloutId(r.params[0]));
-               if (r.query.count("watch")) return WatchRollout(rollouts, id, r.progress);
+               const bool with_vms = r.query.count("vms") > 0;
+               if (r.query.count("watch")) return WatchRollout(rollouts, id, with_vms, r.progress);
                if (r.query.count("wait")) rollouts.Wait(id);
                ASSIGN_OR_RETURN(Rollout rollout, rollouts.Get(id));
-               return RolloutJson(rollout);
+               return RolloutJson(rollout, with_vms);
              });
 }
 

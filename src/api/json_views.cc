@@ -113,19 +113,55 @@ Json RolloutJson(const Rollout& r, bool with_vms) {
             {"state", std::string(RolloutStateName(r.state))},
             {"error", r.error},
             {"created_at", r.created_at},
-            {"updated_at", r.updated_at}};
+            {"updated_at", r.updated_at},
+            {"policy", PolicyToJson(r.policy)}};
+  auto ref = [&r](int64_t version) { return r.template_name + ":" + std::to_string(version); };
+  auto opt = [](const std::optional<int64_t>& v) { return v ? Json(*v) : Json(); };
   Json list = Json::array();
+  Json counts = Json::object();
+  Json in_flight = Json::array();
+  Json failures = Json::array();
   std::vector<int64_t> downtimes;
+  int64_t finished = 0, finished_ms = 0, remaining = 0;
   for (const auto& v : r.vms) {
-    list.push_back({{"vm", v.vm},
-                    {"state", std::string(RolloutVmStateName(v.state))},
-                    {"from", r.template_name + ":" + std::to_string(v.from_version)},
-                    {"to", r.template_name + ":" + std::to_string(v.to_version)},
-                    {"downtime_ms", v.downtime_ms ? Json(*v.downtime_ms) : Json()},
-                    {"error", v.error}});
+    const std::string state(RolloutVmStateName(v.state));
+    counts[state] = counts.value(state, 0) + 1;
+    if (v.state == RolloutVmState::kSwapping) in_flight.push_back(v.vm);
+    if (v.state == RolloutVmState::kPending || v.state == RolloutVmState::kSwapping) ++remaining;
+    if (v.state == RolloutVmState::kRolledBack || v.state == RolloutVmState::kFailed ||
+        (v.state == RolloutVmState::kReverted && !v.error.empty())) {
+      failures.push_back({{"vm", v.vm}, {"state", state}, {"error", v.error}});
+    }
+    if (v.started_at_ms && v.finished_at_ms) {
+      ++finished;
+      finished_ms += *v.finished_at_ms - *v.started_at_ms;
+    }
+    if (with_vms) {
+      list.push_back({{"vm", v.vm},
+                      {"host", v.host},
+                      {"state", state},
+                      {"from", ref(v.from_version)},
+                      {"to", ref(v.to_version)},
+                      {"downtime_ms", opt(v.downtime_ms)},
+                      {"started_at_ms", opt(v.started_at_ms)},
+                      {"finished_at_ms", opt(v.finished_at_ms)},
+                      {"error", v.error}});
+    }
     if (v.downtime_ms) downtimes.push_back(*v.downtime_ms);
   }
   std::sort(downtimes.begin(), downtimes.end());
+  j["counts"] = counts;
+  j["in_flight"] = in_flight;
+  j["failures"] = failures;
+  // Remaining VMs at the mean swap time so far, `batch` at a time; null before any VM ended
+  // and once the rollout no longer runs.
+  Json eta;
+  if (r.state == RolloutState::kRunning && finished > 0) {
+    const int64_t batch = std::max<int64_t>(
+        1, r.policy.batch.Of(static_cast<int64_t>(r.vms.size()), /*at_least_one=*/true));
+    eta = (remaining + batch - 1) / batch * (finished_ms / finished);
+  }
+  j["eta_ms"] = eta;
   if (with_vms) j["vms"] = list;
   j["downtime_ms"] = {{"p50", Percentile(downtimes, 50)},
                       {"p95", Percentile(downtimes, 95)},

@@ -27,8 +27,10 @@ Json CreateResultJson(const CreateResult& r);
 //  boot_id, app: {name, version, digest, healthy, state, running_version, health_output,
 //  last_downtime_ms}, agent_error | hypervisor_error}
 Json VmInspectionJson(const VmInspection& i);
-// {id, to, state, error, created_at, updated_at, vms: [{vm, state, from, to, downtime_ms,
-//  error}], downtime_ms: {p50, p95, max}}; without "vms" when `with_vms` is false.
-Json RolloutJson(const Rollout& r, bool with_vms = true);
+// {id, to, state, error, created_at, updated_at, policy, counts: {STATE: N}, in_flight:
+//  [VM], failures: [{vm, state, error}], eta_ms, downtime_ms: {p50, p95, max}} and with
+//  `with_vms` vms: [{vm, host, state, from, to, downtime_ms, started_at_ms, finished_at_ms,
+//  error}] (DESIGN.md §4).
+Json RolloutJson(const Rollout& r, bool with_vms);
 
 }  // namespace vdswap

@@ -74,6 +74,13 @@ Result<Json> CliContext::CallStreaming(Method method, const std::string& path, c
 void CliContext::Fail(const Status& status) {
   std::cerr << "vdswap: " << status.message() << "\n";
   exit_code = ExitCodeFor(status);
+  error_ = status;
+}
+
+void CliContext::PrintErrorDocument() const {
+  if (!json() || exit_code == 0 || !error_) return;
+  PrintJson({{"error",
+              {{"code", std::string(CodeName(error_->code()))}, {"message", error_->message()}}}});
 }
 
 void CliContext::PrintJson(const Json& j) { std::cout << DumpJson(j, 2) << "\n"; }

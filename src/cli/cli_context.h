@@ -1,6 +1,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,10 +50,14 @@ class CliContext {
   static void PrintTable(const Json& rows,
                          const std::vector<std::pair<std::string, std::string>>& columns);
 
-  // Reports a local usage error (exit 2).
+  // Reports a failure on stderr and sets exit_code from it.
   void Fail(const Status& status);
+  // With -o json, when the command ended on a failure it reported, prints that failure as
+  // the command's one document: {"error": {"code", "message"}} (DESIGN.md §4).
+  void PrintErrorDocument() const;
 
  private:
+  std::optional<Status> error_;
   Result<ApiClient::Endpoint> ResolveEndpoint() const;
 };
 

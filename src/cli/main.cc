@@ -27,5 +27,6 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  ctx.PrintErrorDocument();
   return ctx.exit_code;
 }

@@ -20,6 +20,11 @@ int64_t FakeClock::UnixSeconds() {
   return kFakeEpochSeconds + std::chrono::duration_cast<std::chrono::seconds>(elapsed_).count();
 }
 
+int64_t FakeClock::UnixMillis() {
+  std::lock_guard lock(mu_);
+  return kFakeEpochSeconds * 1000 + elapsed_.count();
+}
+
 void FakeClock::Advance(std::chrono::milliseconds d) {
   std::lock_guard lock(mu_);
   elapsed_ += d;

@@ -18,6 +18,8 @@ class Clock {
   virtual TimePoint Now() = 0;
   // Seconds since the Unix epoch, for timestamps in the store.
   virtual int64_t UnixSeconds() = 0;
+  // Milliseconds since the Unix epoch, for per-VM start and end times.
+  virtual int64_t UnixMillis() = 0;
   // Blocks the calling thread for `d` (of this clock's time).
   virtual void SleepFor(std::chrono::milliseconds d) = 0;
 
@@ -36,6 +38,11 @@ class SystemClock : public Clock {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
+  int64_t UnixMillis() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
   void SleepFor(std::chrono::milliseconds d) override;
 };
 
@@ -49,6 +56,7 @@ class FakeClock : public Clock {
 
   TimePoint Now() override;
   int64_t UnixSeconds() override;
+  int64_t UnixMillis() override;
   void SleepFor(std::chrono::milliseconds d) override { Advance(d); }
   void Advance(std::chrono::milliseconds d);
 

@@ -53,6 +53,7 @@ struct Flags {
   std::string accel = "auto";
   std::string uri = "qemu:///system";
   std::string log_level = "info";
+  int64_t fake_latency_ms = -1;
 };
 
 Result<std::pair<std::string, int>> ParseListen(const std::string& spec) {
@@ -96,6 +97,10 @@ int Run(const Flags& flags) {
     }
     tcp = *addr;
     auth.emplace(std::move(*loaded));
+  }
+  if (flags.fake_latency_ms >= 0 && flags.hypervisor != "fake") {
+    std::cerr << "vdswapd: --fake-latency needs --hypervisor fake\n";
+    return 2;
   }
   Accel accel = Accel::kTcg;
   if (flags.hypervisor != "fake") {
@@ -150,7 +155,15 @@ int Run(const Flags& flags) {
 
   std::unique_ptr<Hypervisor> hypervisor;
   if (flags.hypervisor == "fake") {
-    hypervisor = std::make_unique<FakeHypervisor>(clock);
+    auto fake = std::make_unique<FakeHypervisor>(clock);
+    if (flags.fake_latency_ms > 0) {
+      using Op = FakeHypervisor::Op;
+      for (Op op : {Op::kUpload, Op::kCreateVolume, Op::kDefineAndStart, Op::kStart, Op::kShutdown,
+                    Op::kDetach, Op::kAttach, Op::kOpenAgent, Op::kAppStop, Op::kAppStart}) {
+        fake->SetLatency(op, std::chrono::milliseconds(flags.fake_latency_ms));
+      }
+    }
+    hypervisor = std::move(fake);
   } else {
     VLOG(kInfo) << "new VMs use " << (accel == Accel::kKvm ? "KVM" : "TCG (software)");
     hypervisor = std::make_unique<LibvirtHypervisor>(accel);
@@ -169,7 +182,7 @@ int Run(const Flags& flags) {
                 flags.uri);
   Swapper swapper(**db, vm_table, journal, vm_locks, hosts, templates, disks, agent, *hypervisor,
                   clock, Swapper::Options{});
-  RolloutEngine rollouts(rollout_store, vm_table, templates, swapper, clock);
+  RolloutEngine rollouts(rollout_store, vm_table, templates, hosts, swapper, agent, clock);
   RegisterStatusRoutes(router, metrics, **db, {hosts, images, templates, vm_table, rollout_store},
                        info);
   RegisterFleetRoutes(router, hosts, templates, vms, vm_table, rollouts);
@@ -226,6 +239,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
       ->capture_default_str();
   app.add_option("--uri", flags.uri, "libvirt URI of the default host")->capture_default_str();
+  app.add_option("--fake-latency", flags.fake_latency_ms,
+                 "With --hypervisor fake: every hypervisor and agent call takes MS milliseconds")
+      ->check(CLI::Range(int64_t{0}, int64_t{600'000}));
   app.add_option("--log-level", flags.log_level, "debug, info, warning or error")
       ->capture_default_str();
   try {

@@ -4,43 +4,68 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "core/clock.h"
+#include "fleet/guest_agent.h"
+#include "fleet/host_registry.h"
 #include "fleet/swapper.h"
 #include "fleet/template_store.h"
 #include "fleet/vm_table.h"
+#include "rollout/batch_planner.h"
+#include "rollout/policy.h"
 #include "rollout/rollout_store.h"
 
 namespace vdswap {
 
-// Rollouts: move a set of VMs to a template version, one VM at a time; the first VM
-// that fails is rolled back and the rollout stops there ("failed"). Each rollout runs on
-// its own thread; its state and per-VM results live in the RolloutStore, so a restarted
-// daemon resumes them (ResumeAll). Destroying the engine lets each rollout finish the VM
-// it is swapping and leaves the rest running for the next start to continue.
+// Rollouts: move a set of VMs to a template version under a RolloutPolicy (DESIGN.md §3):
+// up to `batch` swaps at once, at most `max_per_host` on one host, canaries first, a VM
+// done only after `min_ready` of health, and a failure budget whose excess pauses the
+// rollout or moves every VM it moved back. Each rollout has a coordinator thread and one
+// thread per swap in flight; state and per-VM results live in the RolloutStore, so a
+// restarted daemon resumes them (ResumeAll). Destroying the engine lets in-flight swaps
+// finish and leaves the rollouts as they are for the next start to continue.
 // Every change of a rollout bumps its version, which WaitForChange waits on. Thread-safe.
 class RolloutEngine {
  public:
-  RolloutEngine(RolloutStore& store, VmTable& vms, TemplateStore& templates, Swapper& swapper,
-                Clock& clock);
+  RolloutEngine(RolloutStore& store, VmTable& vms, TemplateStore& templates, HostRegistry& hosts,
+                Swapper& swapper, GuestAgent& agent, Clock& clock);
   ~RolloutEngine();
 
   // Starts moving `vms` (default: every VM of the template not on the version) to `to_ref`
-  // (NAME:V). Returns the rollout id. kInvalidArgument when there is nothing to do,
-  // kFailedPrecondition when a VM is in another running rollout.
-  Result<int64_t> Start(const std::string& to_ref, std::vector<std::string> vms);
+  // (NAME:V) under `policy`. Returns the rollout id. kInvalidArgument when there is
+  // nothing to do; kFailedPrecondition when a VM is in another active rollout, or when
+  // the policy's max_action is app and a VM would need an OS swap.
+  Result<int64_t> Start(const std::string& to_ref, std::vector<std::string> vms,
+                        const RolloutPolicy& policy = {});
+  // Pause: in-flight swaps finish, no more start (state paused). kFailedPrecondition
+  // unless running; kNotFound.
+  Status Pause(int64_t id);
+  // Continues a paused rollout: canaries count as released and the failures so far are
+  // forgiven by the budget. kFailedPrecondition unless paused; kNotFound.
+  Status Resume(int64_t id);
+  // Ends a running or paused rollout: in-flight swaps finish, pending VMs are skipped
+  // (state aborted). kFailedPrecondition otherwise; kNotFound.
+  Status Abort(int64_t id);
+  // Starts a rollout moving every VM that rollout `id` moved back to the version it had
+  // before `id`. kFailedPrecondition while `id` is active; kInvalidArgument when it moved
+  // no VM; kNotFound.
+  Result<int64_t> Undo(int64_t id);
+
   // kNotFound naming the rollout.
   Result<Rollout> Get(int64_t id);
   Result<std::vector<Rollout>> List();
-  // Finishes unfinished swaps (journal) and continues rollouts that were running.
+  // Finishes unfinished swaps (journal) and continues rollouts that were running or
+  // rolling back; paused ones stay paused.
   Status ResumeAll();
-  // Blocks until rollout `id` is no longer running in this engine (tests, --wait).
+  // Blocks until no coordinator of rollout `id` runs in this engine (tests, --wait).
   void Wait(int64_t id);
-  // Makes every rollout stop after the VM it is swapping (the destructor does this, then
-  // joins them); rollouts stay running in the store for the next engine.
+  // Makes every rollout stop starting swaps; in-flight ones finish (the destructor does
+  // this, then joins them); rollouts keep their state for the next engine. Never blocks
+  // on the engine's locks, so it may be called from a swap's crash hook.
   void Shutdown();
 
   // The change counter of rollout `id` (0 before its first change in this process).
@@ -53,21 +78,40 @@ class RolloutEngine {
   bool WaitsCancelled();
 
  private:
-  void Run(int64_t id);
+  struct Run;
   void Launch(int64_t id);
+  void Coordinate(int64_t id);
+  // Returns when the rollout needs no more work from this coordinator.
+  Status Drive(int64_t id, Run& run);
+  void StartSwap(int64_t id, Run& run, size_t pending_index);
+  void SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Template& to);
+  Status RollBack(int64_t id, Run& run, const std::string& why);
+  Result<Template> TemplateAt(const std::string& name, int64_t version);
   void Changed(int64_t id);
   Status SetState(int64_t id, RolloutState state, const std::string& error);
 
   RolloutStore& store_;
   VmTable& vms_;
   TemplateStore& templates_;
+  HostRegistry& hosts_;
   Swapper& swapper_;
+  GuestAgent& agent_;
   Clock& clock_;
-  std::mutex mu_;
-  std::condition_variable done_cv_;
+
+  std::mutex start_mu_;  // serializes the "VM in another rollout" check and Create
+  // Guards coordinators_ and every Run. Held around control writes to the store; never
+  // taken while the store's lock is held (see Shutdown).
+  std::mutex run_mu_;
+  std::condition_variable work_cv_;  // a swap ended, a control changed, or stopping
+  std::condition_variable done_cv_;  // a coordinator ended
+  struct Coordinator {
+    std::thread thread;
+    bool finished = false;
+  };
+  std::map<int64_t, Coordinator> coordinators_;
+
+  std::mutex mu_;  // versions_ and waits
   std::condition_variable change_cv_;
-  std::map<int64_t, std::thread> threads_;
-  std::map<int64_t, bool> finished_;
   std::map<int64_t, uint64_t> versions_;
   bool waits_cancelled_ = false;
   std::atomic<bool> stopping_{false};

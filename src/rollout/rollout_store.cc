@@ -6,18 +6,23 @@ namespace vdswap {
 
 namespace {
 
-constexpr EnumNames<RolloutState, 3> kStates = {{
+constexpr EnumNames<RolloutState, 7> kStates = {{
     {RolloutState::kRunning, "running"},
+    {RolloutState::kPaused, "paused"},
+    {RolloutState::kRollingBack, "rolling_back"},
     {RolloutState::kSucceeded, "succeeded"},
     {RolloutState::kFailed, "failed"},
+    {RolloutState::kRolledBack, "rolled_back"},
+    {RolloutState::kAborted, "aborted"},
 }};
-constexpr EnumNames<RolloutVmState, 6> kVmStates = {{
+constexpr EnumNames<RolloutVmState, 7> kVmStates = {{
     {RolloutVmState::kPending, "pending"},
     {RolloutVmState::kSwapping, "swapping"},
     {RolloutVmState::kDone, "done"},
     {RolloutVmState::kRolledBack, "rolled_back"},
     {RolloutVmState::kFailed, "failed"},
     {RolloutVmState::kSkipped, "skipped"},
+    {RolloutVmState::kReverted, "reverted"},
 }};
 
 std::string S(RolloutState s) { return std::string(RolloutStateName(s)); }
@@ -25,7 +30,17 @@ std::string S(RolloutVmState s) { return std::string(RolloutVmStateName(s)); }
 
 DbValue Downtime(std::optional<int64_t> ms) { return ms ? DbValue(*ms) : DbValue(nullptr); }
 
+std::optional<int64_t> OptionalInt(const DbRow& r, size_t i) {
+  if (r.IsNull(i)) return std::nullopt;
+  return r.Int(i);
+}
+
 }  // namespace
+
+bool IsActive(RolloutState s) {
+  return s == RolloutState::kRunning || s == RolloutState::kPaused ||
+         s == RolloutState::kRollingBack;
+}
 
 std::string_view RolloutStateName(RolloutState s) { return NameOf(kStates, s); }
 std::string_view RolloutVmStateName(RolloutVmState s) { return NameOf(kVmStates, s); }
@@ -37,31 +52,34 @@ Result<RolloutVmState> RolloutVmStateFromName(std::string_view name) {
 }
 
 Result<int64_t> RolloutStore::Create(const std::string& template_name, int64_t to_version,
-                                     const std::vector<std::pair<std::string, int64_t>>& vms,
-                                     int64_t now) {
+                                     const std::vector<RolloutMember>& vms,
+                                     const RolloutPolicy& policy, int64_t now) {
   Transaction txn(db_);
   RETURN_IF_ERROR(txn.begin_status());
-  RETURN_IF_ERROR(
-      db_.Exec("INSERT INTO rollouts (template, to_version, state, policy, created_at, updated_at) "
-               "VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
-               {template_name, to_version, S(RolloutState::kRunning), now}));
+  RETURN_IF_ERROR(db_.Exec(
+      "INSERT INTO rollouts (template, to_version, state, policy, created_at, updated_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+      {template_name, to_version, S(RolloutState::kRunning), PolicyToJson(policy).dump(), now}));
   int64_t id = db_.LastInsertId();
   for (size_t i = 0; i < vms.size(); ++i) {
-    const auto& [vm, from] = vms[i];
-    RolloutVmState state = from == to_version ? RolloutVmState::kDone : RolloutVmState::kPending;
-    RETURN_IF_ERROR(
-        db_.Exec("INSERT INTO rollout_vms (rollout_id, position, vm, state, from_version, "
-                 "to_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                 {id, static_cast<int64_t>(i), vm, S(state), from, to_version}));
+    const RolloutMember& m = vms[i];
+    RolloutVmState state =
+        m.from_version == m.to_version ? RolloutVmState::kDone : RolloutVmState::kPending;
+    RETURN_IF_ERROR(db_.Exec(
+        "INSERT INTO rollout_vms (rollout_id, position, vm, host, state, from_version, "
+        "to_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        {id, static_cast<int64_t>(i), m.vm, m.host, S(state), m.from_version, m.to_version}));
   }
   RETURN_IF_ERROR(txn.Commit());
   return id;
 }
 
 Result<Rollout> RolloutStore::Get(int64_t id) {
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT template, to_version, state, error, created_at, "
-                                        "updated_at FROM rollouts WHERE id = ?1",
-                                        {id}));
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT template, to_version, state, error, created_at, updated_at, "
+                             "policy, canaries_released, failures_forgiven FROM rollouts "
+                             "WHERE id = ?1",
+                             {id}));
   if (rows.empty()) return NotFound("rollout " + std::to_string(id) + " not found");
   const DbRow& r = rows[0];
   Rollout out;
@@ -72,21 +90,42 @@ Result<Rollout> RolloutStore::Get(int64_t id) {
   out.error = r.Text(3);
   out.created_at = r.Int(4);
   out.updated_at = r.Int(5);
+  ASSIGN_OR_RETURN(Json policy, ParseJson(r.Text(6), "rollout " + std::to_string(id) + " policy"));
+  ASSIGN_OR_RETURN(out.policy, PolicyFromJson(policy));
+  out.canaries_released = r.Int(7) != 0;
+  out.failures_forgiven = r.Int(8);
   ASSIGN_OR_RETURN(auto vms, db_.Query("SELECT vm, state, from_version, to_version, downtime_ms, "
-                                       "error FROM rollout_vms WHERE rollout_id = ?1 ORDER BY "
-                                       "position",
+                                       "error, host, position, started_at_ms, finished_at_ms "
+                                       "FROM rollout_vms WHERE rollout_id = ?1 ORDER BY position",
                                        {id}));
+  out.vms.reserve(vms.size());
   for (const auto& v : vms) {
     RolloutVm e;
     e.vm = v.Text(0);
     ASSIGN_OR_RETURN(e.state, RolloutVmStateFromName(v.Text(1)));
     e.from_version = v.Int(2);
     e.to_version = v.Int(3);
-    if (!v.IsNull(4)) e.downtime_ms = v.Int(4);
+    e.downtime_ms = OptionalInt(v, 4);
     e.error = v.Text(5);
+    e.host = v.Text(6);
+    e.position = v.Int(7);
+    e.started_at_ms = OptionalInt(v, 8);
+    e.finished_at_ms = OptionalInt(v, 9);
     out.vms.push_back(std::move(e));
   }
   return out;
+}
+
+Result<RolloutControl> RolloutStore::Control(int64_t id) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT state, canaries_released, failures_forgiven FROM "
+                                        "rollouts WHERE id = ?1",
+                                        {id}));
+  if (rows.empty()) return NotFound("rollout " + std::to_string(id) + " not found");
+  RolloutControl c;
+  ASSIGN_OR_RETURN(c.state, RolloutStateFromName(rows[0].Text(0)));
+  c.canaries_released = rows[0].Int(1) != 0;
+  c.failures_forgiven = rows[0].Int(2);
+  return c;
 }
 
 Result<std::vector<Rollout>> RolloutStore::List() {
@@ -105,26 +144,42 @@ Status RolloutStore::SetState(int64_t id, RolloutState state, const std::string&
                   {id, S(state), error, now});
 }
 
+Status RolloutStore::SetCanariesReleased(int64_t id) {
+  return db_.Exec("UPDATE rollouts SET canaries_released = 1 WHERE id = ?1", {id});
+}
+
+Status RolloutStore::SetFailuresForgiven(int64_t id, int64_t failures) {
+  return db_.Exec("UPDATE rollouts SET failures_forgiven = ?2 WHERE id = ?1", {id, failures});
+}
+
 Status RolloutStore::SetVmState(int64_t id, const std::string& vm, RolloutVmState state) {
   return db_.Exec("UPDATE rollout_vms SET state = ?3 WHERE rollout_id = ?1 AND vm = ?2",
                   {id, vm, S(state)});
 }
 
-Status RolloutStore::SetVmOutcome(int64_t id, const std::string& vm, RolloutVmState state,
-                                  std::optional<int64_t> downtime_ms, const std::string& error) {
+Status RolloutStore::SetVmStarted(int64_t id, const std::string& vm, int64_t now_ms) {
   return db_.Exec(
-      "UPDATE rollout_vms SET state = ?3, downtime_ms = ?4, error = ?5 WHERE rollout_id = ?1 "
-      "AND vm = ?2",
-      {id, vm, S(state), Downtime(downtime_ms), error});
+      "UPDATE rollout_vms SET state = ?3, started_at_ms = ?4, finished_at_ms = NULL "
+      "WHERE rollout_id = ?1 AND vm = ?2",
+      {id, vm, S(RolloutVmState::kSwapping), now_ms});
+}
+
+Status RolloutStore::SetVmOutcome(int64_t id, const std::string& vm, RolloutVmState state,
+                                  std::optional<int64_t> downtime_ms, const std::string& error,
+                                  int64_t now_ms) {
+  return db_.Exec(
+      "UPDATE rollout_vms SET state = ?3, downtime_ms = coalesce(?4, downtime_ms), error = ?5, "
+      "finished_at_ms = ?6 WHERE rollout_id = ?1 AND vm = ?2",
+      {id, vm, S(state), Downtime(downtime_ms), error, now_ms});
 }
 
 Status RolloutStore::SetSwappingVmOutcome(const std::string& vm, RolloutVmState state,
                                           std::optional<int64_t> downtime_ms,
-                                          const std::string& error) {
+                                          const std::string& error, int64_t now_ms) {
   return db_.Exec(
-      "UPDATE rollout_vms SET state = ?2, downtime_ms = ?3, error = ?4 WHERE vm = ?1 AND "
-      "state = ?5",
-      {vm, S(state), Downtime(downtime_ms), error, S(RolloutVmState::kSwapping)});
+      "UPDATE rollout_vms SET state = ?2, downtime_ms = coalesce(?3, downtime_ms), error = ?4, "
+      "finished_at_ms = ?6 WHERE vm = ?1 AND state = ?5",
+      {vm, S(state), Downtime(downtime_ms), error, S(RolloutVmState::kSwapping), now_ms});
 }
 
 Status RolloutStore::SkipPending(int64_t id) {
@@ -142,17 +197,20 @@ Result<std::vector<std::string>> RolloutStore::Remaining(int64_t id) {
   return out;
 }
 
-Result<std::optional<int64_t>> RolloutStore::RunningRolloutOf(const std::string& vm) {
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT r.id FROM rollout_vms rv JOIN rollouts r ON "
-                                        "r.id = rv.rollout_id WHERE rv.vm = ?1 AND r.state = ?2",
-                                        {vm, S(RolloutState::kRunning)}));
+Result<std::optional<int64_t>> RolloutStore::ActiveRolloutOf(const std::string& vm) {
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT r.id FROM rollout_vms rv JOIN rollouts r ON "
+                             "r.id = rv.rollout_id WHERE rv.vm = ?1 AND r.state IN (?2, ?3, ?4)",
+                             {vm, S(RolloutState::kRunning), S(RolloutState::kPaused),
+                              S(RolloutState::kRollingBack)}));
   if (rows.empty()) return std::optional<int64_t>();
   return std::optional<int64_t>(rows[0].Int(0));
 }
 
 Result<std::vector<int64_t>> RolloutStore::RunningIds() {
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id FROM rollouts WHERE state = ?1 ORDER BY id",
-                                        {S(RolloutState::kRunning)}));
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT id FROM rollouts WHERE state IN (?1, ?2) ORDER BY id",
+                             {S(RolloutState::kRunning), S(RolloutState::kRollingBack)}));
   std::vector<int64_t> out;
   for (const auto& r : rows) out.push_back(r.Int(0));
   return out;

@@ -184,6 +184,17 @@ CREATE TABLE vm_nics (
   PRIMARY KEY (vm, idx)
 );
 )sql",
+      // 4: rollout policies at work: each VM's host and start/end times, whether the
+      // canaries were let go, and the failures a resume forgave (the budget counts the rest).
+      R"sql(
+ALTER TABLE rollout_vms ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE rollout_vms ADD COLUMN started_at_ms INTEGER;
+ALTER TABLE rollout_vms ADD COLUMN finished_at_ms INTEGER;
+ALTER TABLE rollouts ADD COLUMN canaries_released INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rollouts ADD COLUMN failures_forgiven INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX rollout_vms_by_state ON rollout_vms(rollout_id, state);
+CREATE INDEX rollouts_by_state ON rollouts(state);
+)sql",
   };
   return kMigrations;
 }

@@ -121,7 +121,8 @@ class DebianTest : public ::testing::Test {
   static Json Rollout(const std::string& to) {
     Json started = Ok({"rollout", "start", "--to", to, "--vms", vm_});
     int rc;
-    return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch"}, &rc);
+    return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch", "--vms"},
+               &rc);
   }
 
   // Waits (deadline 120 s) until the VM's first NIC has a DHCP lease; returns
