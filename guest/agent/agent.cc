@@ -105,7 +105,9 @@ StatusReply Agent::Report() const { return {env_.BootId(), data_mounted_, app_mo
 
 Result<HealthReply> Agent::CheckHealth() {
   if (!manifest_ || pid_ <= 0) return FailedPrecondition("the app is not running");
-  GuestEnv::HealthResult h = env_.CheckHealth(*manifest_, std::chrono::seconds(5));
+  GuestEnv::HealthResult h = manifest_->health.has_probe()
+                                 ? env_.CheckHealth(*manifest_, std::chrono::seconds(5))
+                                 : GuestEnv::HealthResult{true, ""};
   healthy_ = h.healthy;
   health_output_ = h.output;
   return HealthReply{h.healthy, h.output};
@@ -114,7 +116,10 @@ Result<HealthReply> Agent::CheckHealth() {
 void Agent::StopProcess() {
   if (pid_ <= 0) return;
   int sig = manifest_ ? SignalNumber(manifest_->stop.signal) : SIGTERM;
-  int64_t grace = manifest_ ? manifest_->stop.timeout_s * 1000LL : 10000;
+  // drain_s is time the app is given after the signal to finish what it has in hand,
+  // before the stop timeout starts counting down to SIGKILL.
+  int64_t grace =
+      manifest_ ? (manifest_->stop.drain_s + manifest_->stop.timeout_s) * 1000LL : 10000;
   env_.Kill(pid_, sig);
   int64_t deadline = env_.NowMs() + grace;
   while (!env_.Reaped(pid_)) {
@@ -142,8 +147,31 @@ Result<StopReply> Agent::Stop() {
   return StopReply{true, was_up};
 }
 
+Result<std::vector<int>> Agent::HoldSockets(const AppManifest& m) {
+  // Close dropped sockets first: a new socket may reuse a dropped one's address.
+  std::erase_if(held_, [&](const HeldSocket& h) {
+    bool kept = std::find(m.sockets.begin(), m.sockets.end(), h.socket) != m.sockets.end();
+    if (!kept) env_.CloseListener(h.fd);
+    return !kept;
+  });
+  std::vector<int> fds;
+  for (const AppManifest::Socket& want : m.sockets) {
+    auto it = std::find_if(held_.begin(), held_.end(),
+                           [&](const HeldSocket& h) { return h.socket == want; });
+    if (it == held_.end()) {
+      Result<int> fd = env_.Listen(want.listen);
+      if (!fd.ok()) return fd.status().WithContext("socket '" + want.name + "'");
+      held_.push_back({want, *fd});
+      it = held_.end() - 1;
+    }
+    fds.push_back(it->fd);
+  }
+  return fds;
+}
+
 Status Agent::Launch() {
-  ASSIGN_OR_RETURN(pid_t pid, env_.Spawn(*manifest_));
+  ASSIGN_OR_RETURN(std::vector<int> fds, HoldSockets(*manifest_));
+  ASSIGN_OR_RETURN(pid_t pid, env_.Spawn(*manifest_, fds));
   pid_ = pid;
   state_ = AppState::kStarting;
   healthy_ = false;
@@ -186,7 +214,7 @@ Result<AppStatus> Agent::AwaitHealthy() {
       return Internal(last_error_);
     }
     GuestEnv::HealthResult h;
-    if (m.health.exec.empty()) {
+    if (!m.health.has_probe()) {
       h.healthy = true;  // no check: a running app is a healthy one
     } else {
       h = env_.CheckHealth(m, check_timeout);
@@ -227,7 +255,7 @@ void Agent::Tick() {
   }
   if (pid_ > 0 && (state_ == AppState::kRunning || state_ == AppState::kStarting) &&
       now >= next_health_ms_) {
-    GuestEnv::HealthResult h = manifest_->health.exec.empty()
+    GuestEnv::HealthResult h = !manifest_->health.has_probe()
                                    ? GuestEnv::HealthResult{true, ""}
                                    : env_.CheckHealth(*manifest_, std::chrono::seconds(5));
     healthy_ = h.healthy;

@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/json.h"
 #include "guest/agent/guest_env.h"
@@ -49,9 +50,19 @@ class Agent {
   // Waits for the first healthy check after a start, up to the manifest's timeout.
   Result<AppStatus> AwaitHealthy();
   Status Launch();
+  // Makes the held sockets match m.sockets: a socket with the same name and address is
+  // kept, dropped ones are closed, new ones opened. Returns the fds in manifest order.
+  Result<std::vector<int>> HoldSockets(const AppManifest& m);
   void StopProcess();
 
+  struct HeldSocket {
+    AppManifest::Socket socket;
+    int fd = -1;
+  };
+
   GuestEnv& env_;
+  // Listening sockets held for the app's whole life on the VM, across restarts and swaps.
+  std::vector<HeldSocket> held_;
   AppState state_ = AppState::kStopped;
   std::optional<AppManifest> manifest_;
   pid_t pid_ = -1;

@@ -2,6 +2,10 @@
 
 #include <signal.h>
 
+#include <cassert>
+
+#include "guest/agent/socket_activation.h"
+
 namespace vdswap::guest {
 
 FakeGuestEnv::FakeGuestEnv(Clock& clock, std::string boot_id)
@@ -54,10 +58,34 @@ Status FakeGuestEnv::UnmountApp() {
   return Status::Ok();
 }
 
-Result<pid_t> FakeGuestEnv::Spawn(const AppManifest& m) {
+Result<int> FakeGuestEnv::Listen(const SocketAddress& address) {
+  std::string text = address.ToString();
+  bool held = false;
+  for (const auto& [fd, a] : listening_) held = held || a == text;
+  if (held || in_use_.count(text)) {
+    return Unavailable("listen on " + text + ": Address already in use");
+  }
+  int fd = next_fd_++;
+  listening_[fd] = text;
+  log_.push_back("listen " + text + " fd " + std::to_string(fd));
+  return fd;
+}
+
+void FakeGuestEnv::CloseListener(int fd) {
+  log_.push_back("close fd " + std::to_string(fd) + " " + listening_[fd]);
+  listening_.erase(fd);
+}
+
+Result<pid_t> FakeGuestEnv::Spawn(const AppManifest& m, const std::vector<int>& listen_fds) {
+  assert(listen_fds.empty() || listen_fds.size() == m.sockets.size());
+  for (int fd : listen_fds) {
+    if (!listening_.count(fd)) return Internal("fd " + std::to_string(fd) + " is not a socket");
+  }
   pid_t pid = next_pid_++;
   alive_.insert(pid);
   ++spawns_;
+  last_spawn_fds_ = listen_fds;
+  last_spawn_env_ = ListenEnv(m, pid);
   log_.push_back("spawn " + m.version);
   return pid;
 }
@@ -69,7 +97,12 @@ void FakeGuestEnv::Kill(pid_t pid, int signal) {
 
 bool FakeGuestEnv::Reaped(pid_t pid) { return alive_.count(pid) == 0; }
 
-GuestEnv::HealthResult FakeGuestEnv::CheckHealth(const AppManifest& m, std::chrono::milliseconds) {
+GuestEnv::HealthResult FakeGuestEnv::CheckHealth(const AppManifest& m,
+                                                 std::chrono::milliseconds timeout) {
+  if (probes_hang_) {
+    clock_.SleepFor(timeout);
+    return {false, "(health check timed out)"};
+  }
   if (failing_checks_ > 0) {
     --failing_checks_;
     return {false, "starting"};

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "image/manifest.h"
@@ -34,12 +35,22 @@ class GuestEnv {
   virtual Result<AppManifest> MountApp(const std::string& device) = 0;
   // Undoes MountApp so the app disk can be detached. Idempotent.
   virtual Status UnmountApp() = 0;
+  // Creates a listening socket on `address` (a unix path: a stale socket file there is
+  // removed first) and returns its fd, which the caller owns until CloseListener.
+  // kUnavailable when the address cannot be bound (in use, not local).
+  virtual Result<int> Listen(const SocketAddress& address) = 0;
+  // Closes a socket that Listen returned.
+  virtual void CloseListener(int fd) = 0;
   // Starts the app in its root (private mount namespace, own session). Returns its pid.
-  virtual Result<pid_t> Spawn(const AppManifest& m) = 0;
+  // `listen_fds` (one per m.sockets entry, same order) reach the app by systemd's socket
+  // activation protocol: fds 3.., LISTEN_FDS, LISTEN_PID (the app's pid), LISTEN_FDNAMES.
+  // REQUIRES: listen_fds is empty or has m.sockets.size() entries.
+  virtual Result<pid_t> Spawn(const AppManifest& m, const std::vector<int>& listen_fds) = 0;
   virtual void Kill(pid_t pid, int signal) = 0;
   // Non-blocking: true when `pid` has exited (and is reaped).
   virtual bool Reaped(pid_t pid) = 0;
-  // Runs the health check once, waiting at most `timeout`.
+  // Runs the manifest's health probe (exec, http or tcp) once, waiting at most `timeout`.
+  // REQUIRES: m.health.has_probe().
   virtual HealthResult CheckHealth(const AppManifest& m, std::chrono::milliseconds timeout) = 0;
 
   virtual int64_t NowMs() = 0;  // monotonic

@@ -1,5 +1,6 @@
 #include "guest/agent/linux_env.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +27,8 @@
 #include <thread>
 
 #include "core/unique_fd.h"
+#include "guest/agent/probe.h"
+#include "guest/agent/socket_activation.h"
 
 extern char** environ;
 
@@ -151,7 +154,8 @@ std::vector<std::string> EnvFor(const AppManifest& m) {
 }
 
 // In a forked child: enter the app's root and exec argv. Never returns.
-[[noreturn]] void ExecInRoot(const AppManifest& m, const std::vector<std::string>& argv) {
+[[noreturn]] void ExecInRoot(const AppManifest& m, const std::vector<std::string>& argv,
+                             const std::vector<std::string>& extra_env = {}) {
   std::string root = std::string(kAppBase) + "/root";
   // A private mount namespace: what the app mounts stays its own, and nothing mounted
   // or unmounted outside later reaches into it (systemd makes every mount shared, and
@@ -164,6 +168,7 @@ std::vector<std::string> EnvFor(const AppManifest& m) {
     if (chdir("/") != 0) _exit(126);
   }
   std::vector<std::string> env = EnvFor(m);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> args, envp;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -392,7 +397,64 @@ Status LinuxEnv::UnmountData() {
   return Status::Ok();
 }
 
-Result<pid_t> LinuxEnv::Spawn(const AppManifest& m) {
+Result<int> LinuxEnv::Listen(const SocketAddress& address) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (address.family == SocketAddress::Family::kUnix) {
+    auto* a = reinterpret_cast<sockaddr_un*>(&ss);
+    if (address.path.size() >= sizeof a->sun_path) {
+      return InvalidArgument("unix socket path too long: " + address.path);
+    }
+    a->sun_family = AF_UNIX;
+    memcpy(a->sun_path, address.path.c_str(), address.path.size());
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.path.size() + 1);
+    family = AF_UNIX;
+    // A socket file left by an earlier agent (a crash, a reboot on a persistent /run):
+    // bind would fail on it. Anything that is not a socket is left alone.
+    struct stat st {};
+    if (lstat(address.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      unlink(address.path.c_str());
+    }
+    MkdirP(address.path.substr(0, address.path.rfind('/')));
+  } else if (address.family == SocketAddress::Family::kInet6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(address.port));
+    if (inet_pton(AF_INET6, address.host.c_str(), &a->sin6_addr) != 1) {
+      return InvalidArgument("not a numeric IPv6 address: " + address.host);
+    }
+    len = sizeof *a;
+    family = AF_INET6;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(address.port));
+    if (inet_pton(AF_INET, address.host.c_str(), &a->sin_addr) != 1) {
+      return InvalidArgument("not a numeric IPv4 address: " + address.host);
+    }
+    len = sizeof *a;
+  }
+  // CLOEXEC: only the app gets these (Spawn dups them to 3..), not health checks or tools.
+  vdswap::UniqueFd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Internal(std::string("socket: ") + strerror(errno));
+  if (family != AF_UNIX) {
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  }
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+    return Unavailable("bind " + address.ToString() + ": " + strerror(errno));
+  }
+  if (listen(fd.get(), SOMAXCONN) != 0) {
+    return Unavailable("listen " + address.ToString() + ": " + strerror(errno));
+  }
+  Note("holding socket " + address.ToString() + " (fd " + std::to_string(fd.get()) + ")");
+  return fd.release();
+}
+
+void LinuxEnv::CloseListener(int fd) { close(fd); }
+
+Result<pid_t> LinuxEnv::Spawn(const AppManifest& m, const std::vector<int>& listen_fds) {
   pid_t pid = fork();
   if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
   if (pid == 0) {
@@ -401,7 +463,19 @@ Result<pid_t> LinuxEnv::Spawn(const AppManifest& m) {
     // under systemd.
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
-    ExecInRoot(m, m.start);
+    // The held sockets to 3, 4, ...: first out of that range (a source fd may sit where
+    // another one goes), then into place; dup2 leaves them without CLOEXEC.
+    int n = static_cast<int>(listen_fds.size());
+    std::vector<int> moved;
+    for (int fd : listen_fds) moved.push_back(fcntl(fd, F_DUPFD_CLOEXEC, kListenFdsStart + n));
+    for (int i = 0; i < n; ++i) {
+      if (moved[static_cast<size_t>(i)] < 0 ||
+          dup2(moved[static_cast<size_t>(i)], kListenFdsStart + i) < 0) {
+        _exit(126);
+      }
+    }
+    ExecInRoot(m, m.start,
+               listen_fds.empty() ? std::vector<std::string>{} : ListenEnv(m, getpid()));
   }
   Note("app started, pid " + std::to_string(pid));
   return pid;
@@ -419,6 +493,16 @@ bool LinuxEnv::Reaped(pid_t pid) {
 
 GuestEnv::HealthResult LinuxEnv::CheckHealth(const AppManifest& m,
                                              std::chrono::milliseconds timeout) {
+  // The agent's own probes: the app shares the guest's network namespace, so its
+  // 127.0.0.1 is ours.
+  if (m.health.http) {
+    ProbeResult p = ProbeHttp(*m.health.http, timeout);
+    return {p.healthy, p.output};
+  }
+  if (m.health.tcp) {
+    ProbeResult p = ProbeTcp(*m.health.tcp, timeout);
+    return {p.healthy, p.output};
+  }
   HealthResult result;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return result;

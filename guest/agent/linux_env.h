@@ -32,7 +32,9 @@ class LinuxEnv : public GuestEnv {
   Status MountData(const std::string& device) override;
   Result<AppManifest> MountApp(const std::string& device) override;
   Status UnmountApp() override;
-  Result<pid_t> Spawn(const AppManifest& m) override;
+  Result<int> Listen(const SocketAddress& address) override;
+  void CloseListener(int fd) override;
+  Result<pid_t> Spawn(const AppManifest& m, const std::vector<int>& listen_fds) override;
   void Kill(pid_t pid, int signal) override;
   bool Reaped(pid_t pid) override;
   HealthResult CheckHealth(const AppManifest& m, std::chrono::milliseconds timeout) override;
