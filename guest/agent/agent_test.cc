@@ -344,5 +344,95 @@ TEST_F(AgentTest, DrainTimeComesBeforeTheStopDeadline) {
   EXPECT_GE(env_.NowMs() - before, 5000);  // drain_s 3 + timeout_s 2
 }
 
+Json Slot(Agent& agent, const std::string& op, const std::string& serial) {
+  auto j =
+      Json::parse(agent.HandleLine(R"({"id":1,"op":")" + op + R"(","serial":")" + serial + R"("})"),
+                  nullptr, false);
+  EXPECT_FALSE(j.is_discarded());
+  return j;
+}
+
+TEST_F(AgentTest, MakeBeforeBreakPreparesBesideTheRunningAppThenSwitches) {
+  PutApp(SocketApp("1", {Sock("http", "0.0.0.0:8080")}));
+  agent_.Boot();
+  env_.PlugDisk(kAppSerialB, "/dev/vdd");
+  env_.PutApp("/dev/vdd", SocketApp("2", {Sock("http", "0.0.0.0:8080")}));
+  Json prep = Slot(agent_, "app.prepare", kAppSerialB);
+  ASSERT_EQ(prep["ok"], true) << prep.dump();
+  EXPECT_EQ(prep["result"]["version"], "2");
+  EXPECT_EQ(env_.running_processes(), 1u);  // the old app still serves
+  EXPECT_EQ(env_.log().back(), "mount app /dev/vdd vdswap-app-b");
+
+  clock_.Advance(std::chrono::milliseconds(5000));  // preparing is not downtime
+  Json sw = Slot(agent_, "app.switch", kAppSerialB);
+  ASSERT_EQ(sw["ok"], true) << sw.dump();
+  EXPECT_EQ(sw["result"]["version"], "2");
+  EXPECT_LT(sw["result"]["last_downtime_ms"].get<int64_t>(), 1000);
+  EXPECT_EQ(env_.log().back(), "spawn 2 vdswap-app-b");
+  EXPECT_EQ(env_.last_spawn_fds(), (std::vector<int>{20}));  // the same held socket
+  EXPECT_EQ(Logs("unmount app"), 0);  // the old slot stays mounted for a switch back
+  // The old slot cannot be released while active; the new one can never be released.
+  EXPECT_EQ(Slot(agent_, "app.release", kAppSerialB)["error"]["code"], "failed_precondition");
+  EXPECT_EQ(Slot(agent_, "app.release", kAppSerial)["ok"], true);
+  EXPECT_EQ(env_.log().back(), "unmount app");
+  EXPECT_EQ(Slot(agent_, "app.release", kAppSerial)["ok"], true);  // idempotent
+}
+
+TEST_F(AgentTest, SwitchBackRollsBackWithoutAnyDisk) {
+  PutApp("1");
+  agent_.Boot();
+  env_.PlugDisk(kAppSerialB, "/dev/vdd");
+  env_.PutApp("/dev/vdd", HelloApp("2"));
+  env_.SetHealthy("2", false);
+  Json sw = Slot(agent_, "app.switch", kAppSerialB);  // prepares on the way
+  EXPECT_EQ(sw["ok"], false);
+  size_t mounts_before = static_cast<size_t>(Logs("mount app"));
+  env_.UnplugDisk(kAppSerial);  // no disk is needed: slot 1 is still mounted
+  Json back = Slot(agent_, "app.switch", kAppSerial);
+  ASSERT_EQ(back["ok"], true) << back.dump();
+  EXPECT_EQ(back["result"]["version"], "1");
+  EXPECT_EQ(static_cast<size_t>(Logs("mount app")), mounts_before);
+  EXPECT_EQ(env_.running_processes(), 1u);
+  EXPECT_EQ(Slot(agent_, "app.release", kAppSerialB)["ok"], true);
+  EXPECT_EQ(env_.log().back(), "unmount app vdswap-app-b");
+}
+
+TEST_F(AgentTest, PrepareChecksRequiresAndLeavesTheRunningAppAlone) {
+  PutApp("1");
+  agent_.Boot();
+  AppManifest other = HelloApp("2");
+  other.requirements.os_id = "debian";
+  env_.PlugDisk(kAppSerialB, "/dev/vdd");
+  env_.PutApp("/dev/vdd", other);
+  EXPECT_EQ(Slot(agent_, "app.prepare", kAppSerialB)["error"]["code"], "failed_precondition");
+  EXPECT_EQ(env_.log().back(), "unmount app vdswap-app-b");
+  EXPECT_EQ(agent_.state(), Agent::AppState::kRunning);
+  EXPECT_EQ(Slot(agent_, "app.prepare", kAppSerial)["error"]["code"], "failed_precondition");
+  EXPECT_EQ(Slot(agent_, "app.prepare", "vdswap-os")["error"]["code"], "invalid_argument");
+}
+
+TEST_F(AgentTest, BootWithTwoAppDisksStartsNeitherUntilTheHostChooses) {
+  PutApp("1");
+  env_.PlugDisk(kAppSerialB, "/dev/vdd");
+  env_.PutApp("/dev/vdd", HelloApp("2"));
+  agent_.Boot();
+  EXPECT_EQ(env_.spawns(), 0);
+  EXPECT_EQ(Op("app.start")["error"]["code"], "failed_precondition");
+  Json sw = Slot(agent_, "app.switch", kAppSerialB);
+  ASSERT_EQ(sw["ok"], true) << sw.dump();
+  EXPECT_EQ(sw["result"]["version"], "2");
+}
+
+TEST_F(AgentTest, StartFindsTheAppInTheSecondSlot) {
+  env_.UnplugDisk(kAppSerial);
+  env_.PlugDisk(kAppSerialB, "/dev/vdd");
+  env_.PutApp("/dev/vdd", HelloApp("2"));
+  agent_.Boot();
+  EXPECT_EQ(agent_.state(), Agent::AppState::kRunning);
+  EXPECT_EQ(env_.log().back(), "spawn 2 vdswap-app-b");
+  EXPECT_EQ(Op("app.stop")["ok"], true);
+  EXPECT_EQ(env_.log().back(), "unmount app vdswap-app-b");
+}
+
 }  // namespace
 }  // namespace vdswap::guest

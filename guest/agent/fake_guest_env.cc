@@ -5,8 +5,18 @@
 #include <cassert>
 
 #include "guest/agent/socket_activation.h"
+#include "protocol/agent_protocol.h"
 
 namespace vdswap::guest {
+
+namespace {
+
+// Log lines name the second slot only, so the first slot's read as they always did.
+std::string SlotSuffix(const std::string& serial) {
+  return serial == kAppSerialB ? std::string(" ") + kAppSerialB : "";
+}
+
+}  // namespace
 
 FakeGuestEnv::FakeGuestEnv(Clock& clock, std::string boot_id)
     : clock_(clock), boot_id_(std::move(boot_id)) {}
@@ -44,17 +54,17 @@ Status FakeGuestEnv::MountData(const std::string& device) {
   return Status::Ok();
 }
 
-Result<AppManifest> FakeGuestEnv::MountApp(const std::string& device) {
+Result<AppManifest> FakeGuestEnv::MountApp(const std::string& serial, const std::string& device) {
   auto it = app_on_device_.find(device);
   if (it == app_on_device_.end()) {
     return InvalidArgument("manifest: /vdswap.json is not valid JSON");
   }
-  log_.push_back("mount app " + device);
+  log_.push_back("mount app " + device + SlotSuffix(serial));
   return it->second;
 }
 
-Status FakeGuestEnv::UnmountApp() {
-  log_.push_back("unmount app");
+Status FakeGuestEnv::UnmountApp(const std::string& serial) {
+  log_.push_back("unmount app" + SlotSuffix(serial));
   return Status::Ok();
 }
 
@@ -76,7 +86,8 @@ void FakeGuestEnv::CloseListener(int fd) {
   listening_.erase(fd);
 }
 
-Result<pid_t> FakeGuestEnv::Spawn(const AppManifest& m, const std::vector<int>& listen_fds) {
+Result<pid_t> FakeGuestEnv::Spawn(const std::string& serial, const AppManifest& m,
+                                  const std::vector<int>& listen_fds) {
   assert(listen_fds.empty() || listen_fds.size() == m.sockets.size());
   for (int fd : listen_fds) {
     if (!listening_.count(fd)) return Internal("fd " + std::to_string(fd) + " is not a socket");
@@ -86,7 +97,7 @@ Result<pid_t> FakeGuestEnv::Spawn(const AppManifest& m, const std::vector<int>& 
   ++spawns_;
   last_spawn_fds_ = listen_fds;
   last_spawn_env_ = ListenEnv(m, pid);
-  log_.push_back("spawn " + m.version);
+  log_.push_back("spawn " + m.version + SlotSuffix(serial));
   return pid;
 }
 
@@ -97,7 +108,7 @@ void FakeGuestEnv::Kill(pid_t pid, int signal) {
 
 bool FakeGuestEnv::Reaped(pid_t pid) { return alive_.count(pid) == 0; }
 
-GuestEnv::HealthResult FakeGuestEnv::CheckHealth(const AppManifest& m,
+GuestEnv::HealthResult FakeGuestEnv::CheckHealth(const std::string&, const AppManifest& m,
                                                  std::chrono::milliseconds timeout) {
   if (probes_hang_) {
     clock_.SleepFor(timeout);

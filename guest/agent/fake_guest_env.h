@@ -64,14 +64,16 @@ class FakeGuestEnv : public GuestEnv {
   // A missing disk is waited for (`wait` passes on the clock), then kNotFound.
   Result<std::string> FindDisk(const std::string& serial, std::chrono::milliseconds wait) override;
   Status MountData(const std::string& device) override;
-  Result<AppManifest> MountApp(const std::string& device) override;
-  Status UnmountApp() override;
+  Result<AppManifest> MountApp(const std::string& serial, const std::string& device) override;
+  Status UnmountApp(const std::string& serial) override;
   Result<int> Listen(const SocketAddress& address) override;
   void CloseListener(int fd) override;
-  Result<pid_t> Spawn(const AppManifest& m, const std::vector<int>& listen_fds) override;
+  Result<pid_t> Spawn(const std::string& serial, const AppManifest& m,
+                      const std::vector<int>& listen_fds) override;
   void Kill(pid_t pid, int signal) override;
   bool Reaped(pid_t pid) override;
-  HealthResult CheckHealth(const AppManifest& m, std::chrono::milliseconds timeout) override;
+  HealthResult CheckHealth(const std::string& serial, const AppManifest& m,
+                           std::chrono::milliseconds timeout) override;
   int64_t NowMs() override;
   void SleepMs(int64_t ms) override;
   OsRelease ReadOsRelease() override { return os_; }

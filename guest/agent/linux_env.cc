@@ -29,6 +29,7 @@
 #include "core/unique_fd.h"
 #include "guest/agent/probe.h"
 #include "guest/agent/socket_activation.h"
+#include "protocol/agent_protocol.h"
 
 extern char** environ;
 
@@ -37,7 +38,12 @@ namespace vdswap::guest {
 namespace {
 
 constexpr char kDataDir[] = "/var/lib/vdswap/data";
-constexpr char kAppBase[] = "/run/vdswap/app";
+constexpr char kAppBase[] = "/run/vdswap/app";     // slot kAppSerial
+constexpr char kAppBaseB[] = "/run/vdswap/app-b";  // slot kAppSerialB
+
+std::string AppBase(const std::string& serial) {
+  return serial == kAppSerialB ? kAppBaseB : kAppBase;
+}
 constexpr size_t kMaxHealthOutput = 4096;
 
 std::string ReadSmallRaw(const std::string& path) {
@@ -154,9 +160,10 @@ std::vector<std::string> EnvFor(const AppManifest& m) {
 }
 
 // In a forked child: enter the app's root and exec argv. Never returns.
-[[noreturn]] void ExecInRoot(const AppManifest& m, const std::vector<std::string>& argv,
+[[noreturn]] void ExecInRoot(const std::string& serial, const AppManifest& m,
+                             const std::vector<std::string>& argv,
                              const std::vector<std::string>& extra_env = {}) {
-  std::string root = std::string(kAppBase) + "/root";
+  std::string root = AppBase(serial) + "/root";
   // A private mount namespace: what the app mounts stays its own, and nothing mounted
   // or unmounted outside later reaches into it (systemd makes every mount shared, and
   // unshare copies propagation along).
@@ -291,13 +298,13 @@ Status LinuxEnv::Mount(const std::string& src, const std::string& dst, const cha
   return Status::Ok();
 }
 
-Status LinuxEnv::MakeAppBasePrivate() {
-  MkdirP(kAppBase);
-  if (!IsMountPoint(kAppBase) && mount(kAppBase, kAppBase, nullptr, MS_BIND, nullptr) != 0) {
-    return Internal(std::string("bind ") + kAppBase + ": " + strerror(errno));
+Status LinuxEnv::MakeAppBasePrivate(const std::string& base) {
+  MkdirP(base);
+  if (!IsMountPoint(base) && mount(base.c_str(), base.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return Internal("bind " + base + ": " + strerror(errno));
   }
-  if (mount(nullptr, kAppBase, nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    return Internal(std::string("make ") + kAppBase + " private: " + strerror(errno));
+  if (mount(nullptr, base.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return Internal("make " + base + " private: " + strerror(errno));
   }
   return Status::Ok();
 }
@@ -327,15 +334,15 @@ Status LinuxEnv::MountData(const std::string& device) {
   return Status::Ok();
 }
 
-Result<AppManifest> LinuxEnv::MountApp(const std::string& device) {
-  std::string base = kAppBase;
-  RETURN_IF_ERROR(UnmountApp());
-  RETURN_IF_ERROR(MakeAppBasePrivate());
+Result<AppManifest> LinuxEnv::MountApp(const std::string& serial, const std::string& device) {
+  std::string base = AppBase(serial);
+  RETURN_IF_ERROR(UnmountApp(serial));
+  RETURN_IF_ERROR(MakeAppBasePrivate(base));
   RETURN_IF_ERROR(Mount(device, base + "/lower", "erofs", MS_RDONLY, ""));
   std::string text = ReadSmall(base + "/lower/vdswap.json");
   auto manifest = ParseManifest(text);
   if (!manifest.ok()) {
-    UnmountApp().IgnoreError();
+    UnmountApp(serial).IgnoreError();
     return manifest.status();
   }
   Status s = Mount("tmpfs", base + "/scratch", "tmpfs", 0, "size=64m,mode=0755");
@@ -360,18 +367,18 @@ Result<AppManifest> LinuxEnv::MountApp(const std::string& device) {
     s = Mount(f, root + f, nullptr, MS_BIND, "");
   }
   if (!s.ok()) {
-    UnmountApp().IgnoreError();
+    UnmountApp(serial).IgnoreError();
     return s;
   }
-  Note("app " + manifest->name + " " + manifest->version + " mounted");
+  Note("app " + manifest->name + " " + manifest->version + " mounted in slot " + serial);
   return manifest;
 }
 
-Status LinuxEnv::UnmountApp() {
+Status LinuxEnv::UnmountApp(const std::string& serial) {
   // Whatever is mounted under the app's base, not just what MountApp mounted: the /dev
   // bind brings submounts along, and the app may have left mounts behind.
   Status result;
-  for (const std::string& m : MountsUnder(ReadSmallRaw("/proc/self/mountinfo"), kAppBase)) {
+  for (const std::string& m : MountsUnder(ReadSmallRaw("/proc/self/mountinfo"), AppBase(serial))) {
     bool ok = umount2(m.c_str(), 0) == 0;
     // Retry briefly: a process that just died may still hold a reference.
     for (int i = 0; !ok && errno == EBUSY && i < 50; ++i) {
@@ -454,7 +461,8 @@ Result<int> LinuxEnv::Listen(const SocketAddress& address) {
 
 void LinuxEnv::CloseListener(int fd) { close(fd); }
 
-Result<pid_t> LinuxEnv::Spawn(const AppManifest& m, const std::vector<int>& listen_fds) {
+Result<pid_t> LinuxEnv::Spawn(const std::string& serial, const AppManifest& m,
+                              const std::vector<int>& listen_fds) {
   pid_t pid = fork();
   if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
   if (pid == 0) {
@@ -474,7 +482,7 @@ Result<pid_t> LinuxEnv::Spawn(const AppManifest& m, const std::vector<int>& list
         _exit(126);
       }
     }
-    ExecInRoot(m, m.start,
+    ExecInRoot(serial, m, m.start,
                listen_fds.empty() ? std::vector<std::string>{} : ListenEnv(m, getpid()));
   }
   Note("app started, pid " + std::to_string(pid));
@@ -491,7 +499,7 @@ bool LinuxEnv::Reaped(pid_t pid) {
   return r == pid || (r < 0 && errno == ECHILD);
 }
 
-GuestEnv::HealthResult LinuxEnv::CheckHealth(const AppManifest& m,
+GuestEnv::HealthResult LinuxEnv::CheckHealth(const std::string& serial, const AppManifest& m,
                                              std::chrono::milliseconds timeout) {
   // The agent's own probes: the app shares the guest's network namespace, so its
   // 127.0.0.1 is ours.
@@ -514,7 +522,7 @@ GuestEnv::HealthResult LinuxEnv::CheckHealth(const AppManifest& m,
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 2);
-    ExecInRoot(m, m.health.exec);
+    ExecInRoot(serial, m, m.health.exec);
   }
   wr.reset();
   int64_t deadline = NowMs() + timeout.count();

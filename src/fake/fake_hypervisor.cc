@@ -47,6 +47,7 @@ std::string Basename(const std::string& path) {
 std::string Device(const std::string& serial) {
   if (serial == kOsSerial) return "/dev/vda";
   if (serial == kAppSerial) return "/dev/vdb";
+  if (serial == kAppSerialB) return "/dev/vdd";
   return "/dev/vdc";
 }
 
@@ -70,7 +71,7 @@ struct FakeHypervisor::RunningGuest {
   // Plugs `disk` in; an app disk comes with its app.
   void Plug(const DiskSpec& disk) {
     std::string device = Device(disk.serial);
-    if (disk.serial == kAppSerial) env.PutApp(device, AppOnVolume(Basename(disk.path)));
+    if (IsAppSerial(disk.serial)) env.PutApp(device, AppOnVolume(Basename(disk.path)));
     env.PlugDisk(disk.serial, device);
   }
 
