@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,17 @@ namespace vdswap {
 enum class SwapResult { kDone, kRolledBack, kFailed };
 // "done", "rolled_back", "failed".
 std::string_view SwapResultName(SwapResult r);
+
+// The order of an app hot swap. Make-before-break plugs the new app disk beside the old
+// one (the other app slot's serial) and prepares it while the old app runs, then stops
+// old → starts new → healthy → unplugs old; until the unplug, rollback is a switch back
+// with no hot-plug. Break-before-make (stop, detach, attach, start) is for guests that
+// cannot hold two app disks.
+enum class SwapOrder { kMakeBeforeBreak, kBreakBeforeMake };
+// "make-before-break", "break-before-make".
+std::string_view SwapOrderName(SwapOrder o);
+// Inverse of SwapOrderName; kInvalidArgument for any other name.
+Result<SwapOrder> SwapOrderFromName(std::string_view name);
 
 // How one VM's move to another template version ended.
 struct SwapOutcome {
@@ -40,6 +52,9 @@ class Swapper {
     std::chrono::milliseconds health_timeout{std::chrono::seconds(60)};
     std::chrono::milliseconds detach_timeout{std::chrono::seconds(30)};
     std::chrono::milliseconds boot_timeout{std::chrono::seconds(180)};
+    // Of app hot swaps, unless Swap says. Break-before-make until the rollout policy
+    // passes an order (--swap-order); the daemon's --swap-order sets it.
+    SwapOrder order = SwapOrder::kBreakBeforeMake;
   };
 
   // `db` only groups the VM row and the journal entry that end a swap in one transaction.
@@ -49,9 +64,11 @@ class Swapper {
 
   // Swaps `vm` to `to`. Returns the outcome (rolled back and failed swaps are outcomes,
   // not errors); an error means the swap could not be attempted (unknown VM, VM busy in
-  // an unfinished swap: kFailedPrecondition).
+  // an unfinished swap: kFailedPrecondition). `order` overrides Options::order for an app
+  // hot swap (an OS swap reboots either way).
   Result<SwapOutcome> Swap(const std::string& vm, const Template& to, int64_t rollout_id,
-                           const ProgressFn& progress);
+                           const ProgressFn& progress,
+                           std::optional<SwapOrder> order = std::nullopt);
   // Finishes the unfinished swap of `vm`, reading the hypervisor's live state as the
   // truth: forward when the new version's disk is in place, else back.
   Result<SwapOutcome> Resume(const std::string& vm);
@@ -68,6 +85,10 @@ class Swapper {
   Status Write(Plan& p, SwapStep step, SwapPhase phase);
   Status Step(Plan& p, SwapStep step, const std::function<Status()>& action);
   Result<SwapOutcome> Forward(Plan& p, const ProgressFn& progress);
+  // The make-before-break app swap after CHECKED; sets *downtime_ms.
+  Status MakeBeforeBreak(Plan& p, int64_t* downtime_ms);
+  // Unmounts the old app slot in the guest and unplugs its disk.
+  Status ReleaseOld(Plan& p);
   Result<SwapOutcome> Finish(Plan& p);
   Result<SwapOutcome> Rollback(Plan& p, const std::string& why);
   Status BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms);
