@@ -233,7 +233,9 @@ Result<AppStatus> Agent::AwaitHealthy() {
       return Internal(last_error_);
     }
     GuestEnv::HealthResult h;
-    if (!m.health.has_probe()) {
+    if (env_.NotifiedReady(pid_)) {
+      h = {true, "READY=1"};
+    } else if (!m.health.has_probe()) {
       h.healthy = true;  // no check: a running app is a healthy one
     } else {
       h = env_.CheckHealth(active_serial_, m, check_timeout);
@@ -253,7 +255,11 @@ Result<AppStatus> Agent::AwaitHealthy() {
                     " s: " + h.output;
       return Internal(last_error_);
     }
-    env_.SleepMs(m.health.interval_ms);
+    // Until the next probe, an sd_notify READY=1 counts at once.
+    for (int64_t next = env_.NowMs() + m.health.interval_ms;
+         env_.NowMs() < next && !env_.NotifiedReady(pid_);) {
+      env_.SleepMs(std::min<int64_t>(10, next - env_.NowMs()));
+    }
   }
 }
 

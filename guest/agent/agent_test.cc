@@ -434,5 +434,16 @@ TEST_F(AgentTest, StartFindsTheAppInTheSecondSlot) {
   EXPECT_EQ(env_.log().back(), "unmount app vdswap-app-b");
 }
 
+TEST_F(AgentTest, ReadyNotificationIsHealthyAtOnce) {
+  AppManifest m = HelloApp("1");
+  m.health.interval_ms = 1000;
+  PutApp(m);
+  env_.SetNotifiesReady("1");
+  env_.FailNextHealthChecks(1000);  // the probe alone would never pass
+  agent_.Boot();
+  ASSERT_EQ(agent_.state(), Agent::AppState::kRunning);
+  EXPECT_EQ(Op("status")["result"]["app"]["health_output"], "READY=1");
+}
+
 }  // namespace
 }  // namespace vdswap::guest

@@ -97,6 +97,7 @@ Result<pid_t> FakeGuestEnv::Spawn(const std::string& serial, const AppManifest& 
   ++spawns_;
   last_spawn_fds_ = listen_fds;
   last_spawn_env_ = ListenEnv(m, pid);
+  if (notifying_versions_.count(m.version)) notified_.insert(pid);
   log_.push_back("spawn " + m.version + SlotSuffix(serial));
   return pid;
 }
@@ -105,6 +106,8 @@ void FakeGuestEnv::Kill(pid_t pid, int signal) {
   log_.push_back(std::string("kill ") + (signal == SIGKILL ? "KILL" : "TERM"));
   if (signal == SIGKILL || !ignores_term_) alive_.erase(pid);
 }
+
+bool FakeGuestEnv::NotifiedReady(pid_t pid) { return notified_.count(pid) > 0; }
 
 bool FakeGuestEnv::Reaped(pid_t pid) { return alive_.count(pid) == 0; }
 

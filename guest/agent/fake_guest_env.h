@@ -37,6 +37,8 @@ class FakeGuestEnv : public GuestEnv {
   void SetProbesHang(bool hang) { probes_hang_ = hang; }
   // Listen on `address` fails with kUnavailable, as when something else holds the port.
   void SetAddressInUse(const std::string& address) { in_use_.insert(address); }
+  // Apps of `version` send sd_notify READY=1 as soon as they start.
+  void SetNotifiesReady(const std::string& version) { notifying_versions_.insert(version); }
   // The app ignores SIGTERM (only SIGKILL stops it).
   void SetIgnoresTerm(bool ignores) { ignores_term_ = ignores; }
   // The data disk is blank, so mounting it formats it first.
@@ -71,6 +73,7 @@ class FakeGuestEnv : public GuestEnv {
   Result<pid_t> Spawn(const std::string& serial, const AppManifest& m,
                       const std::vector<int>& listen_fds) override;
   void Kill(pid_t pid, int signal) override;
+  bool NotifiedReady(pid_t pid) override;
   bool Reaped(pid_t pid) override;
   HealthResult CheckHealth(const std::string& serial, const AppManifest& m,
                            std::chrono::milliseconds timeout) override;
@@ -87,6 +90,8 @@ class FakeGuestEnv : public GuestEnv {
   std::map<std::string, std::string> disks_;          // serial -> device
   std::map<std::string, AppManifest> app_on_device_;  // device -> manifest
   std::set<std::string> unhealthy_versions_;
+  std::set<std::string> notifying_versions_;
+  std::set<pid_t> notified_;
   std::set<pid_t> alive_;
   std::vector<std::string> log_;
   OsRelease os_ = {{"ID", "vdswap-testos"}, {"VERSION_ID", "1"}};

@@ -51,6 +51,9 @@ class GuestEnv {
   virtual Result<pid_t> Spawn(const std::string& serial, const AppManifest& m,
                               const std::vector<int>& listen_fds) = 0;
   virtual void Kill(pid_t pid, int signal) = 0;
+  // Non-blocking: true once the app `pid` sent sd_notify "READY=1" on the NOTIFY_SOCKET
+  // that Spawn gave it (an immediate healthy signal, before the next probe).
+  virtual bool NotifiedReady(pid_t pid) = 0;
   // Non-blocking: true when `pid` has exited (and is reaped).
   virtual bool Reaped(pid_t pid) = 0;
   // Runs the manifest's health probe (exec, http or tcp) once, waiting at most `timeout`.

@@ -461,8 +461,58 @@ Result<int> LinuxEnv::Listen(const SocketAddress& address) {
 
 void LinuxEnv::CloseListener(int fd) { close(fd); }
 
+std::string LinuxEnv::NotifySocket() {
+  if (notify_.valid()) return notify_name_;
+  std::string name = "vdswap-guest-notify-" + std::to_string(getpid());
+  vdswap::UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  int one = 1;
+  if (!fd.valid() || bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
+      setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+    LogLine(LogLevel::kWarning, std::string("no NOTIFY_SOCKET for apps: ") + strerror(errno));
+    return "";
+  }
+  notify_ = std::move(fd);
+  notify_name_ = "@" + name;
+  return notify_name_;
+}
+
+bool LinuxEnv::NotifiedReady(pid_t pid) {
+  if (!notify_.valid()) return false;
+  // Drain what arrived; the sender is known by its credentials (SO_PASSCRED), as systemd
+  // does, and only READY=1 of the app's main process counts.
+  while (true) {
+    char buf[4096];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    iovec iov{buf, sizeof buf - 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(notify_.get(), &msg, MSG_DONTWAIT);
+    if (n < 0) break;
+    buf[n] = '\0';
+    pid_t sender = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        ucred cred{};
+        memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        sender = cred.pid;
+      }
+    }
+    std::string text = "\n" + std::string(buf, static_cast<size_t>(n)) + "\n";
+    if (sender > 0 && text.find("\nREADY=1\n") != std::string::npos) ready_.insert(sender);
+  }
+  return ready_.count(pid) > 0;
+}
+
 Result<pid_t> LinuxEnv::Spawn(const std::string& serial, const AppManifest& m,
                               const std::vector<int>& listen_fds) {
+  std::string notify = NotifySocket();
   pid_t pid = fork();
   if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
   if (pid == 0) {
@@ -482,8 +532,10 @@ Result<pid_t> LinuxEnv::Spawn(const std::string& serial, const AppManifest& m,
         _exit(126);
       }
     }
-    ExecInRoot(serial, m, m.start,
-               listen_fds.empty() ? std::vector<std::string>{} : ListenEnv(m, getpid()));
+    std::vector<std::string> env =
+        listen_fds.empty() ? std::vector<std::string>{} : ListenEnv(m, getpid());
+    if (!notify.empty()) env.push_back("NOTIFY_SOCKET=" + notify);
+    ExecInRoot(serial, m, m.start, env);
   }
   Note("app started, pid " + std::to_string(pid));
   return pid;

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
+#include "core/unique_fd.h"
 #include "guest/agent/guest_env.h"
 
 namespace vdswap::guest {
@@ -38,6 +40,7 @@ class LinuxEnv : public GuestEnv {
   Result<pid_t> Spawn(const std::string& serial, const AppManifest& m,
                       const std::vector<int>& listen_fds) override;
   void Kill(pid_t pid, int signal) override;
+  bool NotifiedReady(pid_t pid) override;
   bool Reaped(pid_t pid) override;
   HealthResult CheckHealth(const std::string& serial, const AppManifest& m,
                            std::chrono::milliseconds timeout) override;
@@ -48,6 +51,9 @@ class LinuxEnv : public GuestEnv {
   std::string BootId() override;
   void PowerOff() override;
 
+  // The NOTIFY_SOCKET value Spawn gives apps ("@name": an abstract datagram socket,
+  // reachable from the app's chroot), binding it on first use; "" when it cannot be made.
+  std::string NotifySocket();
   // Unmounts the data disk (flushing it). The agent's exit path, after the app stopped.
   Status UnmountData();
 
@@ -57,6 +63,9 @@ class LinuxEnv : public GuestEnv {
   // and unmounting its submounts later would propagate back to the source.
   Status Mount(const std::string& src, const std::string& dst, const char* type,
                unsigned long flags, const std::string& options);
+  vdswap::UniqueFd notify_;
+  std::string notify_name_;
+  std::set<pid_t> ready_;  // apps that sent READY=1
   // Makes a slot's base a private mount point (a bind onto itself). Idempotent.
   Status MakeAppBasePrivate(const std::string& base);
 };

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 
 #include "core/files.h"
@@ -113,6 +115,23 @@ TEST(LinuxEnvTest, ListenEnvFollowsSystemdsProtocol) {
   EXPECT_EQ(ListenEnv(m, 42), (std::vector<std::string>{"LISTEN_FDS=2", "LISTEN_PID=42",
                                                         "LISTEN_FDNAMES=http:admin"}));
   EXPECT_EQ(kListenFdsStart, 3);
+}
+
+TEST(LinuxEnvTest, ReadyNotificationCountsForItsSenderOnly) {
+  LinuxEnv env;
+  std::string name = env.NotifySocket();
+  ASSERT_EQ(name.rfind("@vdswap-guest-notify-", 0), 0u) << name;
+  EXPECT_FALSE(env.NotifiedReady(getpid()));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path + 1, name.data() + 1, name.size() - 1);
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+  int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+  const char kMsg[] = "STATUS=warming\nREADY=1";
+  ASSERT_GT(sendto(fd, kMsg, sizeof kMsg - 1, 0, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  close(fd);
+  EXPECT_TRUE(env.NotifiedReady(getpid()));
+  EXPECT_FALSE(env.NotifiedReady(getpid() + 1));
 }
 
 }  // namespace
