@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/json.h"
 #include "guest/agent/guest_env.h"
@@ -22,8 +23,10 @@ class Agent {
 
   explicit Agent(GuestEnv& env);
 
-  // Mounts the data disk and starts the app when its disk is present. Errors are kept
-  // in status (the agent serves requests either way).
+  // Mounts the data disk and starts the app when its disk is present. With two app disks
+  // present (a make-before-break swap interrupted by a reboot) it starts neither: the
+  // host's resume decides with app.switch. Errors are kept in status (the agent serves
+  // requests either way).
   void Boot();
   // Handles one request line; returns the reply line (no trailing newline).
   std::string HandleLine(std::string_view line);
@@ -45,15 +48,40 @@ class Agent {
   AppStatus App() const;
   Result<StopReply> Stop();
   Result<AppStatus> Start(int64_t wait_disk_ms);
+  // Make-before-break: see AgentOp.
+  Result<AppStatus> Prepare(const std::string& serial, int64_t wait_disk_ms);
+  Result<AppStatus> Switch(const std::string& serial, int64_t wait_disk_ms);
+  Result<StopReply> Release(const std::string& serial);
+  // The serial of the one app disk present, waiting up to `wait_ms` for one to appear.
+  // kFailedPrecondition when both slots have a disk (the host must choose).
+  Result<std::string> FindAppDisk(int64_t wait_ms);
   Result<HealthReply> CheckHealth();
   // Waits for the first healthy check after a start, up to the manifest's timeout.
   Result<AppStatus> AwaitHealthy();
   Status Launch();
+  // Makes the held sockets match m.sockets: a socket with the same name and address is
+  // kept, dropped ones are closed, new ones opened. Returns the fds in manifest order.
+  Result<std::vector<int>> HoldSockets(const AppManifest& m);
   void StopProcess();
 
+  struct HeldSocket {
+    AppManifest::Socket socket;
+    int fd = -1;
+  };
+
   GuestEnv& env_;
+  // Listening sockets held for the app's whole life on the VM, across restarts and swaps.
+  std::vector<HeldSocket> held_;
   AppState state_ = AppState::kStopped;
-  std::optional<AppManifest> manifest_;
+  std::optional<AppManifest> manifest_;  // the active slot's
+  std::string active_serial_ = kAppSerial;
+  // A slot mounted beside the active one: prepared for a switch, or the previous app
+  // kept for a switch back until the host releases it.
+  struct Standby {
+    std::string serial;
+    AppManifest manifest;
+  };
+  std::optional<Standby> standby_;
   pid_t pid_ = -1;
   bool data_mounted_ = false;
   bool app_mounted_ = false;

@@ -2,7 +2,21 @@
 
 #include <signal.h>
 
+#include <cassert>
+
+#include "guest/agent/socket_activation.h"
+#include "protocol/agent_protocol.h"
+
 namespace vdswap::guest {
+
+namespace {
+
+// Log lines name the second slot only, so the first slot's read as they always did.
+std::string SlotSuffix(const std::string& serial) {
+  return serial == kAppSerialB ? std::string(" ") + kAppSerialB : "";
+}
+
+}  // namespace
 
 FakeGuestEnv::FakeGuestEnv(Clock& clock, std::string boot_id)
     : clock_(clock), boot_id_(std::move(boot_id)) {}
@@ -40,25 +54,51 @@ Status FakeGuestEnv::MountData(const std::string& device) {
   return Status::Ok();
 }
 
-Result<AppManifest> FakeGuestEnv::MountApp(const std::string& device) {
+Result<AppManifest> FakeGuestEnv::MountApp(const std::string& serial, const std::string& device) {
   auto it = app_on_device_.find(device);
   if (it == app_on_device_.end()) {
     return InvalidArgument("manifest: /vdswap.json is not valid JSON");
   }
-  log_.push_back("mount app " + device);
+  log_.push_back("mount app " + device + SlotSuffix(serial));
   return it->second;
 }
 
-Status FakeGuestEnv::UnmountApp() {
-  log_.push_back("unmount app");
+Status FakeGuestEnv::UnmountApp(const std::string& serial) {
+  log_.push_back("unmount app" + SlotSuffix(serial));
   return Status::Ok();
 }
 
-Result<pid_t> FakeGuestEnv::Spawn(const AppManifest& m) {
+Result<int> FakeGuestEnv::Listen(const SocketAddress& address) {
+  std::string text = address.ToString();
+  bool held = false;
+  for (const auto& [fd, a] : listening_) held = held || a == text;
+  if (held || in_use_.count(text)) {
+    return Unavailable("listen on " + text + ": Address already in use");
+  }
+  int fd = next_fd_++;
+  listening_[fd] = text;
+  log_.push_back("listen " + text + " fd " + std::to_string(fd));
+  return fd;
+}
+
+void FakeGuestEnv::CloseListener(int fd) {
+  log_.push_back("close fd " + std::to_string(fd) + " " + listening_[fd]);
+  listening_.erase(fd);
+}
+
+Result<pid_t> FakeGuestEnv::Spawn(const std::string& serial, const AppManifest& m,
+                                  const std::vector<int>& listen_fds) {
+  assert(listen_fds.empty() || listen_fds.size() == m.sockets.size());
+  for (int fd : listen_fds) {
+    if (!listening_.count(fd)) return Internal("fd " + std::to_string(fd) + " is not a socket");
+  }
   pid_t pid = next_pid_++;
   alive_.insert(pid);
   ++spawns_;
-  log_.push_back("spawn " + m.version);
+  last_spawn_fds_ = listen_fds;
+  last_spawn_env_ = ListenEnv(m, pid);
+  if (notifying_versions_.count(m.version)) notified_.insert(pid);
+  log_.push_back("spawn " + m.version + SlotSuffix(serial));
   return pid;
 }
 
@@ -67,9 +107,16 @@ void FakeGuestEnv::Kill(pid_t pid, int signal) {
   if (signal == SIGKILL || !ignores_term_) alive_.erase(pid);
 }
 
+bool FakeGuestEnv::NotifiedReady(pid_t pid) { return notified_.count(pid) > 0; }
+
 bool FakeGuestEnv::Reaped(pid_t pid) { return alive_.count(pid) == 0; }
 
-GuestEnv::HealthResult FakeGuestEnv::CheckHealth(const AppManifest& m, std::chrono::milliseconds) {
+GuestEnv::HealthResult FakeGuestEnv::CheckHealth(const std::string&, const AppManifest& m,
+                                                 std::chrono::milliseconds timeout) {
+  if (probes_hang_) {
+    clock_.SleepFor(timeout);
+    return {false, "(health check timed out)"};
+  }
   if (failing_checks_ > 0) {
     --failing_checks_;
     return {false, "starting"};

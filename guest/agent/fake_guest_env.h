@@ -33,6 +33,12 @@ class FakeGuestEnv : public GuestEnv {
   void SetHealthy(const std::string& version, bool healthy);
   // Makes the next `n` health checks fail, as an app that warms up.
   void FailNextHealthChecks(int n) { failing_checks_ = n; }
+  // Every health probe hangs until its timeout, as an app that accepts but never answers.
+  void SetProbesHang(bool hang) { probes_hang_ = hang; }
+  // Listen on `address` fails with kUnavailable, as when something else holds the port.
+  void SetAddressInUse(const std::string& address) { in_use_.insert(address); }
+  // Apps of `version` send sd_notify READY=1 as soon as they start.
+  void SetNotifiesReady(const std::string& version) { notifying_versions_.insert(version); }
   // The app ignores SIGTERM (only SIGKILL stops it).
   void SetIgnoresTerm(bool ignores) { ignores_term_ = ignores; }
   // The data disk is blank, so mounting it formats it first.
@@ -46,6 +52,11 @@ class FakeGuestEnv : public GuestEnv {
   const std::vector<std::string>& log() const { return log_; }
   // Processes alive now.
   size_t running_processes() const { return alive_.size(); }
+  // Sockets open now: fd -> address.
+  const std::map<int, std::string>& listening() const { return listening_; }
+  // The fds and socket activation environment of the last spawn.
+  const std::vector<int>& last_spawn_fds() const { return last_spawn_fds_; }
+  const std::vector<std::string>& last_spawn_env() const { return last_spawn_env_; }
   // How many times an app was spawned.
   int spawns() const { return spawns_; }
   bool powered_off() const { return powered_off_; }
@@ -55,12 +66,17 @@ class FakeGuestEnv : public GuestEnv {
   // A missing disk is waited for (`wait` passes on the clock), then kNotFound.
   Result<std::string> FindDisk(const std::string& serial, std::chrono::milliseconds wait) override;
   Status MountData(const std::string& device) override;
-  Result<AppManifest> MountApp(const std::string& device) override;
-  Status UnmountApp() override;
-  Result<pid_t> Spawn(const AppManifest& m) override;
+  Result<AppManifest> MountApp(const std::string& serial, const std::string& device) override;
+  Status UnmountApp(const std::string& serial) override;
+  Result<int> Listen(const SocketAddress& address) override;
+  void CloseListener(int fd) override;
+  Result<pid_t> Spawn(const std::string& serial, const AppManifest& m,
+                      const std::vector<int>& listen_fds) override;
   void Kill(pid_t pid, int signal) override;
+  bool NotifiedReady(pid_t pid) override;
   bool Reaped(pid_t pid) override;
-  HealthResult CheckHealth(const AppManifest& m, std::chrono::milliseconds timeout) override;
+  HealthResult CheckHealth(const std::string& serial, const AppManifest& m,
+                           std::chrono::milliseconds timeout) override;
   int64_t NowMs() override;
   void SleepMs(int64_t ms) override;
   OsRelease ReadOsRelease() override { return os_; }
@@ -74,10 +90,18 @@ class FakeGuestEnv : public GuestEnv {
   std::map<std::string, std::string> disks_;          // serial -> device
   std::map<std::string, AppManifest> app_on_device_;  // device -> manifest
   std::set<std::string> unhealthy_versions_;
+  std::set<std::string> notifying_versions_;
+  std::set<pid_t> notified_;
   std::set<pid_t> alive_;
   std::vector<std::string> log_;
   OsRelease os_ = {{"ID", "vdswap-testos"}, {"VERSION_ID", "1"}};
+  std::map<int, std::string> listening_;
+  std::set<std::string> in_use_;
+  std::vector<int> last_spawn_fds_;
+  std::vector<std::string> last_spawn_env_;
   pid_t next_pid_ = 100;
+  int next_fd_ = 20;
+  bool probes_hang_ = false;
   int spawns_ = 0;
   int failing_checks_ = 0;
   bool ignores_term_ = false;

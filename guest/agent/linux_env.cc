@@ -1,5 +1,6 @@
 #include "guest/agent/linux_env.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +27,9 @@
 #include <thread>
 
 #include "core/unique_fd.h"
+#include "guest/agent/probe.h"
+#include "guest/agent/socket_activation.h"
+#include "protocol/agent_protocol.h"
 
 extern char** environ;
 
@@ -34,7 +38,12 @@ namespace vdswap::guest {
 namespace {
 
 constexpr char kDataDir[] = "/var/lib/vdswap/data";
-constexpr char kAppBase[] = "/run/vdswap/app";
+constexpr char kAppBase[] = "/run/vdswap/app";     // slot kAppSerial
+constexpr char kAppBaseB[] = "/run/vdswap/app-b";  // slot kAppSerialB
+
+std::string AppBase(const std::string& serial) {
+  return serial == kAppSerialB ? kAppBaseB : kAppBase;
+}
 constexpr size_t kMaxHealthOutput = 4096;
 
 std::string ReadSmallRaw(const std::string& path) {
@@ -151,8 +160,10 @@ std::vector<std::string> EnvFor(const AppManifest& m) {
 }
 
 // In a forked child: enter the app's root and exec argv. Never returns.
-[[noreturn]] void ExecInRoot(const AppManifest& m, const std::vector<std::string>& argv) {
-  std::string root = std::string(kAppBase) + "/root";
+[[noreturn]] void ExecInRoot(const std::string& serial, const AppManifest& m,
+                             const std::vector<std::string>& argv,
+                             const std::vector<std::string>& extra_env = {}) {
+  std::string root = AppBase(serial) + "/root";
   // A private mount namespace: what the app mounts stays its own, and nothing mounted
   // or unmounted outside later reaches into it (systemd makes every mount shared, and
   // unshare copies propagation along).
@@ -164,6 +175,7 @@ std::vector<std::string> EnvFor(const AppManifest& m) {
     if (chdir("/") != 0) _exit(126);
   }
   std::vector<std::string> env = EnvFor(m);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> args, envp;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -286,13 +298,13 @@ Status LinuxEnv::Mount(const std::string& src, const std::string& dst, const cha
   return Status::Ok();
 }
 
-Status LinuxEnv::MakeAppBasePrivate() {
-  MkdirP(kAppBase);
-  if (!IsMountPoint(kAppBase) && mount(kAppBase, kAppBase, nullptr, MS_BIND, nullptr) != 0) {
-    return Internal(std::string("bind ") + kAppBase + ": " + strerror(errno));
+Status LinuxEnv::MakeAppBasePrivate(const std::string& base) {
+  MkdirP(base);
+  if (!IsMountPoint(base) && mount(base.c_str(), base.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return Internal("bind " + base + ": " + strerror(errno));
   }
-  if (mount(nullptr, kAppBase, nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    return Internal(std::string("make ") + kAppBase + " private: " + strerror(errno));
+  if (mount(nullptr, base.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return Internal("make " + base + " private: " + strerror(errno));
   }
   return Status::Ok();
 }
@@ -322,15 +334,15 @@ Status LinuxEnv::MountData(const std::string& device) {
   return Status::Ok();
 }
 
-Result<AppManifest> LinuxEnv::MountApp(const std::string& device) {
-  std::string base = kAppBase;
-  RETURN_IF_ERROR(UnmountApp());
-  RETURN_IF_ERROR(MakeAppBasePrivate());
+Result<AppManifest> LinuxEnv::MountApp(const std::string& serial, const std::string& device) {
+  std::string base = AppBase(serial);
+  RETURN_IF_ERROR(UnmountApp(serial));
+  RETURN_IF_ERROR(MakeAppBasePrivate(base));
   RETURN_IF_ERROR(Mount(device, base + "/lower", "erofs", MS_RDONLY, ""));
   std::string text = ReadSmall(base + "/lower/vdswap.json");
   auto manifest = ParseManifest(text);
   if (!manifest.ok()) {
-    UnmountApp().IgnoreError();
+    UnmountApp(serial).IgnoreError();
     return manifest.status();
   }
   Status s = Mount("tmpfs", base + "/scratch", "tmpfs", 0, "size=64m,mode=0755");
@@ -355,18 +367,18 @@ Result<AppManifest> LinuxEnv::MountApp(const std::string& device) {
     s = Mount(f, root + f, nullptr, MS_BIND, "");
   }
   if (!s.ok()) {
-    UnmountApp().IgnoreError();
+    UnmountApp(serial).IgnoreError();
     return s;
   }
-  Note("app " + manifest->name + " " + manifest->version + " mounted");
+  Note("app " + manifest->name + " " + manifest->version + " mounted in slot " + serial);
   return manifest;
 }
 
-Status LinuxEnv::UnmountApp() {
+Status LinuxEnv::UnmountApp(const std::string& serial) {
   // Whatever is mounted under the app's base, not just what MountApp mounted: the /dev
   // bind brings submounts along, and the app may have left mounts behind.
   Status result;
-  for (const std::string& m : MountsUnder(ReadSmallRaw("/proc/self/mountinfo"), kAppBase)) {
+  for (const std::string& m : MountsUnder(ReadSmallRaw("/proc/self/mountinfo"), AppBase(serial))) {
     bool ok = umount2(m.c_str(), 0) == 0;
     // Retry briefly: a process that just died may still hold a reference.
     for (int i = 0; !ok && errno == EBUSY && i < 50; ++i) {
@@ -392,7 +404,115 @@ Status LinuxEnv::UnmountData() {
   return Status::Ok();
 }
 
-Result<pid_t> LinuxEnv::Spawn(const AppManifest& m) {
+Result<int> LinuxEnv::Listen(const SocketAddress& address) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (address.family == SocketAddress::Family::kUnix) {
+    auto* a = reinterpret_cast<sockaddr_un*>(&ss);
+    if (address.path.size() >= sizeof a->sun_path) {
+      return InvalidArgument("unix socket path too long: " + address.path);
+    }
+    a->sun_family = AF_UNIX;
+    memcpy(a->sun_path, address.path.c_str(), address.path.size());
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.path.size() + 1);
+    family = AF_UNIX;
+    // A socket file left by an earlier agent (a crash, a reboot on a persistent /run):
+    // bind would fail on it. Anything that is not a socket is left alone.
+    struct stat st {};
+    if (lstat(address.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      unlink(address.path.c_str());
+    }
+    MkdirP(address.path.substr(0, address.path.rfind('/')));
+  } else if (address.family == SocketAddress::Family::kInet6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(address.port));
+    if (inet_pton(AF_INET6, address.host.c_str(), &a->sin6_addr) != 1) {
+      return InvalidArgument("not a numeric IPv6 address: " + address.host);
+    }
+    len = sizeof *a;
+    family = AF_INET6;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(address.port));
+    if (inet_pton(AF_INET, address.host.c_str(), &a->sin_addr) != 1) {
+      return InvalidArgument("not a numeric IPv4 address: " + address.host);
+    }
+    len = sizeof *a;
+  }
+  // CLOEXEC: only the app gets these (Spawn dups them to 3..), not health checks or tools.
+  vdswap::UniqueFd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Internal(std::string("socket: ") + strerror(errno));
+  if (family != AF_UNIX) {
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  }
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+    return Unavailable("bind " + address.ToString() + ": " + strerror(errno));
+  }
+  if (listen(fd.get(), SOMAXCONN) != 0) {
+    return Unavailable("listen " + address.ToString() + ": " + strerror(errno));
+  }
+  Note("holding socket " + address.ToString() + " (fd " + std::to_string(fd.get()) + ")");
+  return fd.release();
+}
+
+void LinuxEnv::CloseListener(int fd) { close(fd); }
+
+std::string LinuxEnv::NotifySocket() {
+  if (notify_.valid()) return notify_name_;
+  std::string name = "vdswap-guest-notify-" + std::to_string(getpid());
+  vdswap::UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  int one = 1;
+  if (!fd.valid() || bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
+      setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+    LogLine(LogLevel::kWarning, std::string("no NOTIFY_SOCKET for apps: ") + strerror(errno));
+    return "";
+  }
+  notify_ = std::move(fd);
+  notify_name_ = "@" + name;
+  return notify_name_;
+}
+
+bool LinuxEnv::NotifiedReady(pid_t pid) {
+  if (!notify_.valid()) return false;
+  // Drain what arrived; the sender is known by its credentials (SO_PASSCRED), as systemd
+  // does, and only READY=1 of the app's main process counts.
+  while (true) {
+    char buf[4096];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    iovec iov{buf, sizeof buf - 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(notify_.get(), &msg, MSG_DONTWAIT);
+    if (n < 0) break;
+    buf[n] = '\0';
+    pid_t sender = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        ucred cred{};
+        memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        sender = cred.pid;
+      }
+    }
+    std::string text = "\n" + std::string(buf, static_cast<size_t>(n)) + "\n";
+    if (sender > 0 && text.find("\nREADY=1\n") != std::string::npos) ready_.insert(sender);
+  }
+  return ready_.count(pid) > 0;
+}
+
+Result<pid_t> LinuxEnv::Spawn(const std::string& serial, const AppManifest& m,
+                              const std::vector<int>& listen_fds) {
+  std::string notify = NotifySocket();
   pid_t pid = fork();
   if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
   if (pid == 0) {
@@ -401,7 +521,21 @@ Result<pid_t> LinuxEnv::Spawn(const AppManifest& m) {
     // under systemd.
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);
-    ExecInRoot(m, m.start);
+    // The held sockets to 3, 4, ...: first out of that range (a source fd may sit where
+    // another one goes), then into place; dup2 leaves them without CLOEXEC.
+    int n = static_cast<int>(listen_fds.size());
+    std::vector<int> moved;
+    for (int fd : listen_fds) moved.push_back(fcntl(fd, F_DUPFD_CLOEXEC, kListenFdsStart + n));
+    for (int i = 0; i < n; ++i) {
+      if (moved[static_cast<size_t>(i)] < 0 ||
+          dup2(moved[static_cast<size_t>(i)], kListenFdsStart + i) < 0) {
+        _exit(126);
+      }
+    }
+    std::vector<std::string> env =
+        listen_fds.empty() ? std::vector<std::string>{} : ListenEnv(m, getpid());
+    if (!notify.empty()) env.push_back("NOTIFY_SOCKET=" + notify);
+    ExecInRoot(serial, m, m.start, env);
   }
   Note("app started, pid " + std::to_string(pid));
   return pid;
@@ -417,8 +551,18 @@ bool LinuxEnv::Reaped(pid_t pid) {
   return r == pid || (r < 0 && errno == ECHILD);
 }
 
-GuestEnv::HealthResult LinuxEnv::CheckHealth(const AppManifest& m,
+GuestEnv::HealthResult LinuxEnv::CheckHealth(const std::string& serial, const AppManifest& m,
                                              std::chrono::milliseconds timeout) {
+  // The agent's own probes: the app shares the guest's network namespace, so its
+  // 127.0.0.1 is ours.
+  if (m.health.http) {
+    ProbeResult p = ProbeHttp(*m.health.http, timeout);
+    return {p.healthy, p.output};
+  }
+  if (m.health.tcp) {
+    ProbeResult p = ProbeTcp(*m.health.tcp, timeout);
+    return {p.healthy, p.output};
+  }
   HealthResult result;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return result;
@@ -430,7 +574,7 @@ GuestEnv::HealthResult LinuxEnv::CheckHealth(const AppManifest& m,
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 2);
-    ExecInRoot(m, m.health.exec);
+    ExecInRoot(serial, m, m.health.exec);
   }
   wr.reset();
   int64_t deadline = NowMs() + timeout.count();

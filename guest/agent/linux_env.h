@@ -1,8 +1,10 @@
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
+#include "core/unique_fd.h"
 #include "guest/agent/guest_env.h"
 
 namespace vdswap::guest {
@@ -25,17 +27,23 @@ void NotifyReady();
 //   data disk   /var/lib/vdswap/data (the app's part: .../data/app, seen as /data)
 //   app disk    /run/vdswap/app/lower (read-only EROFS)
 //   app root    /run/vdswap/app/root  (overlay: lower + tmpfs upper)
-// /run/vdswap/app is a private mount, so nothing mounted under it propagates elsewhere.
+//   second slot /run/vdswap/app-b/... (the disk with serial vdswap-app-b), the same way
+// Each slot's base is a private mount, so nothing mounted under it propagates elsewhere.
 class LinuxEnv : public GuestEnv {
  public:
   Result<std::string> FindDisk(const std::string& serial, std::chrono::milliseconds wait) override;
   Status MountData(const std::string& device) override;
-  Result<AppManifest> MountApp(const std::string& device) override;
-  Status UnmountApp() override;
-  Result<pid_t> Spawn(const AppManifest& m) override;
+  Result<AppManifest> MountApp(const std::string& serial, const std::string& device) override;
+  Status UnmountApp(const std::string& serial) override;
+  Result<int> Listen(const SocketAddress& address) override;
+  void CloseListener(int fd) override;
+  Result<pid_t> Spawn(const std::string& serial, const AppManifest& m,
+                      const std::vector<int>& listen_fds) override;
   void Kill(pid_t pid, int signal) override;
+  bool NotifiedReady(pid_t pid) override;
   bool Reaped(pid_t pid) override;
-  HealthResult CheckHealth(const AppManifest& m, std::chrono::milliseconds timeout) override;
+  HealthResult CheckHealth(const std::string& serial, const AppManifest& m,
+                           std::chrono::milliseconds timeout) override;
   int64_t NowMs() override;
   void SleepMs(int64_t ms) override;
   OsRelease ReadOsRelease() override;
@@ -43,6 +51,9 @@ class LinuxEnv : public GuestEnv {
   std::string BootId() override;
   void PowerOff() override;
 
+  // The NOTIFY_SOCKET value Spawn gives apps ("@name": an abstract datagram socket,
+  // reachable from the app's chroot), binding it on first use; "" when it cannot be made.
+  std::string NotifySocket();
   // Unmounts the data disk (flushing it). The agent's exit path, after the app stopped.
   Status UnmountData();
 
@@ -52,8 +63,11 @@ class LinuxEnv : public GuestEnv {
   // and unmounting its submounts later would propagate back to the source.
   Status Mount(const std::string& src, const std::string& dst, const char* type,
                unsigned long flags, const std::string& options);
-  // Makes /run/vdswap/app a private mount point (a bind onto itself). Idempotent.
-  Status MakeAppBasePrivate();
+  vdswap::UniqueFd notify_;
+  std::string notify_name_;
+  std::set<pid_t> ready_;  // apps that sent READY=1
+  // Makes a slot's base a private mount point (a bind onto itself). Idempotent.
+  Status MakeAppBasePrivate(const std::string& base);
 };
 
 // The absolute path of the executable `name` found on $PATH, then /usr/sbin, /sbin,

@@ -1,12 +1,19 @@
 #include "guest/agent/linux_env.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 
 #include "core/files.h"
+#include "guest/agent/socket_activation.h"
 
 namespace vdswap::guest {
 namespace {
@@ -64,6 +71,67 @@ TEST(LinuxEnvTest, FindToolSearchesPathThenTheSbinDirectories) {
   EXPECT_NE(FindTool("sh"), "");
   EXPECT_EQ(FindTool("vdswap-test-tool"), "");
   setenv("PATH", saved.c_str(), 1);
+}
+
+TEST(LinuxEnvTest, ListenReplacesAStaleUnixSocketAndAcceptsConnections) {
+  auto dir = TempDir::Create("/tmp", "listen");
+  ASSERT_TRUE(dir.ok());
+  auto addr = ParseSocketAddress("unix:" + dir->path() + "/sub/app.sock");
+  ASSERT_TRUE(addr.ok());
+  LinuxEnv env;
+  auto first = env.Listen(*addr);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  env.CloseListener(*first);  // leaves the socket file behind, as a crashed agent does
+  auto second = env.Listen(*addr);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  int c = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", addr->path.c_str());
+  // Nobody accepts yet: the connection waits in the backlog instead of being refused.
+  EXPECT_EQ(connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  close(c);
+  env.CloseListener(*second);
+}
+
+TEST(LinuxEnvTest, ListenOnATakenPortIsUnavailable) {
+  LinuxEnv env;
+  auto any = env.Listen(*ParseSocketAddress("127.0.0.1:0"));
+  ASSERT_TRUE(any.ok()) << any.status().ToString();
+  sockaddr_in sa{};
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(getsockname(*any, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  int port = ntohs(sa.sin_port);
+  auto again = env.Listen(*ParseSocketAddress("127.0.0.1:" + std::to_string(port)));
+  EXPECT_EQ(again.status().code(), Code::kUnavailable);
+  env.CloseListener(*any);
+}
+
+TEST(LinuxEnvTest, ListenEnvFollowsSystemdsProtocol) {
+  AppManifest m;
+  EXPECT_TRUE(ListenEnv(m, 42).empty());
+  m.sockets = {{"http", *ParseSocketAddress("0.0.0.0:80")},
+               {"admin", *ParseSocketAddress("unix:/run/a.sock")}};
+  EXPECT_EQ(ListenEnv(m, 42), (std::vector<std::string>{"LISTEN_FDS=2", "LISTEN_PID=42",
+                                                        "LISTEN_FDNAMES=http:admin"}));
+  EXPECT_EQ(kListenFdsStart, 3);
+}
+
+TEST(LinuxEnvTest, ReadyNotificationCountsForItsSenderOnly) {
+  LinuxEnv env;
+  std::string name = env.NotifySocket();
+  ASSERT_EQ(name.rfind("@vdswap-guest-notify-", 0), 0u) << name;
+  EXPECT_FALSE(env.NotifiedReady(getpid()));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path + 1, name.data() + 1, name.size() - 1);
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+  int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+  const char kMsg[] = "STATUS=warming\nREADY=1";
+  ASSERT_GT(sendto(fd, kMsg, sizeof kMsg - 1, 0, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  close(fd);
+  EXPECT_TRUE(env.NotifiedReady(getpid()));
+  EXPECT_FALSE(env.NotifiedReady(getpid() + 1));
 }
 
 }  // namespace

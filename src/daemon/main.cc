@@ -54,6 +54,7 @@ struct Flags {
   std::string uri = "qemu:///system";
   std::string log_level = "info";
   int64_t fake_latency_ms = -1;
+  std::string swap_order = "break-before-make";
 };
 
 Result<std::pair<std::string, int>> ParseListen(const std::string& spec) {
@@ -180,8 +181,10 @@ int Run(const Flags& flags) {
   GuestAgent agent(*hypervisor, clock);
   VmService vms(vm_table, vm_locks, hosts, templates, images, disks, agent, *hypervisor, clock,
                 flags.uri);
+  Swapper::Options swap_options;
+  swap_options.order = *SwapOrderFromName(flags.swap_order);  // checked by the parser
   Swapper swapper(**db, vm_table, journal, vm_locks, hosts, templates, disks, agent, *hypervisor,
-                  clock, Swapper::Options{});
+                  clock, swap_options);
   RolloutEngine rollouts(rollout_store, vm_table, templates, hosts, swapper, agent, clock);
   RegisterStatusRoutes(router, metrics, **db, {hosts, images, templates, vm_table, rollout_store},
                        info);
@@ -237,6 +240,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--accel", flags.accel, "auto, kvm or tcg (QEMU accelerator for new VMs)")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
+      ->capture_default_str();
+  app.add_option("--swap-order", flags.swap_order,
+                 "Default order of app hot swaps: make-before-break (the new app disk beside "
+                 "the old one) or break-before-make")
+      ->check(CLI::IsMember({"make-before-break", "break-before-make"}))
       ->capture_default_str();
   app.add_option("--uri", flags.uri, "libvirt URI of the default host")->capture_default_str();
   app.add_option("--fake-latency", flags.fake_latency_ms,

@@ -34,6 +34,12 @@ const char* OpName(FakeHypervisor::Op op) {
       return "app.stop";
     case FakeHypervisor::Op::kAppStart:
       return "app.start";
+    case FakeHypervisor::Op::kAppPrepare:
+      return "app.prepare";
+    case FakeHypervisor::Op::kAppSwitch:
+      return "app.switch";
+    case FakeHypervisor::Op::kAppRelease:
+      return "app.release";
   }
   return "?";
 }
@@ -47,6 +53,7 @@ std::string Basename(const std::string& path) {
 std::string Device(const std::string& serial) {
   if (serial == kOsSerial) return "/dev/vda";
   if (serial == kAppSerial) return "/dev/vdb";
+  if (serial == kAppSerialB) return "/dev/vdd";
   return "/dev/vdc";
 }
 
@@ -70,7 +77,7 @@ struct FakeHypervisor::RunningGuest {
   // Plugs `disk` in; an app disk comes with its app.
   void Plug(const DiskSpec& disk) {
     std::string device = Device(disk.serial);
-    if (disk.serial == kAppSerial) env.PutApp(device, AppOnVolume(Basename(disk.path)));
+    if (IsAppSerial(disk.serial)) env.PutApp(device, AppOnVolume(Basename(disk.path)));
     env.PlugDisk(disk.serial, device);
   }
 
@@ -409,6 +416,10 @@ Result<std::unique_ptr<AgentChannel>> FakeHypervisor::OpenAgent(const HostRef& h
 Result<Json> FakeHypervisor::AgentCall(const std::string& name, AgentOp op, const Json& fields) {
   if (op == AgentOp::kAppStop) RETURN_IF_ERROR(Enter(Op::kAppStop, name));
   if (op == AgentOp::kAppStart) RETURN_IF_ERROR(Enter(Op::kAppStart, name));
+  std::string slot = fields.is_object() ? fields.value("serial", std::string()) : std::string();
+  if (op == AgentOp::kAppPrepare) RETURN_IF_ERROR(Enter(Op::kAppPrepare, name + " " + slot));
+  if (op == AgentOp::kAppSwitch) RETURN_IF_ERROR(Enter(Op::kAppSwitch, name + " " + slot));
+  if (op == AgentOp::kAppRelease) RETURN_IF_ERROR(Enter(Op::kAppRelease, name + " " + slot));
   std::shared_ptr<RunningGuest> guest;
   {
     std::lock_guard lock(mu_);

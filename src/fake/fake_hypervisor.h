@@ -36,6 +36,9 @@ class FakeHypervisor : public Hypervisor {
     kOpenAgent,
     kAppStop,
     kAppStart,
+    kAppPrepare,  // the make-before-break agent ops, logged with their slot's serial
+    kAppSwitch,
+    kAppRelease,
   };
 
   // REQUIRES: `clock` outlives this.

@@ -22,6 +22,24 @@ Result<AppStatus> GuestAgent::StartApp(const HostRef& host, const std::string& v
   return agent.StartApp(StartRequest{}, timeout);
 }
 
+Result<AppStatus> GuestAgent::PrepareApp(const HostRef& host, const std::string& vm,
+                                         const std::string& serial, milliseconds timeout) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
+  return agent.PrepareApp(SlotRequest{serial}, timeout);
+}
+
+Result<AppStatus> GuestAgent::SwitchApp(const HostRef& host, const std::string& vm,
+                                        const std::string& serial, milliseconds timeout) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
+  return agent.SwitchApp(SlotRequest{serial}, timeout);
+}
+
+Status GuestAgent::ReleaseApp(const HostRef& host, const std::string& vm, const std::string& serial,
+                              milliseconds timeout) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
+  return agent.ReleaseApp(SlotRequest{serial}, timeout).status();
+}
+
 Result<StatusReply> GuestAgent::LiveStatus(const HostRef& host, const std::string& vm,
                                            milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));

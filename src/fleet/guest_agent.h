@@ -22,6 +22,13 @@ class GuestAgent {
   // agent's view of the app.
   Result<AppStatus> StartApp(const HostRef& host, const std::string& vm,
                              std::chrono::milliseconds timeout);
+  // Make-before-break, on app slot `serial` (kAppSerial or kAppSerialB): see AgentClient.
+  Result<AppStatus> PrepareApp(const HostRef& host, const std::string& vm,
+                               const std::string& serial, std::chrono::milliseconds timeout);
+  Result<AppStatus> SwitchApp(const HostRef& host, const std::string& vm, const std::string& serial,
+                              std::chrono::milliseconds timeout);
+  Status ReleaseApp(const HostRef& host, const std::string& vm, const std::string& serial,
+                    std::chrono::milliseconds timeout);
   // The agent's live view of the guest and its app.
   Result<StatusReply> LiveStatus(const HostRef& host, const std::string& vm,
                                  std::chrono::milliseconds timeout);

@@ -6,7 +6,7 @@ namespace vdswap {
 
 namespace {
 
-constexpr EnumNames<SwapStep, 11> kSteps = {{
+constexpr EnumNames<SwapStep, 14> kSteps = {{
     {SwapStep::kChecked, "checked"},
     {SwapStep::kStopped, "stopped"},
     {SwapStep::kDetached, "detached"},
@@ -18,6 +18,9 @@ constexpr EnumNames<SwapStep, 11> kSteps = {{
     {SwapStep::kDone, "done"},
     {SwapStep::kRolledBack, "rolled_back"},
     {SwapStep::kFailed, "failed"},
+    {SwapStep::kPrepared, "prepared"},
+    {SwapStep::kSwitched, "switched"},
+    {SwapStep::kReleased, "released"},
 }};
 constexpr EnumNames<SwapPhase, 2> kPhases = {
     {{SwapPhase::kIntent, "intent"}, {SwapPhase::kDone, "done"}}};

@@ -25,6 +25,12 @@ enum class SwapStep {
   kDone,
   kRolledBack,
   kFailed,
+  // Make-before-break app swap: checked → attached (the new disk beside the old) →
+  // prepared (mounted and checked in the guest) → switched (old stopped, new healthy) →
+  // released (old disk unmounted in the guest and unplugged) → done.
+  kPrepared,
+  kSwitched,
+  kReleased,
 };
 enum class SwapPhase { kIntent, kDone };
 

@@ -10,6 +10,17 @@ constexpr auto kAppStopTimeout = std::chrono::seconds(90);
 constexpr auto kShutdownGrace = std::chrono::seconds(60);
 }  // namespace
 
+std::string_view SwapOrderName(SwapOrder o) {
+  return o == SwapOrder::kBreakBeforeMake ? "break-before-make" : "make-before-break";
+}
+
+Result<SwapOrder> SwapOrderFromName(std::string_view name) {
+  if (name == "make-before-break") return SwapOrder::kMakeBeforeBreak;
+  if (name == "break-before-make") return SwapOrder::kBreakBeforeMake;
+  return InvalidArgument("unknown swap order '" + std::string(name) +
+                         "' (make-before-break or break-before-make)");
+}
+
 std::string_view SwapResultName(SwapResult r) {
   switch (r) {
     case SwapResult::kDone:
@@ -31,14 +42,26 @@ struct Swapper::Plan {
   int64_t rollout_id = 0;
   bool os_swap = false;
   std::string old_app, new_app;  // app disk paths on the host
-  std::string old_os, new_os;    // OS overlay volume names
+  // The app slots: the old disk's serial, and the new one's (the other slot when making
+  // before breaking, the same one otherwise).
+  std::string old_serial = kAppSerial, new_serial = kAppSerial;
+  SwapOrder order = SwapOrder::kBreakBeforeMake;
+  std::string old_os, new_os;  // OS overlay volume names
   bool crashed = false;
   Clock::TimePoint stopped_at{};
 
   Json Detail() const {
-    return {{"from", from.version}, {"to", to.version},   {"template", to.name},
-            {"os_swap", os_swap},   {"old_app", old_app}, {"new_app", new_app},
-            {"old_os", old_os},     {"new_os", new_os}};
+    return {{"from", from.version},
+            {"to", to.version},
+            {"template", to.name},
+            {"os_swap", os_swap},
+            {"old_app", old_app},
+            {"new_app", new_app},
+            {"old_os", old_os},
+            {"new_os", new_os},
+            {"old_serial", old_serial},
+            {"new_serial", new_serial},
+            {"order", SwapOrderName(order)}};
   }
 };
 
@@ -75,7 +98,8 @@ Status Swapper::Step(Plan& p, SwapStep step, const std::function<Status()>& acti
 }
 
 Result<SwapOutcome> Swapper::Swap(const std::string& vm_name, const Template& to,
-                                  int64_t rollout_id, const ProgressFn& progress) {
+                                  int64_t rollout_id, const ProgressFn& progress,
+                                  std::optional<SwapOrder> order) {
   std::lock_guard vm_lock(locks_.For(vm_name));
   Plan p;
   ASSIGN_OR_RETURN(p.vm, vms_.Get(vm_name));
@@ -96,7 +120,15 @@ Result<SwapOutcome> Swapper::Swap(const std::string& vm_name, const Template& to
   p.new_os = p.os_swap ? OsOverlayVolume(vm_name, to.version) : p.vm.os_volume;
   ASSIGN_OR_RETURN(VmLiveState live, hv_.GetState(p.host, vm_name));
   if (!live.running) return FailedPrecondition("vm '" + vm_name + "' is not running");
-  if (const DiskSpec* app = live.Disk(kAppSerial)) p.old_app = app->path;
+  for (const char* serial : {kAppSerial, kAppSerialB}) {
+    if (const DiskSpec* app = live.Disk(serial); app != nullptr && p.old_app.empty()) {
+      p.old_app = app->path;
+      p.old_serial = serial;
+    }
+  }
+  p.order = order.value_or(options_.order);
+  p.new_serial =
+      p.order == SwapOrder::kMakeBeforeBreak ? OtherAppSerial(p.old_serial) : p.old_serial;
   RETURN_IF_ERROR(vms_.SetState(vm_name, VmState::kSwapping, ""));
   if (progress) {
     progress({{"phase", "swap"},
@@ -115,22 +147,30 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
     p.new_app = to_disks.app_on_host.disk;
     return Status::Ok();
   });
+  int64_t downtime = -1;
+  if (s.ok() && !p.os_swap && p.order == SwapOrder::kMakeBeforeBreak) {
+    s = MakeBeforeBreak(p, &downtime);
+    if (p.crashed) return s;
+    if (!s.ok()) return Rollback(p, s.message());
+    Result<SwapOutcome> out = Finish(p);
+    if (out.ok()) out->downtime_ms = downtime;
+    return out;
+  }
   if (s.ok()) {
     s = Step(p, SwapStep::kStopped, [&]() -> Status {
       p.stopped_at = clock_.Now();
       return agent_.StopApp(p.host, p.vm.name, kAppStopTimeout);
     });
   }
-  int64_t downtime = -1;
   if (!p.os_swap) {
     if (s.ok()) {
       s = Step(p, SwapStep::kDetached, [&] {
-        return hv_.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
+        return hv_.DetachDisk(p.host, p.vm.name, p.old_serial, options_.detach_timeout);
       });
     }
     if (s.ok()) {
       s = Step(p, SwapStep::kAttached, [&] {
-        return hv_.AttachDisk(p.host, p.vm.name, {kAppSerial, p.new_app, "raw", true});
+        return hv_.AttachDisk(p.host, p.vm.name, {p.new_serial, p.new_app, "raw", true});
       });
     }
     if (s.ok()) {
@@ -167,6 +207,29 @@ Result<SwapOutcome> Swapper::Forward(Plan& p, const ProgressFn& progress) {
   return out;
 }
 
+Status Swapper::MakeBeforeBreak(Plan& p, int64_t* downtime_ms) {
+  RETURN_IF_ERROR(Step(p, SwapStep::kAttached, [&] {
+    return hv_.AttachDisk(p.host, p.vm.name, {p.new_serial, p.new_app, "raw", true});
+  }));
+  RETURN_IF_ERROR(Step(p, SwapStep::kPrepared, [&] {
+    return agent_.PrepareApp(p.host, p.vm.name, p.new_serial, kAppStopTimeout).status();
+  }));
+  RETURN_IF_ERROR(Step(p, SwapStep::kSwitched, [&]() -> Status {
+    p.stopped_at = clock_.Now();
+    ASSIGN_OR_RETURN(AppStatus started,
+                     agent_.SwitchApp(p.host, p.vm.name, p.new_serial, options_.health_timeout));
+    *downtime_ms = started.last_downtime_ms.value_or(clock_.MsSince(p.stopped_at));
+    return Status::Ok();
+  }));
+  // Only now, with the new version healthy, does the old disk go.
+  return Step(p, SwapStep::kReleased, [&] { return ReleaseOld(p); });
+}
+
+Status Swapper::ReleaseOld(Plan& p) {
+  RETURN_IF_ERROR(agent_.ReleaseApp(p.host, p.vm.name, p.old_serial, kAppStopTimeout));
+  return hv_.DetachDisk(p.host, p.vm.name, p.old_serial, options_.detach_timeout);
+}
+
 Status Swapper::BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms) {
   RETURN_IF_ERROR(hv_.DefineAndStart(p.host, spec));
   ASSIGN_OR_RETURN(
@@ -191,13 +254,19 @@ Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
   VLOG(kWarning) << "vm '" << p.vm.name << "': rolling back to " << p.from.Ref() << ": " << why;
   RETURN_IF_ERROR(Write(p, SwapStep::kRollingBack, SwapPhase::kIntent));
   Status s;
-  if (!p.os_swap) {
+  if (!p.os_swap && p.order == SwapOrder::kMakeBeforeBreak) {
+    // The old disk is still plugged and mounted: switch back (stop new, start old), then
+    // let the new disk go. No hot-plug of the old one.
+    s = agent_.SwitchApp(p.host, p.vm.name, p.old_serial, options_.health_timeout).status();
+    if (s.ok()) s = agent_.ReleaseApp(p.host, p.vm.name, p.new_serial, kAppStopTimeout);
+    if (s.ok()) s = hv_.DetachDisk(p.host, p.vm.name, p.new_serial, options_.detach_timeout);
+  } else if (!p.os_swap) {
     agent_.StopApp(p.host, p.vm.name, kAppStopTimeout).IgnoreError();
     // Detach whatever app disk is there, even the old one: a detach interrupted by a
     // crash may still be completing in the guest, and would take the disk away later.
-    s = hv_.DetachDisk(p.host, p.vm.name, kAppSerial, options_.detach_timeout);
+    s = hv_.DetachDisk(p.host, p.vm.name, p.new_serial, options_.detach_timeout);
     if (s.ok() && !p.old_app.empty()) {
-      s = hv_.AttachDisk(p.host, p.vm.name, {kAppSerial, p.old_app, "raw", true});
+      s = hv_.AttachDisk(p.host, p.vm.name, {p.old_serial, p.old_app, "raw", true});
     }
     if (s.ok()) s = agent_.StartApp(p.host, p.vm.name, options_.health_timeout).status();
   } else {
@@ -250,15 +319,28 @@ Result<SwapOutcome> Swapper::Resume(const std::string& vm_name) {
   p.new_app = d.value("new_app", "");
   p.old_os = d.value("old_os", "");
   p.new_os = d.value("new_os", "");
+  p.old_serial = d.value("old_serial", std::string(kAppSerial));
+  p.new_serial = d.value("new_serial", std::string(kAppSerial));
+  // Entries written before make-before-break existed have no order: break-before-make.
+  auto order = SwapOrderFromName(d.value("order", std::string("break-before-make")));
+  p.order = order.ok() ? *order : SwapOrder::kBreakBeforeMake;
   VLOG(kInfo) << "vm '" << vm_name << "': resuming the swap " << p.from.Ref() << " -> "
               << p.to.Ref() << " from step " << SwapStepName(step);
   ASSIGN_OR_RETURN(VmLiveState live, hv_.GetState(p.host, vm_name));
 
   // Forward only when the new version's disk is certainly in place; else go back.
   bool forward = false;
-  if (step != SwapStep::kRollingBack) {
+  const bool mbb = !p.os_swap && p.order == SwapOrder::kMakeBeforeBreak;
+  if (mbb) {
+    // Forward once the new version was healthy (switched done); before that the old app
+    // disk is still plugged and a switch back restores it. The new disk must be there.
+    const DiskSpec* app = live.Disk(p.new_serial);
+    bool healthy_seen = step == SwapStep::kReleased ||
+                        (step == SwapStep::kSwitched && last->phase == SwapPhase::kDone);
+    forward = healthy_seen && app != nullptr && app->path == p.new_app;
+  } else if (step != SwapStep::kRollingBack) {
     if (!p.os_swap) {
-      const DiskSpec* app = live.Disk(kAppSerial);
+      const DiskSpec* app = live.Disk(p.new_serial);
       forward = app != nullptr && !p.new_app.empty() && app->path == p.new_app;
     } else {
       const DiskSpec* os = live.Disk(kOsSerial);
@@ -272,7 +354,15 @@ Result<SwapOutcome> Swapper::Resume(const std::string& vm_name) {
   Status s;
   if (!live.running) s = hv_.Start(p.host, vm_name);
   int64_t downtime = -1;
-  if (s.ok()) {
+  if (s.ok() && mbb) {
+    // Waits for the agent; with both disks present its app.start refuses at once, and
+    // the switch below decides: the new slot becomes (or stays) the active one.
+    agent_.AwaitHealthy(p.host, vm_name, options_.boot_timeout).status().IgnoreError();
+    auto started = agent_.SwitchApp(p.host, vm_name, p.new_serial, options_.health_timeout);
+    s = started.status();
+    if (s.ok()) downtime = started->last_downtime_ms.value_or(-1);
+    if (s.ok()) s = ReleaseOld(p);
+  } else if (s.ok()) {
     auto started = agent_.AwaitHealthy(p.host, vm_name, options_.boot_timeout);
     s = started.status();
     if (s.ok()) downtime = started->last_downtime_ms.value_or(-1);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -9,6 +10,7 @@
 #include "fleet/guest_agent.h"
 #include "fleet/host_registry.h"
 #include "fleet/swap_journal.h"
+#include "fleet/swap_order.h"
 #include "fleet/template_store.h"
 #include "fleet/vm_locks.h"
 #include "fleet/vm_table.h"
@@ -40,6 +42,9 @@ class Swapper {
     std::chrono::milliseconds health_timeout{std::chrono::seconds(60)};
     std::chrono::milliseconds detach_timeout{std::chrono::seconds(30)};
     std::chrono::milliseconds boot_timeout{std::chrono::seconds(180)};
+    // Of app hot swaps, unless Swap says. Break-before-make until the rollout policy
+    // passes an order (--swap-order); the daemon's --swap-order sets it.
+    SwapOrder order = SwapOrder::kBreakBeforeMake;
   };
 
   // `db` only groups the VM row and the journal entry that end a swap in one transaction.
@@ -49,9 +54,11 @@ class Swapper {
 
   // Swaps `vm` to `to`. Returns the outcome (rolled back and failed swaps are outcomes,
   // not errors); an error means the swap could not be attempted (unknown VM, VM busy in
-  // an unfinished swap: kFailedPrecondition).
+  // an unfinished swap: kFailedPrecondition). `order` overrides Options::order for an app
+  // hot swap (an OS swap reboots either way).
   Result<SwapOutcome> Swap(const std::string& vm, const Template& to, int64_t rollout_id,
-                           const ProgressFn& progress);
+                           const ProgressFn& progress,
+                           std::optional<SwapOrder> order = std::nullopt);
   // Finishes the unfinished swap of `vm`, reading the hypervisor's live state as the
   // truth: forward when the new version's disk is in place, else back.
   Result<SwapOutcome> Resume(const std::string& vm);
@@ -68,6 +75,10 @@ class Swapper {
   Status Write(Plan& p, SwapStep step, SwapPhase phase);
   Status Step(Plan& p, SwapStep step, const std::function<Status()>& action);
   Result<SwapOutcome> Forward(Plan& p, const ProgressFn& progress);
+  // The make-before-break app swap after CHECKED; sets *downtime_ms.
+  Status MakeBeforeBreak(Plan& p, int64_t* downtime_ms);
+  // Unmounts the old app slot in the guest and unplugs its disk.
+  Status ReleaseOld(Plan& p);
   Result<SwapOutcome> Finish(Plan& p);
   Result<SwapOutcome> Rollback(Plan& p, const std::string& why);
   Status BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms);

@@ -40,6 +40,21 @@ Result<AppStatus> AgentClient::StartApp(const StartRequest& request,
   return Call<AppStatus>(AgentOp::kAppStart, ToJson(request), timeout);
 }
 
+Result<AppStatus> AgentClient::PrepareApp(const SlotRequest& request,
+                                          std::chrono::milliseconds timeout) {
+  return Call<AppStatus>(AgentOp::kAppPrepare, ToJson(request), timeout);
+}
+
+Result<AppStatus> AgentClient::SwitchApp(const SlotRequest& request,
+                                         std::chrono::milliseconds timeout) {
+  return Call<AppStatus>(AgentOp::kAppSwitch, ToJson(request), timeout);
+}
+
+Result<StopReply> AgentClient::ReleaseApp(const SlotRequest& request,
+                                          std::chrono::milliseconds timeout) {
+  return Call<StopReply>(AgentOp::kAppRelease, ToJson(request), timeout);
+}
+
 Result<HealthReply> AgentClient::CheckHealth(std::chrono::milliseconds timeout) {
   return Call<HealthReply>(AgentOp::kAppHealth, nullptr, timeout);
 }

@@ -31,6 +31,13 @@ class AgentClient {
   // kFailedPrecondition when the app's requirements do not match the guest, kInternal when
   // it does not get healthy within the manifest's health timeout.
   Result<AppStatus> StartApp(const StartRequest& request, std::chrono::milliseconds timeout);
+  // Make-before-break (protocol/agent_protocol.h): mounts and checks the slot's app disk
+  // beside the running app; stops the running app and starts the slot's, waiting until
+  // healthy (switching back to a still mounted slot needs no disk); unmounts a slot that
+  // is not the active one. kFailedPrecondition for the active slot (prepare, release).
+  Result<AppStatus> PrepareApp(const SlotRequest& request, std::chrono::milliseconds timeout);
+  Result<AppStatus> SwitchApp(const SlotRequest& request, std::chrono::milliseconds timeout);
+  Result<StopReply> ReleaseApp(const SlotRequest& request, std::chrono::milliseconds timeout);
   // Runs the health check once. kFailedPrecondition when the app is not running.
   Result<HealthReply> CheckHealth(std::chrono::milliseconds timeout);
   // Stops the app and powers the guest off.

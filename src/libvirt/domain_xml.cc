@@ -42,6 +42,7 @@ std::string Esc(const std::string& s) {
 std::string TargetDev(const std::string& serial) {
   if (serial == kOsSerial) return "vda";
   if (serial == kAppSerial) return "vdb";
+  if (serial == kAppSerialB) return "vdd";  // the second app slot (make-before-break)
   return "vdc";
 }
 

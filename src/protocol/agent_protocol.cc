@@ -8,9 +8,15 @@ namespace vdswap {
 namespace {
 
 constexpr std::pair<AgentOp, std::string_view> kOps[] = {
-    {AgentOp::kHello, "hello"},          {AgentOp::kStatus, "status"},
-    {AgentOp::kAppStop, "app.stop"},     {AgentOp::kAppStart, "app.start"},
-    {AgentOp::kAppHealth, "app.health"}, {AgentOp::kShutdown, "shutdown"},
+    {AgentOp::kHello, "hello"},
+    {AgentOp::kStatus, "status"},
+    {AgentOp::kAppStop, "app.stop"},
+    {AgentOp::kAppStart, "app.start"},
+    {AgentOp::kAppHealth, "app.health"},
+    {AgentOp::kShutdown, "shutdown"},
+    {AgentOp::kAppPrepare, "app.prepare"},
+    {AgentOp::kAppSwitch, "app.switch"},
+    {AgentOp::kAppRelease, "app.release"},
 };
 
 constexpr std::pair<AppState, std::string_view> kStates[] = {
@@ -160,6 +166,16 @@ Result<AppState> AppStateFromName(std::string_view name) {
 
 Json ToJson(const StartRequest& m) { return {{"wait_disk_ms", m.wait_disk_ms}}; }
 
+Json ToJson(const SlotRequest& m) {
+  return {{"serial", m.serial}, {"wait_disk_ms", m.wait_disk_ms}};
+}
+
+bool IsAppSerial(std::string_view serial) { return serial == kAppSerial || serial == kAppSerialB; }
+
+const char* OtherAppSerial(std::string_view serial) {
+  return serial == kAppSerial ? kAppSerialB : kAppSerial;
+}
+
 Json ToJson(const HelloReply& m) {
   return {{"agent", m.agent_version},
           {"boot_id", m.boot_id},
@@ -189,6 +205,20 @@ Json ToJson(const StopReply& m) { return {{"stopped", m.stopped}, {"was_running"
 Json ToJson(const HealthReply& m) { return {{"healthy", m.healthy}, {"output", m.output}}; }
 
 Json ToJson(const ShutdownReply& m) { return {{"powering_off", m.powering_off}}; }
+
+template <>
+Result<SlotRequest> FromJson<SlotRequest>(const Json& j) {
+  FieldReader r(j, "app slot request");
+  SlotRequest m;
+  m.serial = r.String("serial");
+  m.wait_disk_ms = r.OptionalInt("wait_disk_ms", StartRequest::kDefaultWaitDiskMs);
+  RETURN_IF_ERROR(r.status());
+  if (!IsAppSerial(m.serial)) {
+    return InvalidArgument("app slot request: field 'serial' must be '" + std::string(kAppSerial) +
+                           "' or '" + kAppSerialB + "'");
+  }
+  return m;
+}
 
 template <>
 Result<StartRequest> FromJson<StartRequest>(const Json& j) {

@@ -25,7 +25,15 @@ inline constexpr char kAgentChannel[] = "org.vdswap.agent.0";
 // Disk serials the guest finds its disks by.
 inline constexpr char kOsSerial[] = "vdswap-os";
 inline constexpr char kAppSerial[] = "vdswap-app";
+// The second app slot: a make-before-break swap plugs the new app disk beside the old one
+// under the other slot's serial, so slots alternate between kAppSerial and this.
+inline constexpr char kAppSerialB[] = "vdswap-app-b";
 inline constexpr char kDataSerial[] = "vdswap-data";
+
+// True for kAppSerial and kAppSerialB.
+bool IsAppSerial(std::string_view serial);
+// The other app slot's serial. REQUIRES: IsAppSerial(serial).
+const char* OtherAppSerial(std::string_view serial);
 
 // The longest request line the agent accepts.
 inline constexpr size_t kMaxRequestLine = size_t{64} * 1024;
@@ -38,6 +46,12 @@ enum class AgentOp {
   kAppStart,   // "app.start" (StartRequest): mount, start, wait until healthy (AppStatus)
   kAppHealth,  // "app.health": run the health check once (HealthReply)
   kShutdown,   // "shutdown": stop the app and power off (ShutdownReply)
+  // Make-before-break (SlotRequest each):
+  kAppPrepare,  // "app.prepare": mount the slot's disk beside the running app, read and
+                // check its manifest and requires; the app keeps running (AppStatus)
+  kAppSwitch,   // "app.switch": stop the running app, start the prepared slot's, wait until
+                // healthy; the old slot stays mounted for a switch back (AppStatus)
+  kAppRelease,  // "app.release": unmount a slot that is not the active one (StopReply)
 };
 
 // The wire name of an op ("app.start").
@@ -61,6 +75,14 @@ struct StartRequest {
   int64_t wait_disk_ms = kDefaultWaitDiskMs;
 
   bool operator==(const StartRequest&) const = default;
+};
+
+// app.prepare's, app.switch's and app.release's fields.
+struct SlotRequest {
+  std::string serial;                                       // kAppSerial or kAppSerialB
+  int64_t wait_disk_ms = StartRequest::kDefaultWaitDiskMs;  // app.prepare: for the disk
+
+  bool operator==(const SlotRequest&) const = default;
 };
 
 // hello's result.
@@ -124,6 +146,7 @@ struct ShutdownReply {
 
 // The JSON form of each message (the request's fields, or the reply's "result").
 Json ToJson(const StartRequest& m);
+Json ToJson(const SlotRequest& m);
 Json ToJson(const HelloReply& m);
 Json ToJson(const AppStatus& m);
 Json ToJson(const StatusReply& m);
@@ -139,6 +162,8 @@ template <typename T>
 Result<T> FromJson(const Json& j);
 template <>
 Result<StartRequest> FromJson<StartRequest>(const Json& j);
+template <>
+Result<SlotRequest> FromJson<SlotRequest>(const Json& j);
 template <>
 Result<HelloReply> FromJson<HelloReply>(const Json& j);
 template <>

@@ -34,7 +34,8 @@ AppStatus RunningApp() {
 
 TEST(AgentProtocolTest, OpNamesRoundTrip) {
   for (AgentOp op : {AgentOp::kHello, AgentOp::kStatus, AgentOp::kAppStop, AgentOp::kAppStart,
-                     AgentOp::kAppHealth, AgentOp::kShutdown}) {
+                     AgentOp::kAppHealth, AgentOp::kShutdown, AgentOp::kAppPrepare,
+                     AgentOp::kAppSwitch, AgentOp::kAppRelease}) {
     auto back = AgentOpFromName(AgentOpName(op));
     ASSERT_TRUE(back.ok()) << AgentOpName(op);
     EXPECT_EQ(*back, op);
@@ -225,6 +226,21 @@ TEST(AgentProtocolTest, AFailedReplyIsNeverOk) {
     ASSERT_TRUE(r.ok()) << code;
     EXPECT_EQ(r->result.status().code(), Code::kInternal) << code;
   }
+}
+
+TEST(AgentProtocolTest, SlotRequestsNameOneOfTheTwoAppSlots) {
+  SlotRequest req{kAppSerialB, 2000};
+  auto back = FromJson<SlotRequest>(ToJson(req));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, req);
+  EXPECT_EQ(FromJson<SlotRequest>(Json{{"serial", kAppSerial}})->wait_disk_ms,
+            StartRequest::kDefaultWaitDiskMs);
+  EXPECT_EQ(FromJson<SlotRequest>(Json{{"serial", kDataSerial}}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(FromJson<SlotRequest>(Json::object()).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(std::string(OtherAppSerial(kAppSerial)), kAppSerialB);
+  EXPECT_EQ(std::string(OtherAppSerial(kAppSerialB)), kAppSerial);
+  EXPECT_EQ(*AgentOpFromName("app.switch"), AgentOp::kAppSwitch);
 }
 
 }  // namespace

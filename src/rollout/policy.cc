@@ -20,9 +20,6 @@ Result<int64_t> ParseCount(std::string_view digits, std::string_view text, std::
 
 const char* OnFailureName(OnFailure f) { return f == OnFailure::kRollback ? "rollback" : "pause"; }
 const char* MaxActionName(MaxAction a) { return a == MaxAction::kApp ? "app" : "os"; }
-const char* SwapOrderName(SwapOrder o) {
-  return o == SwapOrder::kBreakBeforeMake ? "break-before-make" : "make-before-break";
-}
 
 // A JSON string or a non-negative integer, as text.
 Result<std::string> TextOf(const Json& j, const char* field) {
@@ -107,7 +104,7 @@ Json PolicyToJson(const RolloutPolicy& p) {
           {"max_failures", p.max_failures.ToString()},
           {"on_failure", OnFailureName(p.on_failure)},
           {"max_action", MaxActionName(p.max_action)},
-          {"swap_order", SwapOrderName(p.swap_order)}};
+          {"swap_order", p.swap_order ? Json(SwapOrderName(*p.swap_order)) : Json()}};
 }
 
 Result<RolloutPolicy> PolicyFromJson(const Json& j) {
@@ -157,11 +154,13 @@ Result<RolloutPolicy> PolicyFromJson(const Json& j) {
         return InvalidArgument("--max-action must be app or os");
       }
     } else if (key == "swap_order") {
-      if (value == "break-before-make") {
-        p.swap_order = SwapOrder::kBreakBeforeMake;
-      } else if (value != "make-before-break") {
+      if (value.is_null()) continue;
+      auto order = value.is_string() ? SwapOrderFromName(value.get<std::string>())
+                                     : Result<SwapOrder>(InvalidArgument(""));
+      if (!order.ok()) {
         return InvalidArgument("--swap-order must be make-before-break or break-before-make");
       }
+      p.swap_order = *order;
     } else {
       return InvalidArgument("unknown policy field '" + key + "'");
     }

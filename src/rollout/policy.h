@@ -8,6 +8,7 @@
 
 #include "core/json.h"
 #include "core/status.h"
+#include "fleet/swap_order.h"
 
 namespace vdswap {
 
@@ -32,7 +33,6 @@ std::string FormatDuration(std::chrono::milliseconds d);
 
 enum class OnFailure { kPause, kRollback };
 enum class MaxAction { kApp, kOs };
-enum class SwapOrder { kMakeBeforeBreak, kBreakBeforeMake };
 
 // How a rollout moves its VMs (DESIGN.md §3 "Rollout policy"). Persisted with the
 // rollout; the defaults move one VM at a time and stop at the first failure.
@@ -46,14 +46,14 @@ struct RolloutPolicy {
   Amount max_failures{0, false};           // failures tolerated over the whole rollout
   OnFailure on_failure = OnFailure::kPause;
   MaxAction max_action = MaxAction::kOs;  // kApp refuses rollouts that need a reboot
-  SwapOrder swap_order = SwapOrder::kMakeBeforeBreak;
+  std::optional<SwapOrder> swap_order;    // unset: the daemon's default (vdswapd --swap-order)
   bool operator==(const RolloutPolicy&) const = default;
 };
 
 // The policy's JSON form, used on the wire and in the store: {"batch": "25%",
 // "max_per_host": 2, "canary": "1", "canary_wait": "30s" | null, "min_ready": "0s",
 // "max_failures": "0", "on_failure": "pause", "max_action": "os",
-// "swap_order": "make-before-break"}.
+// "swap_order": "make-before-break" | null}.
 Json PolicyToJson(const RolloutPolicy& p);
 // Reads the JSON form; absent fields keep their defaults, numbers are accepted where a
 // string amount or duration is expected. kInvalidArgument names the field.

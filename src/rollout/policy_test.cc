@@ -53,7 +53,7 @@ TEST(PolicyTest, JsonRoundTripAndDefaults) {
   p.max_failures = {10, true};
   p.on_failure = OnFailure::kRollback;
   p.max_action = MaxAction::kApp;
-  p.swap_order = SwapOrder::kBreakBeforeMake;
+  p.swap_order = SwapOrder::kMakeBeforeBreak;
   auto again = PolicyFromJson(PolicyToJson(p));
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, p);

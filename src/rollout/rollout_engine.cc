@@ -385,7 +385,7 @@ void RolloutEngine::StartSwap(int64_t id, Run& run, size_t pending_index) {
 }
 
 void RolloutEngine::SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Template& to) {
-  auto outcome = swapper_.Swap(vm.vm, to, id, nullptr);
+  auto outcome = swapper_.Swap(vm.vm, to, id, nullptr, run.rollout.policy.swap_order);
   // An error while the engine stops is an interrupted swap, not a result: the journal
   // and the next engine's ResumeAll decide how it ends.
   const bool record = outcome.ok() || !stopping_;
@@ -452,7 +452,7 @@ Status RolloutEngine::RollBack(int64_t id, Run& run, const std::string& why) {
     }
     RETURN_IF_ERROR(store_.SetVmState(id, v.vm, RolloutVmState::kSwapping));
     Changed(id);
-    auto out = swapper_.Swap(v.vm, run.templates[v.from_version], id, nullptr);
+    auto out = swapper_.Swap(v.vm, run.templates[v.from_version], id, nullptr, r.policy.swap_order);
     if (!out.ok() && stopping_) return Status::Ok();
     if (out.ok() && out->result == SwapResult::kDone) {
       RETURN_IF_ERROR(store_.SetVmOutcome(id, v.vm, RolloutVmState::kReverted, std::nullopt,

@@ -188,6 +188,61 @@ TEST_F(GuestSwapTest, HotSwapsTheAppDisk) {
               static_cast<long long>(swap_ms), static_cast<long long>(downtime_ms));
 }
 
+// Make-before-break on the real guest: the new app disk is plugged beside the old one
+// (second slot, vdd), prepared while the old app runs, switched to, and only after the new
+// version is healthy is the old one released and unplugged. Then back the same way to the
+// first slot, and one break-before-make swap for comparison of the agent's downtime.
+TEST_F(GuestSwapTest, MakeBeforeBreakUnplugsTheOldDiskOnlyAfterTheNewAppIsHealthy) {
+  Running();
+  auto opened = AgentClient::Open(*hv_, host_, kVm);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  AgentClient& agent = *opened;
+  ASSERT_EQ(OnApp(agent, v1_).version, "1");
+
+  auto mbb = [&](const char* from, const char* to, const std::string& volume,
+                 const std::string& version) -> int64_t {
+    Status attached = hv_->AttachDisk(host_, kVm, {to, volume, "raw", true});
+    EXPECT_TRUE(attached.ok()) << attached.ToString();
+    auto prepared = agent.PrepareApp({to}, seconds(60));
+    EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
+    if (!prepared.ok()) return -1;
+    EXPECT_EQ(prepared->version, version);
+    auto before = agent.GetStatus(seconds(5));
+    EXPECT_TRUE(before.ok() && before->app.state == AppState::kRunning);  // old still serves
+    auto switched = agent.SwitchApp({to}, seconds(60));
+    EXPECT_TRUE(switched.ok()) << switched.status().ToString();
+    if (!switched.ok()) return -1;
+    EXPECT_EQ(switched->version, version);
+    EXPECT_TRUE(switched->healthy);
+    // Healthy on the new disk while the old one is still plugged.
+    auto state = hv_->GetState(host_, kVm);
+    EXPECT_TRUE(state.ok() && state->Disk(from) != nullptr && state->Disk(to) != nullptr);
+    EXPECT_TRUE(agent.ReleaseApp({from}, seconds(30)).ok());
+    Status detached = hv_->DetachDisk(host_, kVm, from, seconds(30));
+    EXPECT_TRUE(detached.ok()) << detached.ToString();
+    auto health = agent.CheckHealth(seconds(10));
+    EXPECT_TRUE(health.ok() && health->healthy);
+    return switched->last_downtime_ms.value_or(-1);
+  };
+  int64_t to_b = mbb(kAppSerial, kAppSerialB, v2_, "2");
+  int64_t to_a = mbb(kAppSerialB, kAppSerial, v1_, "1");
+  ASSERT_GE(to_b, 0);
+  ASSERT_GE(to_a, 0);
+
+  // Break-before-make, for comparison: stop, detach, attach, start.
+  ASSERT_TRUE(agent.StopApp(seconds(30)).ok());
+  ASSERT_TRUE(hv_->DetachDisk(host_, kVm, kAppSerial, seconds(30)).ok());
+  ASSERT_TRUE(hv_->AttachDisk(host_, kVm, {kAppSerial, v2_, "raw", true}).ok());
+  auto bbm = agent.StartApp({}, seconds(60));
+  ASSERT_TRUE(bbm.ok()) << bbm.status().ToString();
+  int64_t bbm_ms = bbm->last_downtime_ms.value_or(-1);
+  EXPECT_LT(std::max(to_a, to_b), bbm_ms);
+  std::printf(
+      "[measure] agent downtime: make-before-break %lld ms and %lld ms, "
+      "break-before-make %lld ms\n",
+      static_cast<long long>(to_b), static_cast<long long>(to_a), static_cast<long long>(bbm_ms));
+}
+
 TEST_F(GuestSwapTest, MalformedRequestsGetErrorsAndAgentKeepsServing) {
   Running();
   virConnectPtr conn = virConnectOpen(host_.uri.c_str());
