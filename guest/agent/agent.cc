@@ -273,8 +273,9 @@ Result<std::string> Agent::FindAppDisk(int64_t wait_ms) {
                                 "): the host chooses one with app.switch");
     }
     if (a || b) return std::string(a ? kAppSerial : kAppSerialB);
-    if (env_.NowMs() >= deadline)
+    if (env_.NowMs() >= deadline) {
       return NotFound("no disk with serial '" + std::string(kAppSerial) + "'");
+    }
     env_.SleepMs(std::min<int64_t>(100, deadline - env_.NowMs()));
   }
 }

@@ -172,9 +172,11 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     return Json{{"id", id}};
   });
   using Control = Status (RolloutEngine::*)(int64_t);
-  for (auto [verb, control] : {std::pair<const char*, Control>{"pause", &RolloutEngine::Pause},
-                               {"resume", &RolloutEngine::Resume},
-                               {"abort", &RolloutEngine::Abort}}) {
+  for (const auto& entry : {std::pair<const char*, Control>{"pause", &RolloutEngine::Pause},
+                            {"resume", &RolloutEngine::Resume},
+                            {"abort", &RolloutEngine::Abort}}) {
+    const char* verb = entry.first;
+    const Control control = entry.second;
     router.Add(Method::kPost, std::string("/v1/rollouts/([^/]+)/") + verb,
                [&rollouts, control](const ApiRequest& r) -> Result<Json> {
                  ASSIGN_OR_RETURN(int64_t id, RolloutId(r.params[0]));

@@ -350,11 +350,12 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
     std::string state = out->value("state", "");
     if (ra->watch && state != "succeeded") ctx.exit_code = 1;
   });
-  for (auto [verb, help] : {std::pair<const char*, const char*>{
+  for (const auto& entry : {std::pair<const char*, const char*>{
                                 "pause", "Let in-flight swaps finish and start no more"},
                             {"resume", "Continue a paused rollout (also after its canaries)"},
                             {"abort", "Let in-flight swaps finish and end the rollout"}}) {
-    auto* sub = rollout->add_subcommand(verb, help);
+    const char* verb = entry.first;
+    auto* sub = rollout->add_subcommand(verb, entry.second);
     sub->add_option("ID", ra->id)->required();
     sub->callback([&ctx, ra, verb] {
       auto out = ctx.Call(Method::kPost, "/v1/rollouts/" + UrlSegment(ra->id) + "/" + verb);
