@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -85,6 +86,21 @@ Result<std::unique_ptr<xmlDoc, XmlDocFree>> Parse(const std::string& xml) {
                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
   if (!doc) return Internal("libvirt returned XML that does not parse");
   return doc;
+}
+
+// `read` applied to every element `xpath` selects in `xml`, in document order.
+template <typename T>
+Result<std::vector<T>> MapNodes(const std::string& xml, const char* xpath,
+                                const std::function<T(xmlNode*)>& read) {
+  ASSIGN_OR_RETURN(auto doc, Parse(xml));
+  std::unique_ptr<xmlXPathContext, XPathCtxFree> ctx(xmlXPathNewContext(doc.get()));
+  std::unique_ptr<xmlXPathObject, XPathObjFree> nodes(
+      xmlXPathEvalExpression(BAD_CAST xpath, ctx.get()));
+  std::vector<T> out;
+  if (!nodes || !nodes->nodesetval) return out;
+  for (int i = 0; i < nodes->nodesetval->nodeNr; ++i)
+    out.push_back(read(nodes->nodesetval->nodeTab[i]));
+  return out;
 }
 
 }  // namespace
@@ -177,39 +193,23 @@ std::string VolumeXml(const std::string& name, uint64_t capacity, const std::str
 }
 
 Result<std::vector<DiskSpec>> ParseDomainDisks(const std::string& xml) {
-  ASSIGN_OR_RETURN(auto doc, Parse(xml));
-  std::unique_ptr<xmlXPathContext, XPathCtxFree> ctx(xmlXPathNewContext(doc.get()));
-  std::unique_ptr<xmlXPathObject, XPathObjFree> disks(
-      xmlXPathEvalExpression(BAD_CAST "/domain/devices/disk", ctx.get()));
-  std::vector<DiskSpec> out;
-  if (!disks || !disks->nodesetval) return out;
-  for (int i = 0; i < disks->nodesetval->nodeNr; ++i) {
-    xmlNode* disk = disks->nodesetval->nodeTab[i];
+  return MapNodes<DiskSpec>(xml, "/domain/devices/disk", [](xmlNode* disk) {
     DiskSpec d;
     if (xmlNode* s = Child(disk, "serial")) d.serial = Text(s);
     if (xmlNode* s = Child(disk, "source")) d.path = Attr(s, "file");
     if (xmlNode* s = Child(disk, "driver")) d.format = Attr(s, "type");
     d.readonly = Child(disk, "readonly") != nullptr;
-    out.push_back(d);
-  }
-  return out;
+    return d;
+  });
 }
 
 Result<std::vector<NicSpec>> ParseDomainNics(const std::string& xml) {
-  ASSIGN_OR_RETURN(auto doc, Parse(xml));
-  std::unique_ptr<xmlXPathContext, XPathCtxFree> ctx(xmlXPathNewContext(doc.get()));
-  std::unique_ptr<xmlXPathObject, XPathObjFree> nics(
-      xmlXPathEvalExpression(BAD_CAST "/domain/devices/interface", ctx.get()));
-  std::vector<NicSpec> out;
-  if (!nics || !nics->nodesetval) return out;
-  for (int i = 0; i < nics->nodesetval->nodeNr; ++i) {
-    xmlNode* nic = nics->nodesetval->nodeTab[i];
+  return MapNodes<NicSpec>(xml, "/domain/devices/interface", [](xmlNode* nic) {
     NicSpec n;
     if (xmlNode* s = Child(nic, "source")) n.network = Attr(s, "network");
     if (xmlNode* m = Child(nic, "mac")) n.mac = Attr(m, "address");
-    out.push_back(n);
-  }
-  return out;
+    return n;
+  });
 }
 
 Result<std::string> ParsePoolPath(const std::string& xml) {
