@@ -98,8 +98,9 @@ Result<std::vector<T>> MapNodes(const std::string& xml, const char* xpath,
       xmlXPathEvalExpression(BAD_CAST xpath, ctx.get()));
   std::vector<T> out;
   if (!nodes || !nodes->nodesetval) return out;
-  for (int i = 0; i < nodes->nodesetval->nodeNr; ++i)
+  for (int i = 0; i < nodes->nodesetval->nodeNr; ++i) {
     out.push_back(read(nodes->nodesetval->nodeTab[i]));
+  }
   return out;
 }
 
