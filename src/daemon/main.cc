@@ -54,7 +54,7 @@ struct Flags {
   std::string uri = "qemu:///system";
   std::string log_level = "info";
   int64_t fake_latency_ms = -1;
-  std::string swap_order = "break-before-make";
+  std::string swap_order = "make-before-break";
 };
 
 Result<std::pair<std::string, int>> ParseListen(const std::string& spec) {
@@ -242,8 +242,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
       ->capture_default_str();
   app.add_option("--swap-order", flags.swap_order,
-                 "Default order of app hot swaps: make-before-break (the new app disk beside "
-                 "the old one) or break-before-make")
+                 "Default order of app hot swaps (a rollout's --swap-order overrides it): "
+                 "make-before-break (the new app disk beside the old one, the old one unplugged "
+                 "once the new app is healthy) or break-before-make (for guests that cannot "
+                 "hold two app disks)")
       ->check(CLI::IsMember({"make-before-break", "break-before-make"}))
       ->capture_default_str();
   app.add_option("--uri", flags.uri, "libvirt URI of the default host")->capture_default_str();

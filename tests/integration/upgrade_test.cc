@@ -94,12 +94,18 @@ class UpgradeTest : public ::testing::Test {
     return j;
   }
   static Json Inspect(const std::string& vm) { return Ok({"vm", "inspect", vm}); }
-  static Json StartRollout(const std::string& to, const std::vector<std::string>& vms) {
+  // A rollout in the daemon's default swap order unless `order` names one.
+  static Json StartRollout(const std::string& to, const std::vector<std::string>& vms,
+                           const std::string& order = "") {
     std::string list;
     for (const auto& v : vms) {
       list += (list.empty() ? "" : ",") + v;
     }
-    return Ok({"rollout", "start", "--to", to, "--vms", list});
+    std::vector<std::string> args = {"rollout", "start", "--to", to, "--vms", list};
+    if (!order.empty()) {
+      args.insert(args.end(), {"--swap-order", order});
+    }
+    return Ok(args);
   }
   static Json Watch(const Json& started) {
     int rc;
@@ -295,8 +301,9 @@ TEST_F(UpgradeTest, FailedOsSwapRestoresTheOldOs) {
 }
 
 // vdswapd is SIGKILLed while the first VM's new app disk is attached and its (slow) app is
-// starting. The swap must resume forward after the restart: no rollback, no second start,
-// no reboot, and the rollout continues with the second VM.
+// starting, in a break-before-make swap (its journal steps are pinned here). The swap must
+// resume forward after the restart: no rollback, no second start, no reboot, and the
+// rollout continues with the second VM.
 TEST_F(UpgradeTest, DaemonKilledAfterAttachResumesForward) {
   const std::vector<std::string> vms = {Vm(1), Vm(3)};
   UseVersion(vms, "testos:1", "hello:1");
@@ -306,7 +313,7 @@ TEST_F(UpgradeTest, DaemonKilledAfterAttachResumesForward) {
   }
 
   const std::string to = NewVersion("testos:1", "hello:slow");
-  Json started = StartRollout(to, vms);
+  Json started = StartRollout(to, vms, "break-before-make");
   const int64_t id = started.value("id", 0);
   // hello:slow takes ~3 s to become healthy: the swap sits in started/intent meanwhile.
   const std::string killed = AwaitJournal(vms, "started/intent", seconds(120));
@@ -341,15 +348,15 @@ TEST_F(UpgradeTest, DaemonKilledAfterAttachResumesForward) {
 }
 
 // vdswapd is SIGKILLed while the old (slow) app is stopping, before the new disk is
-// attached. After the restart the interrupted swap rolls back (the new disk was never
-// attached) and, being an interruption rather than a failure of the VM, the rollout tries
-// the VM again: it ends on the new version, without a reboot.
+// attached, in a break-before-make swap. After the restart the interrupted swap rolls back
+// (the new disk was never attached) and, being an interruption rather than a failure of
+// the VM, the rollout tries the VM again: it ends on the new version, without a reboot.
 TEST_F(UpgradeTest, DaemonKilledBeforeAttachRollsBackThenRetries) {
   const std::string from = UseVersion({Vm(3)}, "testos:1", "hello:slow");
   Json before = Inspect(Vm(3));
 
   const std::string to = NewVersion("testos:1", "hello:2");
-  Json started = StartRollout(to, {Vm(3)});
+  Json started = StartRollout(to, {Vm(3)}, "break-before-make");
   const int64_t id = started.value("id", 0);
   // hello:slow takes ~3 s to exit: the swap sits in stopped/intent meanwhile.
   ASSERT_EQ(AwaitJournal({Vm(3)}, "stopped/intent", seconds(60)), Vm(3))
@@ -373,6 +380,47 @@ TEST_F(UpgradeTest, DaemonKilledBeforeAttachRollsBackThenRetries) {
       << "the interrupted swap must have rolled back first";
   EXPECT_EQ(std::count(steps.begin(), steps.end(), "attached/intent"), 1)
       << "only the retry attaches the new disk";
+}
+
+// vdswapd is SIGKILLed in a make-before-break swap (the daemon's default order) while the
+// guest switches to the new (slow) app: both app disks are plugged and the new app is not
+// yet healthy. After the restart the swap goes back (switched/done was never written): the
+// old app runs again from the old disk and the new disk is released and unplugged; the
+// rollout then retries the VM, which ends on the new version with one app disk, no reboot.
+TEST_F(UpgradeTest, DaemonKilledWhileSwitchingSwitchesBackThenRetries) {
+  UseVersion({Vm(3)}, "testos:1", "hello:1");
+  Json before = Inspect(Vm(3));
+
+  const std::string to = NewVersion("testos:1", "hello:slow");
+  Json started = StartRollout(to, {Vm(3)});
+  const int64_t id = started.value("id", 0);
+  // hello:slow takes ~3 s to become healthy: the swap sits in switched/intent meanwhile.
+  ASSERT_EQ(AwaitJournal({Vm(3)}, "switched/intent", seconds(60)), Vm(3))
+      << "the VM never reached switched/intent";
+  daemon_->Kill();
+  ASSERT_EQ(LastJournalRow(Vm(3)).Name(), "switched/intent") << "the kill landed too late";
+
+  ASSERT_TRUE(daemon_->Restart());
+  Json r = Watch(started);
+  EXPECT_EQ(r["state"], "succeeded") << r.dump();
+  ASSERT_EQ(r["vms"].size(), 1u) << r.dump();
+  EXPECT_EQ(r["vms"][0]["state"], "done") << r.dump();
+  Json j = Inspect(Vm(3));
+  EXPECT_EQ(j["template"], to) << j.dump();
+  EXPECT_EQ(j["app"]["healthy"], true) << j.dump();
+  EXPECT_EQ(j["app"]["running_version"], "slow") << j.dump();
+  EXPECT_EQ(j["boot_id"], before["boot_id"]) << "an app swap must not reboot";
+  int app_disks = 0;
+  for (const auto& [serial, volume] : j["disks"].items()) {
+    app_disks += serial.rfind("vdswap-app", 0) == 0 ? 1 : 0;
+  }
+  EXPECT_EQ(app_disks, 1) << j.dump();
+  std::vector<std::string> steps = JournalSteps(Vm(3), id);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "rolled_back/done"), 1)
+      << "the interrupted swap must have switched back first: " << ::testing::PrintToString(steps);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "switched/done"), 1)
+      << "only the retry switches: " << ::testing::PrintToString(steps);
+  EXPECT_EQ(steps.back(), "done/done") << ::testing::PrintToString(steps);
 }
 
 TEST_F(UpgradeTest, BadInputGetsClearErrorsAndExitCodes) {
