@@ -99,8 +99,8 @@ class ZeroDowntimeTest : public ::testing::Test {
     }
     return s.body;
   }
-  // Runs `app` (e.g. "web-sock:1") on the VM under a new template version: a rollout when
-  // it runs another app, nothing when it already runs this one. Returns the version's ref.
+  // Puts the VM on a new template version running `app` (e.g. "web-sock:1"), by a
+  // break-before-make rollout, whatever it ran before. Returns the version's ref.
   static std::string UseApp(const std::string& app) {
     std::string ref =
         Ok({"template", "update", "web", "--os", "testos:1", "--app", app}).value("ref", "");
@@ -108,7 +108,8 @@ class ZeroDowntimeTest : public ::testing::Test {
     EXPECT_EQ(r["state"], "succeeded") << "setting up " << app << ": " << r.dump();
     return ref;
   }
-  // A rollout of the VM to template version `ref` in `order`, watched to its end.
+  // A rollout of the VM to template version `ref` in `order`, watched to its end (the
+  // CLI's deadline: 10 minutes).
   static Json Rollout(const std::string& ref, const std::string& order) {
     Json started = Ok({"rollout", "start", "--to", ref, "--vms", vm_, "--swap-order", order});
     int rc = -1;
