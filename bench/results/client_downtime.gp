@@ -12,6 +12,6 @@ set xtics noenhanced
 $data << EOD
 "BBM, 122.5 failed" 2393.5 2476.0
 "MBB, 23 failed" 883.0 596.0
-"MBB + held socket, 0 failed" 865.0 865.5
+"MBB+socket, 0 failed" 865.0 865.5
 EOD
 plot $data using 2:xtic(1) title "client's longest gap", '' using 3 title "agent downtime"
