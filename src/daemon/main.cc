@@ -181,6 +181,10 @@ int Run(const Flags& flags) {
   GuestAgent agent(*hypervisor, clock);
   VmService vms(vm_table, vm_locks, hosts, templates, images, disks, agent, *hypervisor, clock,
                 flags.uri);
+  // Nothing is being created yet: VMs left in state creating were interrupted.
+  if (auto settled = vms.ReconcileCreating(); !settled.ok()) {
+    VLOG(kWarning) << "vms left in state creating: " << settled.status().message();
+  }
   Swapper::Options swap_options;
   swap_options.order = *SwapOrderFromName(flags.swap_order);  // checked by the parser
   Swapper swapper(**db, vm_table, journal, vm_locks, hosts, templates, disks, agent, *hypervisor,
