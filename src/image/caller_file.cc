@@ -27,7 +27,7 @@ bool IsUnder(const std::string& path, const std::string& dir) {
 bool IsPseudoFs(int fd) {
   struct statfs fs {};
   if (fstatfs(fd, &fs) != 0) return true;
-  switch (static_cast<unsigned long>(fs.f_type)) {  // NOLINT(google-runtime-int)
+  switch (static_cast<unsigned long>(fs.f_type)) {
     case PROC_SUPER_MAGIC:
     case SYSFS_MAGIC:
     case DEBUGFS_MAGIC:
