@@ -20,6 +20,11 @@ Result<TemplateShape> Shape(const Json& body) {
   TemplateShape shape;
   ASSIGN_OR_RETURN(std::string memory, BodyField<std::string>(body, "memory", ""));
   ASSIGN_OR_RETURN(int64_t cpus, BodyField<int64_t>(body, "cpus", 0));
+  // JSON would turn 1.5 into 1 and the shape would ignore -2: both are refused.
+  if ((body.contains("cpus") && !body["cpus"].is_null() && !body["cpus"].is_number_integer()) ||
+      cpus < 0) {
+    return InvalidArgument("cpus must be a whole number from 1 to 256, got " + body["cpus"].dump());
+  }
   ASSIGN_OR_RETURN(std::string data, BodyField<std::string>(body, "data_size", ""));
   ASSIGN_OR_RETURN(shape.networks, BodyField<std::vector<std::string>>(body, "networks", {}));
   if (!memory.empty()) {

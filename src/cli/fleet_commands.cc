@@ -117,7 +117,7 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
   create->add_option("--os", ta->os, "OS image reference")->required();
   create->add_option("--app", ta->app, "App image reference")->required();
   create->add_option("--memory", ta->memory, "Memory, e.g. 256M (default 256M)");
-  create->add_option("--cpus", ta->cpus, "vCPUs (default 1)");
+  create->add_option("--cpus", ta->cpus, "vCPUs (default 1)")->check(CLI::Range(1, 256));
   create->add_option("--data-size", ta->data_size, "Data disk size, e.g. 1G (default 1G)");
   create->add_option("--network", ta->networks,
                      "libvirt network for a NIC (repeat for more NICs; \"none\" for no NIC).\n"
@@ -134,7 +134,7 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
   update->add_option("--os", ta->os, "New OS image reference");
   update->add_option("--app", ta->app, "New app image reference");
   update->add_option("--memory", ta->memory, "New memory size");
-  update->add_option("--cpus", ta->cpus, "New vCPU count");
+  update->add_option("--cpus", ta->cpus, "New vCPU count")->check(CLI::Range(1, 256));
   update->callback([&ctx, ta, body, print_template] {
     auto out =
         ctx.Call(Method::kPost, "/v1/templates/" + UrlSegment(ta->name) + "/versions", body());

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -70,6 +71,37 @@ Result<std::pair<std::string, int>> ParseListen(const std::string& spec) {
   return std::make_pair(spec.substr(0, colon), port);
 }
 
+// The state dir holds the database, the images and the socket: at most 0750 (the socket's
+// group may enter it to reach the socket). Permissions are only ever taken away, with a
+// warning saying so; a world-writable dir is refused, since anyone could have put files
+// in it.
+Status RestrictStateDir(const std::string& dir, bool created) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) {
+    return InvalidArgument("cannot read state dir '" + dir + "': " + strerror(errno));
+  }
+  const mode_t mode = st.st_mode & 07777;
+  auto octal = [](mode_t m) {
+    char buf[8];
+    snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m));
+    return std::string(buf);
+  };
+  if ((mode & S_IWOTH) != 0) {
+    return InvalidArgument("state dir '" + dir + "' is writable by everyone (mode " + octal(mode) +
+                           "); make it 0750 (chmod 750 " + dir + ") and check its contents");
+  }
+  const mode_t want = mode & 0750;
+  if (want == mode) return Status::Ok();
+  if (chmod(dir.c_str(), want) != 0) {
+    return InvalidArgument("cannot set the mode of state dir '" + dir + "': " + strerror(errno));
+  }
+  if (!created) {
+    VLOG(kWarning) << "state dir " << dir << " had mode " << octal(mode) << "; set it to "
+                   << octal(want) << " (no access for others, no group write)";
+  }
+  return Status::Ok();
+}
+
 int Run(const Flags& flags) {
   LogLevel level;
   if (!ParseLogLevel(flags.log_level, &level)) {
@@ -113,13 +145,16 @@ int Run(const Flags& flags) {
     accel = *resolved;
   }
   std::error_code ec;
-  std::filesystem::create_directories(flags.state_dir, ec);
+  const bool created = std::filesystem::create_directories(flags.state_dir, ec);
   if (ec) {
     std::cerr << "vdswapd: cannot create state dir '" << flags.state_dir << "': " << ec.message()
               << "\n";
     return 1;
   }
-  chmod(flags.state_dir.c_str(), 0750);
+  if (Status s = RestrictStateDir(flags.state_dir, created); !s.ok()) {
+    std::cerr << "vdswapd: " << s.message() << "\n";
+    return 2;
+  }
   // One daemon per state dir: a second one would take over the socket and could collect
   // the first one's images. Held until the process exits.
   auto state_lock = DirLock::Acquire(flags.state_dir, "vdswapd.lock");
@@ -181,6 +216,10 @@ int Run(const Flags& flags) {
   GuestAgent agent(*hypervisor, clock);
   VmService vms(vm_table, vm_locks, hosts, templates, images, disks, agent, *hypervisor, clock,
                 flags.uri);
+  // Nothing is being created yet: VMs left in state creating were interrupted.
+  if (auto settled = vms.ReconcileCreating(); !settled.ok()) {
+    VLOG(kWarning) << "vms left in state creating: " << settled.status().message();
+  }
   Swapper::Options swap_options;
   swap_options.order = *SwapOrderFromName(flags.swap_order);  // checked by the parser
   Swapper swapper(**db, vm_table, journal, vm_locks, hosts, templates, disks, agent, *hypervisor,

@@ -190,6 +190,19 @@ void FakeHypervisor::PowerOff(Vm& vm) {
   vm.running = false;
 }
 
+void FakeHypervisor::AddForeignDomain(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Vm& vm = vms_[name];
+  vm.managed = false;
+  vm.spec.name = name;
+}
+
+Status FakeHypervisor::CheckManaged(const std::string& name) const {
+  auto it = vms_.find(name);
+  if (it != vms_.end() && !it->second.managed) return NotManagedError(name);
+  return Status::Ok();
+}
+
 Result<std::string> FakeHypervisor::EnsurePool(const HostRef& host) {
   // "fake:" URIs are the fake's own; anything else must pass the same check as for libvirt.
   if (host.uri.rfind("fake:", 0) != 0) RETURN_IF_ERROR(ParseHostUri(host.uri).status());
@@ -251,6 +264,7 @@ Result<uint64_t> FakeHypervisor::VolumeAllocation(const HostRef& host, const std
 Status FakeHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {
   RETURN_IF_ERROR(Enter(Op::kDefineAndStart, host.name + " " + spec.name));
   std::unique_lock lock(mu_);
+  RETURN_IF_ERROR(CheckManaged(spec.name));
   Vm& vm = vms_[spec.name];
   if (vm.running) return FailedPrecondition("vm '" + spec.name + "' is running");
   vm.spec = spec;
@@ -271,6 +285,7 @@ Status FakeHypervisor::Start(const HostRef& host, const std::string& name) {
   std::unique_lock lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
+  RETURN_IF_ERROR(CheckManaged(name));
   if (it->second.running) return Status::Ok();
   std::shared_ptr<RunningGuest> guest = PowerOn(it->second);
   std::lock_guard guest_lock(guest->mu);
@@ -283,6 +298,7 @@ Status FakeHypervisor::Shutdown(const HostRef& host, const std::string& name,
                                 std::chrono::milliseconds) {
   RETURN_IF_ERROR(Enter(Op::kShutdown, host.name + " " + name));
   std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(CheckManaged(name));
   auto it = vms_.find(name);
   if (it != vms_.end() && it->second.guest) {
     {
@@ -299,6 +315,7 @@ Status FakeHypervisor::Shutdown(const HostRef& host, const std::string& name,
 Status FakeHypervisor::Destroy(const HostRef& host, const std::string& name) {
   std::lock_guard lock(mu_);
   log_.push_back("destroy " + host.name + " " + name);
+  RETURN_IF_ERROR(CheckManaged(name));
   vms_.erase(name);
   return Status::Ok();
 }
@@ -309,6 +326,7 @@ Result<VmLiveState> FakeHypervisor::GetState(const HostRef&, const std::string& 
   auto it = vms_.find(name);
   if (it == vms_.end()) return state;
   state.exists = true;
+  state.managed = it->second.managed;
   state.running = it->second.running;
   state.disks = it->second.disks;
   state.nics = it->second.spec.nics;
@@ -322,6 +340,7 @@ Status FakeHypervisor::DetachDisk(const HostRef& host, const std::string& name,
   std::lock_guard lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
+  RETURN_IF_ERROR(CheckManaged(name));
   auto& disks = it->second.disks;
   disks.erase(std::remove_if(disks.begin(), disks.end(),
                              [&](const DiskSpec& d) { return d.serial == serial; }),
@@ -340,6 +359,7 @@ Status FakeHypervisor::AttachDisk(const HostRef& host, const std::string& name,
   std::lock_guard lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
+  RETURN_IF_ERROR(CheckManaged(name));
   for (const auto& d : it->second.disks) {
     if (d.serial == disk.serial) {
       if (d.path == disk.path) return Status::Ok();
@@ -406,6 +426,7 @@ Result<std::unique_ptr<AgentChannel>> FakeHypervisor::OpenAgent(const HostRef& h
                                                                 const std::string& name) {
   RETURN_IF_ERROR(Enter(Op::kOpenAgent, host.name + " " + name));
   std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(CheckManaged(name));
   auto it = vms_.find(name);
   if (it == vms_.end() || !it->second.running) {
     return Unavailable("vm '" + name + "' is not running");

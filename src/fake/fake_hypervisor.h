@@ -59,6 +59,10 @@ class FakeHypervisor : public Hypervisor {
   // Defines a libvirt-like network on every host (`active` or not). Network "default" is
   // defined and active from the start, as on a Debian host with libvirt.
   void SetNetwork(const std::string& name, bool active);
+  // Defines an inactive domain `name` that vdswap did not make (no vdswap marker), as an
+  // administrator's own VM: GetState reports it unmanaged and every call that would change
+  // it fails with NotManagedError.
+  void AddForeignDomain(const std::string& name);
   // Every call so far, as readable lines: "detach web-1 vdswap-app".
   std::vector<std::string> Log() const;
   // Bytes received by UploadVolume per host name.
@@ -109,6 +113,7 @@ class FakeHypervisor : public Hypervisor {
   struct RunningGuest;  // a guest OS that is up: the agent on its fake env
   struct Vm {
     VmSpec spec;
+    bool managed = true;  // false for AddForeignDomain's domains
     bool running = false;
     std::vector<DiskSpec> disks;
     int boots = 0;
@@ -125,6 +130,8 @@ class FakeHypervisor : public Hypervisor {
   void PowerOff(Vm& vm);
   // Sends one request to the agent of `vm`, as the channel does.
   Result<Json> AgentCall(const std::string& vm, AgentOp op, const Json& fields);
+  // NotManagedError when `name` is a foreign domain, else ok. REQUIRES: mu_ held.
+  Status CheckManaged(const std::string& name) const;
   std::string PoolPath(const HostRef& host) const { return "/fake/" + host.name + "/" + host.pool; }
 
   Clock& clock_;

@@ -13,10 +13,10 @@ Result<HostInfo> HostRegistry::Add(const std::string& name, const std::string& u
   if (!existing.empty()) return AlreadyExists("host '" + name + "' exists");
   HostRef ref{name, uri, pool};
   ASSIGN_OR_RETURN(std::string path, hv_.EnsurePool(ref));
-  RETURN_IF_ERROR(
-      db_.Exec("INSERT INTO hosts (name, uri, pool, pool_path, created_at) VALUES "
-               "(?1, ?2, ?3, ?4, ?5)",
-               {name, uri, pool, path, clock_.UnixSeconds()}));
+  RETURN_IF_ERROR(db_.Exec("INSERT INTO hosts (name, uri, pool, pool_path, created_at) VALUES "
+                           "(?1, ?2, ?3, ?4, ?5)",
+                           {name, uri, pool, path, clock_.UnixSeconds()})
+                      .WithContext("host '" + name + "'"));
   return HostInfo{name, uri, pool, path};
 }
 

@@ -61,7 +61,8 @@ Result<Template> TemplateStore::Insert(Template t) {
       db_.Exec("INSERT INTO templates (name, version, os_digest, app_digest, memory_mib, cpus, "
                "data_bytes, created_at, networks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                {t.name, t.version, t.os_digest, t.app_digest, t.memory_mib, t.cpus, t.data_bytes,
-                now, DumpJson(Json(t.networks))}));
+                now, DumpJson(Json(t.networks))})
+          .WithContext("template '" + t.Ref() + "'"));
   return t;
 }
 

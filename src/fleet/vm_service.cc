@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/log.h"
 #include "image/manifest.h"
 
 namespace vdswap {
@@ -91,6 +92,12 @@ Result<CreateResult> VmService::Create(const std::vector<std::string>& names,
   // Before anything is created: a VM without its network would come up unreachable.
   for (const std::string& network : t.networks) {
     RETURN_IF_ERROR(hv_.CheckNetwork(host, network).WithContext("template '" + t.Ref() + "'"));
+  }
+  // A domain of that name that vdswap did not define is someone else's VM: refused before
+  // anything is recorded or made.
+  for (const auto& n : names) {
+    ASSIGN_OR_RETURN(VmLiveState live, hv_.GetState(host, n));
+    if (live.exists && !live.managed) return NotManagedError(n);
   }
   std::mutex mu;
   ProgressFn safe_progress = [&](const Json& e) {
@@ -226,6 +233,39 @@ Status VmService::Remove(const std::string& name, bool delete_data) {
   if (delete_data) RETURN_IF_ERROR(hv_.DeleteVolume(host, vm.data_volume));
   // Its rollout_vms and swap_journal rows go with it (ON DELETE CASCADE).
   return vms_.Delete(name);
+}
+
+Result<int> VmService::ReconcileCreating() {
+  ASSIGN_OR_RETURN(std::vector<VmRecord> all, vms_.List());
+  int settled = 0;
+  for (const VmRecord& vm : all) {
+    if (vm.state != VmState::kCreating) continue;
+    std::lock_guard vm_lock(locks_.For(vm.name));
+    if (Status s = SettleCreating(vm); !s.ok()) {
+      // Left failed rather than creating: `vm rm` can remove a failed VM.
+      const std::string why = "vdswapd stopped while creating this vm: " + s.message();
+      VLOG(kWarning) << "vm '" << vm.name << "': " << why;
+      RETURN_IF_ERROR(vms_.SetState(vm.name, VmState::kFailed, why));
+    }
+    ++settled;
+  }
+  return settled;
+}
+
+Status VmService::SettleCreating(const VmRecord& vm) {
+  ASSIGN_OR_RETURN(HostRef host, hosts_.Get(vm.host));
+  ASSIGN_OR_RETURN(VmLiveState live, hv_.GetState(host, vm.name));
+  if (live.exists && live.managed) {
+    const VmState now = live.running ? VmState::kRunning : VmState::kStopped;
+    VLOG(kInfo) << "vm '" << vm.name << "' was being created when vdswapd stopped and its "
+                << "domain exists: recorded " << VmStateName(now);
+    return vms_.SetState(vm.name, now, "");
+  }
+  VLOG(kInfo) << "vm '" << vm.name << "' was being created when vdswapd stopped and has no "
+              << "domain: removing its record and OS overlay " << vm.os_volume << " (data volume "
+              << vm.data_volume << " kept)";
+  RETURN_IF_ERROR(hv_.DeleteVolume(host, vm.os_volume));
+  return vms_.Delete(vm.name);
 }
 
 }  // namespace vdswap

@@ -79,12 +79,25 @@ class VmService {
   // Destroys the VM and its OS overlays; the data disk only with `delete_data`. Its
   // rollout and journal rows go with its record.
   Status Remove(const std::string& name, bool delete_data);
+  // Settles the VMs a stopped daemon left in state creating, from what their host says:
+  //  - a domain vdswap defined exists: the create got that far, so the VM is recorded
+  //    running or stopped as its domain is (`vm inspect` shows its app's health);
+  //  - no domain, or only one vdswap did not define: the record and the VM's OS overlay
+  //    (made for this VM alone, never booted) are removed, so a new `vm create` of the
+  //    name starts afresh. The data volume stays: a create reuses the data volume an
+  //    earlier VM of that name left, so it may hold someone's data;
+  //  - the host cannot be asked: recorded failed with the reason (`vm rm` removes it).
+  // Returns how many VMs it settled. REQUIRES: no Create runs (the daemon calls it before
+  // it serves its API).
+  Result<int> ReconcileCreating();
 
  private:
   // `vm`'s NICs with the addresses its host leased to them.
   std::vector<VmInspection::Interface> Interfaces(const VmRecord& vm, const HostRef& host);
   Status CreateOne(const std::string& name, const Template& t, const HostRef& host,
                    const ProgressFn& progress);
+  // ReconcileCreating for one VM. REQUIRES: its lock held.
+  Status SettleCreating(const VmRecord& vm);
 
   VmTable& vms_;
   VmLocks& locks_;

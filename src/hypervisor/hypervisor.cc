@@ -9,4 +9,10 @@ const DiskSpec* VmLiveState::Disk(const std::string& serial) const {
   return nullptr;
 }
 
+Status NotManagedError(const std::string& vm) {
+  return FailedPrecondition("domain '" + vm +
+                            "' exists and is not managed by vdswap; vdswap leaves it alone "
+                            "(rename or remove it with virsh, or pick another name)");
+}
+
 }  // namespace vdswap

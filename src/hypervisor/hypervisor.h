@@ -53,6 +53,10 @@ struct InterfaceAddresses {
 
 struct VmLiveState {
   bool exists = false;
+  // The domain carries vdswap's marker (it was defined by vdswap). A domain of that name
+  // without it belongs to someone else: vdswap never defines over, starts, stops,
+  // undefines or hot-plugs it (NotManagedError).
+  bool managed = false;
   bool running = false;
   std::vector<DiskSpec> disks;  // attached now (live definition when running)
   std::vector<NicSpec> nics;    // defined now
@@ -60,6 +64,10 @@ struct VmLiveState {
   // The attached disk with `serial`, or nullptr.
   const DiskSpec* Disk(const std::string& serial) const;
 };
+
+// kFailedPrecondition: "domain 'VM' exists and is not managed by vdswap". What every
+// Hypervisor returns for a call that would change a domain vdswap did not define.
+Status NotManagedError(const std::string& vm);
 
 // The host end of a VM's guest-agent channel (kAgentChannel), carrying the JSON lines of
 // protocol/agent_protocol.h. Callers use AgentClient for typed calls. One caller at a time.
@@ -73,8 +81,10 @@ class AgentChannel {
 };
 
 // Everything vdswap does on hosts. Speaks domain types only: no libvirt types or XML.
-// Implementations are thread-safe; calls for different VMs may run concurrently, calls for
-// one VM are serialized by the caller.
+// Calls that change a domain (DefineAndStart over an existing one, Start, Shutdown,
+// Destroy, DetachDisk, AttachDisk, OpenAgent) refuse a domain vdswap did not define with
+// NotManagedError. Implementations are thread-safe; calls for different VMs may run concurrently,
+// calls for one VM are serialized by the caller.
 class Hypervisor {
  public:
   virtual ~Hypervisor() = default;

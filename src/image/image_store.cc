@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -12,6 +13,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/sha256.h"
+#include "image/caller_file.h"
 #include "image/manifest.h"
 #include "image/oci.h"
 
@@ -117,6 +119,37 @@ Status VerifyBlob(const std::string& path, const std::string& want_hex) {
   return Status::Ok();
 }
 
+// `s` with control characters shown as \xNN, for messages about refused input.
+std::string Printable(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char hex[8];
+      snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The kernel command line goes into the domain definition and the guest's /proc/cmdline:
+// one line of printable text, no longer than the kernel accepts.
+Status CheckCmdline(std::string_view cmdline) {
+  constexpr size_t kMaxCmdline = 2048;  // COMMAND_LINE_SIZE on x86
+  if (cmdline.size() > kMaxCmdline) {
+    return InvalidArgument("kernel command line is longer than " + std::to_string(kMaxCmdline) +
+                           " bytes");
+  }
+  if (Printable(cmdline) != cmdline) {
+    return InvalidArgument("kernel command line '" + Printable(cmdline) +
+                           "' contains control characters");
+  }
+  return Status::Ok();
+}
+
 Json StageEvent(const char* phase, const StageStats& s) {
   return {{"phase", phase},
           {"files", s.files},
@@ -168,18 +201,7 @@ Result<ImageInfo> ImageStore::BuildApp(const AppBuildRequest& req, const Progres
     return InvalidArgument("image name '" + req.name + "' must match [a-z0-9][a-z0-9._-]{0,62}");
   }
   ASSIGN_OR_RETURN(TempDir work, TempDir::Create(tmp_dir_, "build"));
-  {
-    std::lock_guard lock(active_mu_);
-    active_.insert(work.path());
-  }
-  struct Unmark {
-    ImageStore* self;
-    std::string path;
-    ~Unmark() {
-      std::lock_guard lock(self->active_mu_);
-      self->active_.erase(path);
-    }
-  } unmark{this, work.path()};
+  ActiveStaging active(*this, work.path());
 
   // Builds that take over a second report progress; quick ones stay quiet.
   const auto started = std::chrono::steady_clock::now();
@@ -298,14 +320,53 @@ Result<ImageInfo> ImageStore::BuildApp(const AppBuildRequest& req, const Progres
   return Record(std::move(info), staged);
 }
 
+ImageStore::ActiveStaging::ActiveStaging(ImageStore& store, std::string path)
+    : store_(store), path_(std::move(path)) {
+  std::lock_guard lock(store_.active_mu_);
+  store_.active_.insert(path_);
+}
+
+ImageStore::ActiveStaging::~ActiveStaging() {
+  std::lock_guard lock(store_.active_mu_);
+  store_.active_.erase(path_);
+}
+
 Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const ProgressFn& progress) {
   if (!IsValidName(req.name)) {
     return InvalidArgument("image name '" + req.name + "' must match [a-z0-9][a-z0-9._-]{0,62}");
   }
   if (req.initrd.size() && req.kernel.empty()) return InvalidArgument("--initrd needs --kernel");
-  auto info_out = runner_.RunOk({"qemu-img", "info", "--output=json", req.disk});
+  if (!req.version.empty() && !IsValidVersion(req.version)) {
+    return InvalidArgument("version '" + Printable(req.version) +
+                           "' must be 1-64 of [A-Za-z0-9._+-]");
+  }
+  RETURN_IF_ERROR(CheckCmdline(req.cmdline));
+  // The daemon reads these as root for a caller who may not be: each is opened once,
+  // checked on its descriptor and copied from it (image/caller_file.h). Every later step
+  // (qemu-img, debugfs, hashing) works on the private copy in the staging directory.
+  ASSIGN_OR_RETURN(CallerFile disk, CallerFile::Open("disk", req.disk));
+  std::optional<CallerFile> kernel, initrd;
+  if (!req.kernel.empty()) {
+    ASSIGN_OR_RETURN(kernel, CallerFile::Open("kernel", req.kernel));
+  }
+  if (!req.initrd.empty()) {
+    ASSIGN_OR_RETURN(initrd, CallerFile::Open("initrd", req.initrd));
+  }
+
+  ASSIGN_OR_RETURN(TempDir work, TempDir::Create(tmp_dir_, "import"));
+  ActiveStaging active(*this, work.path());
+  std::string staged = work.path() + "/image";
+  mkdir(staged.c_str(), 0755);
+  if (progress) progress({{"phase", "copy"}, {"message", "copying " + req.disk}});
+  const std::string copy = staged + "/os.disk";
+  RETURN_IF_ERROR(disk.CopyTo(copy));
+  if (kernel) RETURN_IF_ERROR(kernel->CopyTo(staged + "/vmlinuz"));
+  if (initrd) RETURN_IF_ERROR(initrd->CopyTo(staged + "/initrd.img"));
+
+  // The copy's path is absolute, so qemu-img takes it for a plain file, never a protocol.
+  auto info_out = runner_.RunOk({"qemu-img", "info", "--output=json", "--", copy});
   if (!info_out.ok()) {
-    return InvalidArgument("'" + req.disk +
+    return InvalidArgument("disk '" + req.disk +
                            "' is not a disk image: " + info_out.status().message());
   }
   auto qinfo = ParseJson(info_out->out, "qemu-img info");
@@ -319,43 +380,41 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
                            "' has a backing file; flatten it first (qemu-img "
                            "convert)");
   }
-  for (const auto* f : {&req.kernel, &req.initrd}) {
-    if (!f->empty() && access(f->c_str(), R_OK) != 0) {
-      return InvalidArgument("boot file '" + *f + "' cannot be read");
-    }
+  const Json specific = qinfo->value("format-specific", Json::object());
+  if (specific.is_object() && specific.value("data", Json::object()).contains("data-file")) {
+    return InvalidArgument("'" + req.disk +
+                           "' keeps its data in an external file; convert it first (qemu-img "
+                           "convert)");
+  }
+  if (format == "raw" && disk.size() % 512 != 0) {
+    return InvalidArgument("'" + req.disk + "' is not a disk image (its size, " +
+                           std::to_string(disk.size()) + " bytes, is not a multiple of 512)");
+  }
+  std::string disk_dst = staged + "/os." + format;
+  if (rename(copy.c_str(), disk_dst.c_str()) != 0) {
+    return Internal("cannot rename '" + copy + "': " + strerror(errno));
   }
 
   OsRelease os_release;
   if (format == "raw") {
     for (const char* p : {"/etc/os-release", "/usr/lib/os-release"}) {
-      auto out = runner_.Run({"debugfs", "-R", std::string("cat ") + p, req.disk}, {});
+      auto out = runner_.Run({"debugfs", "-R", std::string("cat ") + p, disk_dst}, {});
       if (!out.ok()) break;
       os_release = ParseOsRelease(out->out);
       if (os_release.count("ID")) break;
     }
   }
 
-  ASSIGN_OR_RETURN(TempDir work, TempDir::Create(tmp_dir_, "import"));
-  std::string staged = work.path() + "/image";
-  mkdir(staged.c_str(), 0755);
-  if (progress) progress({{"phase", "copy"}, {"message", "copying " + req.disk}});
-  std::error_code ec;
-  std::string disk_dst = staged + "/os." + format;
-  if (!fs::copy_file(req.disk, disk_dst, ec)) {
-    return Internal("cannot copy '" + req.disk + "': " + ec.message());
-  }
   StartWriteback(disk_dst);
   ASSIGN_OR_RETURN(std::string disk_hex, Sha256::OfFile(disk_dst));
   std::string id = "disk " + disk_hex + "\n";
   Json boot = Json::object();
-  if (!req.kernel.empty()) {
-    fs::copy_file(req.kernel, staged + "/vmlinuz", ec);
+  if (kernel) {
     ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/vmlinuz"));
     id += "kernel " + h + "\n";
     boot["kernel"] = true;
   }
-  if (!req.initrd.empty()) {
-    fs::copy_file(req.initrd, staged + "/initrd.img", ec);
+  if (initrd) {
     ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/initrd.img"));
     id += "initrd " + h + "\n";
     boot["initrd"] = true;
@@ -370,7 +429,12 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
   info.name = req.name;
   auto vid = os_release.find("VERSION_ID");
   info.version = !req.version.empty() ? req.version : vid != os_release.end() ? vid->second : "1";
-  info.size_bytes = fs::file_size(disk_dst);
+  if (!IsValidVersion(info.version)) {
+    return InvalidArgument("the disk's os-release VERSION_ID '" + Printable(info.version) +
+                           "' is not a valid version (1-64 of [A-Za-z0-9._+-]); give one with "
+                           "--version");
+  }
+  info.size_bytes = disk.size();
   info.meta = {{"format", format},
                {"os_release", os_release},
                {"boot", boot},
@@ -382,7 +446,7 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
 // exists already is returned as it is.
 Result<ImageInfo> ImageStore::Record(ImageInfo info, const std::string& staged_dir) {
   auto existing = Load(info.digest);
-  if (existing.ok()) return existing;
+  if (existing.ok()) return Same(*existing, info);
   info.dir = images_dir_ + "/" + info.digest;
   info.created_at = UnixSeconds();
   // The bytes reach the disk before the name, and the name before the record: after a
@@ -398,7 +462,7 @@ Result<ImageInfo> ImageStore::Record(ImageInfo info, const std::string& staged_d
     if (errno == EEXIST || errno == ENOTEMPTY) {
       // A concurrent build of the same bytes won the race; its record is the truth.
       auto other = Load(info.digest);
-      if (other.ok()) return other;
+      if (other.ok()) return Same(*other, info);
     }
     return Internal("cannot move image into '" + info.dir + "': " + strerror(errno));
   }
@@ -417,6 +481,17 @@ Result<ImageInfo> ImageStore::Record(ImageInfo info, const std::string& staged_d
     return s;
   }
   return info;
+}
+
+// An image is stored once, under one name and version: the same bytes again are the
+// existing image; under another name or version they are refused rather than silently
+// answered with a record whose name the caller did not ask for.
+Result<ImageInfo> ImageStore::Same(const ImageInfo& existing, const ImageInfo& wanted) {
+  if (existing.name == wanted.name && existing.version == wanted.version) return existing;
+  return AlreadyExists("these bytes are already image '" + existing.name + ":" + existing.version +
+                       "' (sha256:" + existing.digest.substr(0, 12) +
+                       "); use that name or the digest instead of '" + wanted.name + ":" +
+                       wanted.version + "'");
 }
 
 Result<ImageInfo> ImageStore::Load(const std::string& digest) {

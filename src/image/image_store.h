@@ -61,12 +61,17 @@ class ImageStore {
 
   // Stages the source, validates /vdswap.json (or derives it from an OCI/Docker config),
   // builds a reproducible EROFS image and records it. Building an image that exists
-  // returns the existing record. kInvalidArgument for bad input (nothing is left behind),
+  // returns the existing record; the same bytes under another name are kAlreadyExists
+  // naming the image they are. kInvalidArgument for bad input (nothing is left behind),
   // kInternal when mkfs.erofs fails.
   Result<ImageInfo> BuildApp(const AppBuildRequest& req, const ProgressFn& progress);
 
-  // Checks the disk with `qemu-img info` (raw or qcow2, no backing file), copies it and
-  // its boot files into the store and records it with the os-release it finds.
+  // Copies the disk and its boot files into a staging directory (each must be a caller
+  // file as image/caller_file.h defines it: absolute path, non-empty regular file, not in
+  // /proc, /sys or /dev), checks the copy with `qemu-img info` (raw or qcow2, no backing
+  // or external data file; a raw disk's size is a multiple of 512) and records it with
+  // the os-release it finds. kInvalidArgument naming the file or field for bad input
+  // (control characters in the version or cmdline too); kInternal when a copy fails.
   Result<ImageInfo> ImportOs(const OsImportRequest& req, const ProgressFn& progress);
 
   Result<std::vector<ImageInfo>> List();
@@ -85,8 +90,23 @@ class ImageStore {
   const std::string& images_dir() const { return images_dir_; }
 
  private:
+  // Marks a staging directory as in use, so that Gc spares it, while this lives.
+  class ActiveStaging {
+   public:
+    ActiveStaging(ImageStore& store, std::string path);
+    ~ActiveStaging();
+    ActiveStaging(const ActiveStaging&) = delete;
+    ActiveStaging& operator=(const ActiveStaging&) = delete;
+
+   private:
+    ImageStore& store_;
+    std::string path_;
+  };
+
   Result<ImageInfo> Record(ImageInfo info, const std::string& staged_dir);
   Result<ImageInfo> Load(const std::string& digest);
+  // `existing` when `wanted` has its name and version, else kAlreadyExists naming it.
+  static Result<ImageInfo> Same(const ImageInfo& existing, const ImageInfo& wanted);
 
   Db& db_;
   CommandRunner& runner_;

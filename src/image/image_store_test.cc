@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "core/files.h"
 #include "core/sha256.h"
@@ -20,6 +23,60 @@ using testing::WriteTar;
 
 constexpr char kManifest[] =
     R"({"name":"hello","version":"1","start":["/bin/hello"],"health":{"exec":["/bin/hello","--check"]}})";
+
+// The real runner, recording every argv; Hold(program) makes the next run of `program`
+// wait (entered() reports it is waiting) until Release().
+class HoldingRunner : public CommandRunner {
+ public:
+  Result<CommandOutput> Run(const std::vector<std::string>& argv,
+                            const RunOptions& options) override {
+    {
+      std::unique_lock lock(mu_);
+      ran_.push_back(argv);
+      if (argv[0] == hold_) {
+        hold_.clear();
+        entered_ = true;
+        cv_.notify_all();
+        cv_.wait(lock, [this] { return released_; });
+      }
+    }
+    return real_.Run(argv, options);
+  }
+  void Hold(const std::string& program) {
+    std::lock_guard lock(mu_);
+    hold_ = program;
+  }
+  void AwaitEntered() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // Forgets the runs so far.
+  void Forget() {
+    std::lock_guard lock(mu_);
+    ran_.clear();
+  }
+  // Every argument any run was given.
+  std::vector<std::string> Args() {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& argv : ran_) out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+  }
+
+ private:
+  SubprocessRunner real_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::vector<std::string>> ran_;
+  std::string hold_;
+  bool entered_ = false;
+  bool released_ = false;
+};
 
 class ImageStoreTest : public ::testing::Test {
  protected:
@@ -93,7 +150,35 @@ class ImageStoreTest : public ::testing::Test {
     return testing::Slurp(path);
   }
 
-  SubprocessRunner runner_;
+  // An 8 MiB ext4 OS disk with an os-release.
+  std::string OsDisk() {
+    std::string root = dir_->path() + "/osroot";
+    fs::create_directories(root + "/etc");
+    EXPECT_TRUE(WriteFileAtomic(root + "/etc/os-release", "ID=vdswap-testos\nVERSION_ID=7\n").ok());
+    std::string disk = dir_->path() + "/os.img";
+    EXPECT_TRUE(runner_.RunOk({"mkfs.ext4", "-q", "-F", "-d", root, disk, "8M"}).ok());
+    return disk;
+  }
+  // An import refused with kInvalidArgument mentioning `needle`, before qemu-img or
+  // debugfs ever saw the caller's path, and with nothing new in the state dir.
+  void ExpectImportRefused(const OsImportRequest& req, const std::string& needle) {
+    auto before = StateFiles();
+    runner_.Forget();
+    auto r = store_->ImportOs(req, nullptr);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+    for (const auto& arg : runner_.Args()) {
+      for (const auto* p : {&req.disk, &req.kernel, &req.initrd}) {
+        if (!p->empty()) {
+          EXPECT_EQ(arg.find(*p), std::string::npos) << arg;
+        }
+      }
+    }
+    EXPECT_EQ(StateFiles(), before);
+  }
+
+  HoldingRunner runner_;
   std::unique_ptr<TempDir> dir_;
   std::string state_;
   std::unique_ptr<Db> db_;
@@ -119,6 +204,23 @@ TEST_F(ImageStoreTest, OneByteChangedGivesAnotherDigest) {
   auto b = Build(MakeTree("b", "v2"));
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(a->digest, b->digest);
+}
+
+TEST_F(ImageStoreTest, SameBytesUnderAnotherNameAreRefusedNamingTheImage) {
+  const std::string tree = MakeTree("a", "v1");
+  auto a = Build(tree, "first");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto again = Build(tree, "first");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->digest, a->digest);
+  auto renamed = Build(tree, "second");
+  ASSERT_FALSE(renamed.ok());
+  EXPECT_EQ(renamed.status().code(), Code::kAlreadyExists);
+  EXPECT_NE(renamed.status().message().find(
+                "already image 'first:1' (sha256:" + a->digest.substr(0, 12) + ")"),
+            std::string::npos)
+      << renamed.status().message();
+  EXPECT_EQ(store_->Resolve("second").status().code(), Code::kNotFound);
 }
 
 TEST_F(ImageStoreTest, RebuildAfterRemoveGivesSameDigest) {
@@ -313,6 +415,65 @@ TEST_F(ImageStoreTest, ImportOsRefusesBackingFilesAndJunk) {
   EXPECT_EQ(
       store_->ImportOs({dir_->path() + "/none", "", "", "", "os", ""}, nullptr).status().code(),
       Code::kInvalidArgument);
+}
+
+TEST_F(ImageStoreTest, ImportOsReadsOnlyRegularLocalFiles) {
+  const std::string disk = OsDisk();
+  ExpectImportRefused({"nbd://127.0.0.1:10809/export", "", "", "", "os", ""}, "absolute path");
+  ExpectImportRefused({"nbd:127.0.0.1:10809", "", "", "", "os", ""}, "absolute path");
+  ExpectImportRefused({"/dev/zero", "", "", "", "os", ""}, "under /dev");
+  ExpectImportRefused({dir_->path(), "", "", "", "os", ""}, "not a regular file");
+  ExpectImportRefused({disk, "/proc/cpuinfo", "", "", "os", ""}, "kernel '/proc/cpuinfo'");
+  const std::string empty = dir_->path() + "/empty";
+  ASSERT_TRUE(WriteFileAtomic(empty, "").ok());
+  ExpectImportRefused({disk, empty, "", "", "os", ""}, "kernel '" + empty + "' is empty");
+  ExpectImportRefused({disk, disk, empty, "", "os", ""}, "initrd '" + empty + "' is empty");
+}
+
+// A small text file is "raw" to qemu-img; a disk's size is whole sectors.
+TEST_F(ImageStoreTest, ImportOsRefusesAFileThatIsNoDisk) {
+  const std::string secret = dir_->path() + "/shadow";
+  ASSERT_TRUE(WriteFileAtomic(secret, "root:$6$salt$hash:19000:0:99999:7:::\n", 0600).ok());
+  auto before = StateFiles();
+  auto r = store_->ImportOs({secret, "", "", "", "os", ""}, nullptr);
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("not a disk image"), std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(StateFiles(), before);
+}
+
+TEST_F(ImageStoreTest, ImportOsRunsQemuImgOnlyOnItsOwnCopyAfterDoubleDash) {
+  const std::string disk = OsDisk();
+  runner_.Forget();
+  ASSERT_TRUE(store_->ImportOs({disk, "", "", "", "os", ""}, nullptr).ok());
+  for (const auto& arg : runner_.Args()) EXPECT_EQ(arg.find(disk), std::string::npos) << arg;
+  const auto args = runner_.Args();
+  auto dash = std::find(args.begin(), args.end(), "--");
+  ASSERT_NE(dash, args.end());
+  ASSERT_NE(dash + 1, args.end());
+  EXPECT_EQ((dash + 1)->rfind(state_ + "/tmp/import", 0), 0u) << *(dash + 1);
+}
+
+TEST_F(ImageStoreTest, ImportOsRefusesControlCharactersInVersionAndCmdline) {
+  const std::string disk = OsDisk();
+  ExpectImportRefused({disk, "", "", "", "os", "7\n8"}, "version '7\\x0a8'");
+  ExpectImportRefused({disk, disk, "", "console=ttyS0\rroot=/dev/vda", "os", ""},
+                      "kernel command line 'console=ttyS0\\x0droot=/dev/vda' contains control");
+}
+
+TEST_F(ImageStoreTest, GcSparesTheStagingOfAnImportInProgress) {
+  const std::string disk = OsDisk();
+  runner_.Hold("qemu-img");  // the import has copied the disk and checks it now
+  Result<ImageInfo> imported = Internal("not run");
+  std::thread import([&] { imported = store_->ImportOs({disk, "", "", "", "os", ""}, nullptr); });
+  runner_.AwaitEntered();
+  auto gc = store_->Gc(/*unused=*/false);
+  runner_.Release();
+  import.join();
+  ASSERT_TRUE(gc.ok());
+  EXPECT_TRUE((*gc)["removed"].empty()) << gc->dump();
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  EXPECT_TRUE(fs::exists(imported->disk_path()));
 }
 
 }  // namespace

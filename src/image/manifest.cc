@@ -67,16 +67,6 @@ Result<std::vector<std::string>> GetArgv(const Json& obj, const std::string& key
   return argv;
 }
 
-bool IsValidVersion(std::string_view v) {
-  if (v.empty() || v.size() > 64) return false;
-  for (char c : v) {
-    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' && c != '+') {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool IsFdName(std::string_view n) {
   if (n.empty() || n.size() > 64) return false;
   for (char c : n) {
@@ -125,6 +115,16 @@ bool IsEnvName(std::string_view k) {
 }
 
 }  // namespace
+
+bool IsValidVersion(std::string_view v) {
+  if (v.empty() || v.size() > 64) return false;
+  for (char c : v) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' && c != '+') {
+      return false;
+    }
+  }
+  return true;
+}
 
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;

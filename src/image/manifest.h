@@ -63,6 +63,8 @@ Json ManifestToJson(const AppManifest& m);
 
 // True for names like "hello", "web-api.v2": [a-z0-9][a-z0-9._-]{0,62}.
 bool IsValidName(std::string_view name);
+// True for versions like "1.2.0", "24.04", "2+deb12": [A-Za-z0-9._+-]{1,64}.
+bool IsValidVersion(std::string_view v);
 
 // KEY=value pairs of an os-release file (quotes removed).
 using OsRelease = std::map<std::string, std::string>;

@@ -139,7 +139,7 @@ std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& consol
   x << "<domain type='" << (accel == Accel::kKvm ? "kvm" : "qemu") << "'>\n"
     << "  <name>" << Esc(spec.name) << "</name>\n"
     << (uuid.empty() ? "" : "  <uuid>" + Esc(uuid) + "</uuid>\n")
-    << "  <metadata><vdswap:vm xmlns:vdswap='https://vdswap.dev/xmlns/vm/1'/></metadata>\n"
+    << "  <metadata><vdswap:vm xmlns:vdswap='" << kVmMetadataNs << "'/></metadata>\n"
     << "  <memory unit='MiB'>" << spec.memory_mib << "</memory>\n"
     << "  <vcpu>" << spec.cpus << "</vcpu>\n"
     << "  <os>\n"

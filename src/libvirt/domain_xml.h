@@ -9,6 +9,10 @@ namespace vdswap {
 
 enum class Accel { kKvm, kTcg };
 
+// The namespace of the <vdswap:vm/> element DomainXml puts in every domain's <metadata>:
+// the mark of a domain vdswap defined and may change.
+inline constexpr char kVmMetadataNs[] = "https://vdswap.dev/xmlns/vm/1";
+
 // Resolves --accel: "kvm", "tcg", or "auto" = KVM only when /dev/kvm opens and the CPU
 // does not report running under a hypervisor (nested KVM hangs guests; see docs).
 Result<Accel> ResolveAccel(const std::string& flag);

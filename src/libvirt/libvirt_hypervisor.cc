@@ -80,6 +80,23 @@ Result<DomRef> LookupDomain(virConnectPtr conn, const std::string& vm) {
   return dom;
 }
 
+// Whether the domain carries the marker DomainXml writes (libvirt keeps <metadata>
+// elements by namespace; a domain without ours answers VIR_ERR_NO_DOMAIN_METADATA).
+bool IsManaged(virDomainPtr dom) {
+  char* marker = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, kVmMetadataNs, 0);
+  if (marker == nullptr) return false;
+  free(marker);
+  return true;
+}
+
+// The domain `vm` when vdswap manages it: kNotFound when missing, NotManagedError when
+// it belongs to someone else.
+Result<DomRef> LookupManagedDomain(virConnectPtr conn, const std::string& vm) {
+  ASSIGN_OR_RETURN(DomRef dom, LookupDomain(conn, vm));
+  if (!IsManaged(dom.get())) return NotManagedError(vm);
+  return dom;
+}
+
 Result<PoolRef> LookupPool(virConnectPtr conn, const HostRef& host) {
   PoolRef pool(virStoragePoolLookupByName(conn, host.pool.c_str()));
   if (!pool) return LibvirtError("pool '" + host.pool + "' on host '" + host.name + "'");
@@ -347,6 +364,7 @@ Status LibvirtHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec
   CONNECT_OR_RETURN(conn, host);
   ASSIGN_OR_RETURN(std::string pool_path, EnsurePool(host));
   DomRef existing(virDomainLookupByName(conn.get(), spec.name.c_str()));
+  if (existing && !IsManaged(existing.get())) return NotManagedError(spec.name);
   if (existing && virDomainIsActive(existing.get()) == 1) {
     return FailedPrecondition("vm '" + spec.name + "' is running; cannot redefine it");
   }
@@ -361,7 +379,7 @@ Status LibvirtHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec
 
 Status LibvirtHypervisor::Start(const HostRef& host, const std::string& vm) {
   CONNECT_OR_RETURN(conn, host);
-  ASSIGN_OR_RETURN(DomRef dom, LookupDomain(conn.get(), vm));
+  ASSIGN_OR_RETURN(DomRef dom, LookupManagedDomain(conn.get(), vm));
   if (virDomainIsActive(dom.get()) == 1) return Status::Ok();
   if (virDomainCreate(dom.get()) != 0) return LibvirtError("starting vm '" + vm + "'");
   return Status::Ok();
@@ -371,7 +389,9 @@ Status LibvirtHypervisor::Shutdown(const HostRef& host, const std::string& vm,
                                    std::chrono::milliseconds grace) {
   CONNECT_OR_RETURN(conn, host);
   DomRef dom(virDomainLookupByName(conn.get(), vm.c_str()));
-  if (!dom || virDomainIsActive(dom.get()) != 1) return Status::Ok();
+  if (!dom) return Status::Ok();
+  if (!IsManaged(dom.get())) return NotManagedError(vm);
+  if (virDomainIsActive(dom.get()) != 1) return Status::Ok();
   auto deadline = Clock::now() + grace;
   if (virDomainShutdownFlags(dom.get(), VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) != 0) {
     VLOG(kWarning) << "vm '" << vm << "': ACPI shutdown failed: " << LastError();
@@ -392,6 +412,7 @@ Status LibvirtHypervisor::Destroy(const HostRef& host, const std::string& vm) {
   CONNECT_OR_RETURN(conn, host);
   DomRef dom(virDomainLookupByName(conn.get(), vm.c_str()));
   if (!dom) return Status::Ok();
+  if (!IsManaged(dom.get())) return NotManagedError(vm);
   if (virDomainIsActive(dom.get()) == 1 && virDomainDestroy(dom.get()) != 0) {
     return LibvirtError("destroying vm '" + vm + "'");
   }
@@ -408,6 +429,7 @@ Result<VmLiveState> LibvirtHypervisor::GetState(const HostRef& host, const std::
     return LibvirtError("vm '" + vm + "'");
   }
   state.exists = true;
+  state.managed = IsManaged(dom.get());
   state.running = virDomainIsActive(dom.get()) == 1;
   std::string xml = FreeString(virDomainGetXMLDesc(dom.get(), 0));
   if (xml.empty()) return LibvirtError("vm '" + vm + "' definition");
@@ -499,6 +521,7 @@ Status LibvirtHypervisor::DetachDisk(const HostRef& host, const std::string& vm,
   auto deadline = Clock::now() + timeout;
   ASSIGN_OR_RETURN(VmLiveState state, GetState(host, vm));
   if (!state.exists) return NotFound("vm '" + vm + "' not found on host '" + host.name + "'");
+  if (!state.managed) return NotManagedError(vm);
   const DiskSpec* disk = state.Disk(serial);
   if (disk == nullptr) return Status::Ok();
   CONNECT_OR_RETURN(conn, host);
@@ -542,6 +565,7 @@ Status LibvirtHypervisor::AttachDisk(const HostRef& host, const std::string& vm,
                                      const DiskSpec& disk) {
   ASSIGN_OR_RETURN(VmLiveState state, GetState(host, vm));
   if (!state.exists) return NotFound("vm '" + vm + "' not found on host '" + host.name + "'");
+  if (!state.managed) return NotManagedError(vm);
   if (const DiskSpec* cur = state.Disk(disk.serial)) {
     if (cur->path == disk.path) return Status::Ok();
     return FailedPrecondition("vm '" + vm + "' has another " + disk.serial + " disk attached (" +
@@ -564,7 +588,7 @@ Status LibvirtHypervisor::AttachDisk(const HostRef& host, const std::string& vm,
 Result<std::unique_ptr<AgentChannel>> LibvirtHypervisor::OpenAgent(const HostRef& host,
                                                                    const std::string& vm) {
   CONNECT_OR_RETURN(conn, host);
-  ASSIGN_OR_RETURN(DomRef dom, LookupDomain(conn.get(), vm));
+  ASSIGN_OR_RETURN(DomRef dom, LookupManagedDomain(conn.get(), vm));
   if (virDomainIsActive(dom.get()) != 1) return Unavailable("vm '" + vm + "' is not running");
   StreamRef stream(virStreamNew(conn.get(), VIR_STREAM_NONBLOCK));
   if (!stream) return LibvirtError("stream");

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include "core/log.h"
 #include "store/schema.h"
 
 namespace vdswap {
@@ -14,18 +15,36 @@ struct StmtCloser {
 };
 using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtCloser>;
 
+// Clients see what went wrong in their terms; SQLite's own words (table and column names,
+// SQL) go to the daemon log only. Callers add the object ("vm 'web-1' exists").
 Status SqliteError(sqlite3* db, int rc, std::string_view what) {
-  std::string msg = std::string(what) + ": " + sqlite3_errmsg(db);
+  const std::string raw = sqlite3_errmsg(db);
+  VLOG(kWarning) << "sqlite " << what << ": " << raw << " (code " << rc << ")";
   if ((rc & 0xff) == SQLITE_CONSTRAINT &&
       (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)) {
-    return AlreadyExists(msg);
+    return AlreadyExists("a record with that name exists already");
   }
   // A RESTRICT action fails as a trigger constraint with the foreign key message.
   if (rc == SQLITE_CONSTRAINT_FOREIGNKEY ||
-      (rc == SQLITE_CONSTRAINT_TRIGGER && msg.find("FOREIGN KEY") != std::string::npos)) {
-    return FailedPrecondition(msg);
+      (rc == SQLITE_CONSTRAINT_TRIGGER && raw.find("FOREIGN KEY") != std::string::npos)) {
+    return FailedPrecondition("the record is in use, or refers to one that does not exist");
   }
-  return Internal(msg);
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return Unavailable("the state database is out of disk space");
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Unavailable("the state database is busy; try again");
+    case SQLITE_READONLY:
+      return Internal("the state database is read-only (see the vdswapd log)");
+    case SQLITE_IOERR:
+      return Internal("the state database cannot be read or written (see the vdswapd log)");
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Internal("the state database is damaged (see the vdswapd log)");
+    default:
+      return Internal("state database error (see the vdswapd log)");
+  }
 }
 
 Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql, const std::vector<DbValue>& params) {

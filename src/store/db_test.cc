@@ -168,6 +168,19 @@ TEST(DbTest, SyntaxErrorIsInternal) {
   EXPECT_EQ(db->Exec("SELEKT 1").code(), Code::kInternal);
 }
 
+// What reaches clients names no table, column or SQL; the raw message is only logged.
+TEST(DbTest, ErrorsSayWhatWentWrongWithoutSqliteWords) {
+  auto db = OpenMemory();
+  ASSERT_TRUE(db->Exec("INSERT INTO hosts VALUES ('h', 'u', 'p', '/p', 0)").ok());
+  for (const Status& s : {db->Exec("INSERT INTO hosts VALUES ('h', 'u', 'p', '/p', 0)"),
+                          db->Exec("SELEKT 1"), db->Exec("SELECT nope FROM hosts")}) {
+    ASSERT_FALSE(s.ok());
+    for (const char* sqlite_word : {"constraint", "hosts", "syntax", "nope", "SQL", "sqlite"}) {
+      EXPECT_EQ(s.message().find(sqlite_word), std::string::npos) << s.message();
+    }
+  }
+}
+
 TEST(TransactionTest, UncommittedTransactionLeavesNothing) {
   auto db = OpenMemory();
   {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <set>
+#include <thread>
 
 #include "tests/e2e/cli_harness.h"
 
@@ -641,6 +642,83 @@ TEST_F(FleetE2eTest, ASecondDaemonOnTheSameStateDirExits4) {
   EXPECT_EQ(second.exit_code, 4) << second.err;
   EXPECT_NE(second.err.find("is in use by another process (pid "), std::string::npos) << second.err;
   Ok({"status"});  // the first one still serves
+}
+
+// kill -9 of vdswapd in the middle of `vm create --count N`: after the restart no VM is
+// left in state creating, and the names whose create was cut short can be created again.
+TEST_F(FleetE2eTest, VmsBeingCreatedWhenTheDaemonDiesAreSettledAtRestart) {
+  ASSERT_TRUE(daemon_.Start({"--hypervisor", "fake", "--fake-latency", "40"}));
+  AddFleetBasics();
+  constexpr int kCount = 24;
+  std::thread create([this] {
+    RunCli({"--socket", daemon_.socket(), "vm", "create", "--count", std::to_string(kCount),
+            "--prefix", "c", "--template", "web:1"});
+  });
+  // Kill while some VMs are in state creating (polled, with a deadline).
+  bool saw_creating = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!saw_creating && std::chrono::steady_clock::now() < deadline) {
+    int rc = -1;
+    for (const auto& vm : Cli({"vm", "ls"}, &rc)) {
+      saw_creating = saw_creating || vm.value("state", "") == "creating";
+    }
+  }
+  daemon_.Kill();
+  create.join();
+  ASSERT_TRUE(saw_creating) << "no VM was seen in state creating";
+  ASSERT_TRUE(daemon_.Restart());
+
+  std::set<std::string> left;
+  for (const auto& vm : Ok({"vm", "ls"})) {
+    EXPECT_NE(vm.value("state", ""), "creating") << vm.dump();
+    left.insert(vm.value("name", ""));
+  }
+  std::vector<std::string> again = {"vm", "create", "--template", "web:1"};
+  for (int i = 1; i <= kCount; ++i) {
+    const std::string name = "c-" + std::to_string(i);
+    if (!left.count(name)) again.push_back(name);
+  }
+  ASSERT_GT(again.size(), 4u) << "the kill cut no create short";
+  Json created = Ok(again);
+  for (const auto& vm : created["vms"]) EXPECT_EQ(vm["state"], "running") << vm.dump();
+}
+
+TEST_F(FleetE2eTest, ImportOsReadsOnlyRegularLocalFiles) {
+  ExpectFails({"image", "import-os", "/dev/zero", "--name", "os"}, 2, "under /dev");
+  ExpectFails({"image", "import-os", assets_->os_disk, "--name", "os", "--kernel", "/proc/cpuinfo"},
+              2, "kernel '/proc/cpuinfo' is under /proc");
+  ExpectFails({"image", "import-os", "/etc", "--name", "os"}, 2, "not a regular file");
+  ExpectFails({"image", "import-os", "/etc/hostname", "--name", "os"}, 2, "not a disk image");
+  ExpectFails({"image", "import-os", assets_->os_disk, "--name", "os", "--cmdline", "a\nb"}, 2,
+              "kernel command line 'a\\x0ab' contains control characters");
+  Ok({"image", "import-os", assets_->os_disk, "--name", "testos"});
+  ExpectFails({"image", "import-os", assets_->os_disk, "--name", "other"}, 4,
+              "these bytes are already image 'testos:3'");
+  EXPECT_TRUE(Ok({"image", "ls"}).size() == 1);
+}
+
+TEST_F(FleetE2eTest, TemplateCpusMustBeAWholeNumberFrom1) {
+  AddFleetBasics();
+  for (const char* bad : {"-2", "0", "1.5", "257"}) {
+    CommandOutput out =
+        Raw({"template", "create", "t", "--os", "testos:3", "--app", "web:1", "--cpus", bad});
+    EXPECT_EQ(out.exit_code, 2) << bad << ": " << out.err;
+    EXPECT_NE(out.err.find("--cpus"), std::string::npos) << out.err;
+  }
+  int rc = -1;
+  Cli({"template", "ls"}, &rc);
+  EXPECT_EQ(rc, 0);
+}
+
+TEST_F(FleetE2eTest, AWorldWritableStateDirIsRefusedAndAWideOneNarrowed) {
+  ASSERT_EQ(daemon_.Stop(), 0);
+  ASSERT_EQ(chmod(daemon_.state_dir().c_str(), 0777), 0);
+  EXPECT_FALSE(daemon_.Restart()) << "a world-writable state dir is refused";
+  ASSERT_EQ(chmod(daemon_.state_dir().c_str(), 0775), 0);
+  ASSERT_TRUE(daemon_.Restart());
+  struct stat st {};
+  ASSERT_EQ(stat(daemon_.state_dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "fleet/host_registry.h"
 #include "fleet/image_distributor.h"
 #include "image/image_store.h"
+#include "libvirt/domain_xml.h"
 #include "libvirt/libvirt_hypervisor.h"
 #include "tests/integration/testbed.h"
 
@@ -199,6 +200,71 @@ TEST_F(HostsTest, VmOnTheRemoteUriBootsAndItsAgentAnswers) {
   EXPECT_EQ(hello->os_id, "vdswap-testos");
   ASSERT_TRUE(hv_->Shutdown(host, spec.name, seconds(60)).ok());
   EXPECT_FALSE(hv_->GetState(host, spec.name)->running);
+}
+
+// A domain an administrator defined by hand (no vdswap marker) is left exactly as it was:
+// vdswap refuses to define over, start, stop, undefine or hot-plug it. No TCP listener is
+// needed, so this is not a HostsTest.
+TEST(ForeignDomainTest, LibvirtRefusesToTouchADomainVdswapDidNotDefine) {
+  const std::string name = "vdswap-foreign-" + std::to_string(getpid());
+  const std::string xml_path = "/tmp/" + name + ".xml";
+  ASSERT_TRUE(WriteFileAtomic(xml_path, "<domain type='qemu'><name>" + name +
+                                            "</name><memory unit='MiB'>64</memory>"
+                                            "<os><type arch='x86_64'>hvm</type></os></domain>\n")
+                  .ok());
+  SubprocessRunner runner;
+  auto virsh = [&runner](std::vector<std::string> args) {
+    args.insert(args.begin(), {"virsh", "-q", "-c", "qemu:///system"});
+    return runner.RunOk(args);
+  };
+  ASSERT_TRUE(virsh({"define", xml_path}).ok());
+  auto before = virsh({"dumpxml", "--inactive", name});
+  ASSERT_TRUE(before.ok());
+
+  LibvirtHypervisor hv(Accel::kTcg, "/tmp/vdswap-foreign-pool");
+  const HostRef host{"local", "qemu:///system", "vdswap-foreign-" + std::to_string(getpid())};
+  auto expect_refused = [&name](const Status& s, const char* call) {
+    EXPECT_EQ(s.code(), Code::kFailedPrecondition) << call << ": " << s.ToString();
+    EXPECT_NE(s.message().find("domain '" + name + "' exists and is not managed by vdswap"),
+              std::string::npos)
+        << call << ": " << s.message();
+  };
+  auto live = hv.GetState(host, name);
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_TRUE(live->exists);
+  EXPECT_FALSE(live->managed);
+  VmSpec spec;
+  spec.name = name;
+  expect_refused(hv.DefineAndStart(host, spec), "define");
+  expect_refused(hv.Start(host, name), "start");
+  expect_refused(hv.Shutdown(host, name, seconds(1)), "shutdown");
+  expect_refused(hv.Destroy(host, name), "destroy");
+  expect_refused(hv.AttachDisk(host, name, {kAppSerial, "/tmp/none", "raw", true}), "attach");
+  expect_refused(hv.DetachDisk(host, name, kAppSerial, seconds(1)), "detach");
+
+  auto after = virsh({"dumpxml", "--inactive", name});
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->out, before->out) << "the foreign domain changed";
+  auto state = virsh({"domstate", name});
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->out.substr(0, 8), "shut off") << state->out;
+  EXPECT_TRUE(virsh({"undefine", name}).ok());
+
+  // The same domain with the marker DomainXml writes is vdswap's: Destroy undefines it.
+  ASSERT_TRUE(WriteFileAtomic(xml_path, "<domain type='qemu'><name>" + name +
+                                            "</name><metadata><vdswap:vm xmlns:vdswap='" +
+                                            kVmMetadataNs +
+                                            "'/></metadata><memory unit='MiB'>64</memory>"
+                                            "<os><type arch='x86_64'>hvm</type></os></domain>\n")
+                  .ok());
+  ASSERT_TRUE(virsh({"define", xml_path}).ok());
+  auto ours = hv.GetState(host, name);
+  ASSERT_TRUE(ours.ok());
+  EXPECT_TRUE(ours->managed);
+  EXPECT_TRUE(hv.Destroy(host, name).ok());
+  EXPECT_FALSE(hv.GetState(host, name)->exists);
+  RemovePool(host);
+  std::filesystem::remove(xml_path);
 }
 
 }  // namespace
