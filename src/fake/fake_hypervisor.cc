@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/sha256.h"
 #include "guest/agent/agent.h"
 #include "guest/agent/fake_guest_env.h"
 #include "hypervisor/host_uri.h"
@@ -212,8 +213,10 @@ Result<uint64_t> FakeHypervisor::UploadVolume(const HostRef& host, const std::st
   RETURN_IF_ERROR(Enter(Op::kUpload, host.name + " " + volume));
   struct stat st {};
   if (stat(local_path.c_str(), &st) != 0) return NotFound("cannot read '" + local_path + "'");
+  ASSIGN_OR_RETURN(std::string sha, Sha256::OfFile(local_path));
   std::lock_guard lock(mu_);
   volumes_[PoolPath(host)][volume] = static_cast<uint64_t>(st.st_size);
+  volume_sha_[PoolPath(host) + "/" + volume] = sha;
   uploaded_[host.name] += static_cast<uint64_t>(st.st_size);
   return static_cast<uint64_t>(st.st_size);
 }
@@ -237,7 +240,22 @@ Status FakeHypervisor::DeleteVolume(const HostRef& host, const std::string& volu
   std::lock_guard lock(mu_);
   log_.push_back("delete-volume " + host.name + " " + volume);
   volumes_[PoolPath(host)].erase(volume);
+  volume_sha_.erase(PoolPath(host) + "/" + volume);
   return Status::Ok();
+}
+
+Result<std::string> FakeHypervisor::VolumeSha256(const HostRef& host, const std::string& volume) {
+  std::lock_guard lock(mu_);
+  if (!volumes_[PoolPath(host)].count(volume)) {
+    return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
+  }
+  auto it = volume_sha_.find(PoolPath(host) + "/" + volume);
+  return it != volume_sha_.end() ? it->second : Sha256::Of("");
+}
+
+void FakeHypervisor::CorruptVolume(const HostRef& host, const std::string& volume) {
+  std::lock_guard lock(mu_);
+  volume_sha_[PoolPath(host) + "/" + volume] = Sha256::Of("corrupted " + volume);
 }
 
 Result<uint64_t> FakeHypervisor::VolumeAllocation(const HostRef& host, const std::string& volume) {

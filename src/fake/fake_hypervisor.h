@@ -63,6 +63,9 @@ class FakeHypervisor : public Hypervisor {
   std::vector<std::string> Log() const;
   // Bytes received by UploadVolume per host name.
   uint64_t UploadedBytes(const std::string& host) const;
+  // Changes the bytes of an uploaded volume (as a bad disk would): its VolumeSha256 no
+  // longer matches the file it was uploaded from.
+  void CorruptVolume(const HostRef& host, const std::string& volume);
   // The guest agent's view of a VM: its app state ("running", "starting", "stopped",
   // "failed"; "" when the VM is not running), app version, how many times the app was
   // started in the VM's life, and boot id.
@@ -85,6 +88,8 @@ class FakeHypervisor : public Hypervisor {
                                         uint64_t bytes) override;
   Status DeleteVolume(const HostRef& host, const std::string& volume) override;
   Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) override;
+  // The uploaded file's SHA-256 (of no bytes for blank volumes and overlays).
+  Result<std::string> VolumeSha256(const HostRef& host, const std::string& volume) override;
   Status DefineAndStart(const HostRef& host, const VmSpec& spec) override;
   Status Start(const HostRef& host, const std::string& vm) override;
   Status Shutdown(const HostRef& host, const std::string& vm,
@@ -136,6 +141,8 @@ class FakeHypervisor : public Hypervisor {
   std::vector<std::string> log_;
   std::map<std::string, uint64_t> uploaded_;
   std::map<std::string, std::map<std::string, uint64_t>> volumes_;  // pool path -> name -> size
+  std::map<std::string, std::string>
+      volume_sha_;  // pool path + "/" + name -> uploaded bytes' digest
   std::map<std::string, Vm> vms_;
   std::set<std::string> unhealthy_;  // by name (names are unique across hosts)
   std::map<std::string, bool> networks_ = {{"default", true}};  // name -> active

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "core/sha256.h"
 #include "hypervisor/host_uri.h"
 
 namespace vdswap {
@@ -341,6 +342,34 @@ Result<uint64_t> LibvirtHypervisor::VolumeAllocation(const HostRef& host,
   virStorageVolInfo info{};
   if (virStorageVolGetInfo(vol.get(), &info) != 0) return LibvirtError("volume info");
   return static_cast<uint64_t>(info.allocation);
+}
+
+Result<std::string> LibvirtHypervisor::VolumeSha256(const HostRef& host,
+                                                    const std::string& volume) {
+  CONNECT_OR_RETURN(conn, host);
+  ASSIGN_OR_RETURN(PoolRef pool, LookupPool(conn.get(), host));
+  VolRef vol(virStorageVolLookupByName(pool.get(), volume.c_str()));
+  if (!vol) return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
+  StreamRef stream(virStreamNew(conn.get(), 0));
+  if (!stream) return LibvirtError("stream");
+  // Length 0: the whole volume.
+  if (virStorageVolDownload(vol.get(), stream.get(), 0, 0, 0) != 0) {
+    return LibvirtError("reading volume '" + volume + "' on host '" + host.name + "'");
+  }
+  Sha256 sha;
+  std::vector<char> buf(size_t{256} << 10);
+  while (true) {
+    int n = virStreamRecv(stream.get(), buf.data(), buf.size());
+    if (n < 0) {
+      Status s = LibvirtError("reading volume '" + volume + "' on host '" + host.name + "'");
+      virStreamAbort(stream.get());
+      return s;
+    }
+    if (n == 0) break;
+    sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+  }
+  if (virStreamFinish(stream.get()) != 0) return LibvirtError("volume stream");
+  return sha.HexDigest();
 }
 
 Status LibvirtHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {
