@@ -124,6 +124,11 @@ void FakeHypervisor::HangNext(Op op) {
   hang_next_.insert(op);
 }
 
+void FakeHypervisor::UnreachableAfter(Op op, std::chrono::milliseconds d) {
+  std::lock_guard lock(mu_);
+  unreachable_after_[op] = d;
+}
+
 void FakeHypervisor::SetLatency(Op op, std::chrono::milliseconds latency) {
   std::lock_guard lock(mu_);
   latency_[op] = latency;
@@ -161,6 +166,13 @@ Status FakeHypervisor::Enter(Op op, const std::string& what) {
     if (l != latency_.end()) delay = l->second;
     if (hang_next_.erase(op)) {
       return Unavailable(std::string(OpName(op)) + " " + what + ": no answer (injected hang)");
+    }
+    if (auto u = unreachable_after_.find(op); u != unreachable_after_.end()) {
+      unreachable_until_ = clock_.Now() + u->second;
+      unreachable_after_.erase(u);
+    }
+    if (clock_.Now() < unreachable_until_) {
+      return Unavailable(std::string(OpName(op)) + " " + what + ": host unreachable (injected)");
     }
     auto f = fail_next_.find(op);
     if (f != fail_next_.end()) {
@@ -321,8 +333,12 @@ Status FakeHypervisor::Destroy(const HostRef& host, const std::string& name) {
   return Status::Ok();
 }
 
-Result<VmLiveState> FakeHypervisor::GetState(const HostRef&, const std::string& name) {
+Result<VmLiveState> FakeHypervisor::GetState(const HostRef& host, const std::string& name) {
   std::lock_guard lock(mu_);
+  if (clock_.Now() < unreachable_until_) {
+    return Unavailable("state of vm '" + name + "' on host '" + host.name +
+                       "': host unreachable (injected)");
+  }
   VmLiveState state;
   auto it = vms_.find(name);
   if (it == vms_.end()) return state;

@@ -50,6 +50,9 @@ class FakeHypervisor : public Hypervisor {
   // Makes the next `op` time out as if the peer never answered (agent silence, a guest
   // that does not release a disk): it fails with kUnavailable.
   void HangNext(Op op);
+  // Makes the next `op` fail with kUnavailable, and every call after it (GetState too)
+  // for `d` of the clock's time, as while libvirtd restarts or a host drops off the network.
+  void UnreachableAfter(Op op, std::chrono::milliseconds d);
   // Adds `latency` (slept on the Clock) to every call of `op` (a latency model for scale
   // runs).
   void SetLatency(Op op, std::chrono::milliseconds latency);
@@ -137,6 +140,8 @@ class FakeHypervisor : public Hypervisor {
   mutable std::mutex mu_;
   std::map<Op, Status> fail_next_;
   std::set<Op> hang_next_;
+  std::map<Op, std::chrono::milliseconds> unreachable_after_;
+  Clock::TimePoint unreachable_until_{};
   std::map<Op, std::chrono::milliseconds> latency_;
   std::vector<std::string> log_;
   std::map<std::string, uint64_t> uploaded_;
