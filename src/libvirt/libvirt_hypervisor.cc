@@ -90,6 +90,8 @@ Result<PoolRef> LookupPool(virConnectPtr conn, const HostRef& host) {
 // The agent channel over a non-blocking libvirt stream, with JSON-lines framing and
 // request ids so replies to abandoned requests are skipped.
 class LibvirtAgentChannel : public AgentChannel {
+  static constexpr auto kAliveCheckEvery = std::chrono::milliseconds(500);
+
  public:
   LibvirtAgentChannel(ConnRef conn, StreamRef stream, std::string vm)
       : conn_(std::move(conn)), stream_(std::move(stream)), vm_(std::move(vm)) {
@@ -118,6 +120,7 @@ class LibvirtAgentChannel : public AgentChannel {
       }
     }
     char chunk[4096];
+    auto next_alive_check = Clock::now() + kAliveCheckEvery;
     while (true) {
       size_t nl;
       while ((nl = buf_.find('\n')) != std::string::npos) {
@@ -137,6 +140,13 @@ class LibvirtAgentChannel : public AgentChannel {
       if (n > 0) {
         buf_.append(chunk, static_cast<size_t>(n));
       } else if (n == -2) {
+        // Nothing yet. A stream whose libvirtd went away (restarted) reads like this
+        // forever: check the connection now and then rather than wait out the deadline.
+        if (Clock::now() >= next_alive_check && virConnectIsAlive(conn_.get()) != 1) {
+          return Unavailable("agent channel of vm '" + vm_ + "' lost during '" + op_name +
+                             "': the connection to libvirtd closed");
+        }
+        if (Clock::now() >= next_alive_check) next_alive_check = Clock::now() + kAliveCheckEvery;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       } else {
         return Unavailable("agent channel of vm '" + vm_ +
