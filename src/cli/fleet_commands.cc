@@ -1,6 +1,9 @@
+#include <unistd.h>
+
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/progress_bar.h"
 
 namespace vdswap {
 
@@ -322,7 +325,8 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
     } else {
       // The daemon streams the rollout at each change and answers when it ends.
       // -o json prints one document (the final one); the changes go to stderr there.
-      ProgressFn show = [&ctx](const Json& r) {
+      const bool tty = isatty(STDOUT_FILENO) == 1;
+      ProgressFn show = [&ctx, tty](const Json& r) {
         if (ctx.json()) {
           int64_t done = 0, total = 0;
           const Json counts = r.value("counts", Json::object());
@@ -332,6 +336,9 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
           }
           std::cerr << "  rollout " << r.value("id", 0) << ": " << r.value("state", "") << ", "
                     << done << "/" << total << " done" << std::endl;
+        } else if (tty) {
+          // One line redrawn in place; the final rollout is printed below it.
+          std::cout << "\r" << RolloutProgressLine(r) << "\x1b[K" << std::flush;
         } else {
           PrintRollout(r);
           std::cout << std::endl;
@@ -344,6 +351,7 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
         ctx.exit_code = 0;
         out = ctx.CallStreaming(Method::kGet, path + "?" + query + "watch=1", nullptr, show);
       }
+      if (tty && !ctx.json()) std::cout << "\n";
     }
     if (!out.ok()) return;
     ctx.Print(*out, [&] { PrintRollout(*out); });

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/sha256.h"
 #include "guest/agent/agent.h"
 #include "guest/agent/fake_guest_env.h"
 #include "hypervisor/host_uri.h"
@@ -123,6 +124,11 @@ void FakeHypervisor::HangNext(Op op) {
   hang_next_.insert(op);
 }
 
+void FakeHypervisor::UnreachableAfter(Op op, std::chrono::milliseconds d) {
+  std::lock_guard lock(mu_);
+  unreachable_after_[op] = d;
+}
+
 void FakeHypervisor::SetLatency(Op op, std::chrono::milliseconds latency) {
   std::lock_guard lock(mu_);
   latency_[op] = latency;
@@ -160,6 +166,13 @@ Status FakeHypervisor::Enter(Op op, const std::string& what) {
     if (l != latency_.end()) delay = l->second;
     if (hang_next_.erase(op)) {
       return Unavailable(std::string(OpName(op)) + " " + what + ": no answer (injected hang)");
+    }
+    if (auto u = unreachable_after_.find(op); u != unreachable_after_.end()) {
+      unreachable_until_ = clock_.Now() + u->second;
+      unreachable_after_.erase(u);
+    }
+    if (clock_.Now() < unreachable_until_) {
+      return Unavailable(std::string(OpName(op)) + " " + what + ": host unreachable (injected)");
     }
     auto f = fail_next_.find(op);
     if (f != fail_next_.end()) {
@@ -225,8 +238,10 @@ Result<uint64_t> FakeHypervisor::UploadVolume(const HostRef& host, const std::st
   RETURN_IF_ERROR(Enter(Op::kUpload, host.name + " " + volume));
   struct stat st {};
   if (stat(local_path.c_str(), &st) != 0) return NotFound("cannot read '" + local_path + "'");
+  ASSIGN_OR_RETURN(std::string sha, Sha256::OfFile(local_path));
   std::lock_guard lock(mu_);
   volumes_[PoolPath(host)][volume] = static_cast<uint64_t>(st.st_size);
+  volume_sha_[PoolPath(host) + "/" + volume] = sha;
   uploaded_[host.name] += static_cast<uint64_t>(st.st_size);
   return static_cast<uint64_t>(st.st_size);
 }
@@ -250,7 +265,22 @@ Status FakeHypervisor::DeleteVolume(const HostRef& host, const std::string& volu
   std::lock_guard lock(mu_);
   log_.push_back("delete-volume " + host.name + " " + volume);
   volumes_[PoolPath(host)].erase(volume);
+  volume_sha_.erase(PoolPath(host) + "/" + volume);
   return Status::Ok();
+}
+
+Result<std::string> FakeHypervisor::VolumeSha256(const HostRef& host, const std::string& volume) {
+  std::lock_guard lock(mu_);
+  if (!volumes_[PoolPath(host)].count(volume)) {
+    return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
+  }
+  auto it = volume_sha_.find(PoolPath(host) + "/" + volume);
+  return it != volume_sha_.end() ? it->second : Sha256::Of("");
+}
+
+void FakeHypervisor::CorruptVolume(const HostRef& host, const std::string& volume) {
+  std::lock_guard lock(mu_);
+  volume_sha_[PoolPath(host) + "/" + volume] = Sha256::Of("corrupted " + volume);
 }
 
 Result<uint64_t> FakeHypervisor::VolumeAllocation(const HostRef& host, const std::string& volume) {
@@ -320,8 +350,12 @@ Status FakeHypervisor::Destroy(const HostRef& host, const std::string& name) {
   return Status::Ok();
 }
 
-Result<VmLiveState> FakeHypervisor::GetState(const HostRef&, const std::string& name) {
+Result<VmLiveState> FakeHypervisor::GetState(const HostRef& host, const std::string& name) {
   std::lock_guard lock(mu_);
+  if (clock_.Now() < unreachable_until_) {
+    return Unavailable("state of vm '" + name + "' on host '" + host.name +
+                       "': host unreachable (injected)");
+  }
   VmLiveState state;
   auto it = vms_.find(name);
   if (it == vms_.end()) return state;

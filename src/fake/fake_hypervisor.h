@@ -50,6 +50,9 @@ class FakeHypervisor : public Hypervisor {
   // Makes the next `op` time out as if the peer never answered (agent silence, a guest
   // that does not release a disk): it fails with kUnavailable.
   void HangNext(Op op);
+  // Makes the next `op` fail with kUnavailable, and every call after it (GetState too)
+  // for `d` of the clock's time, as while libvirtd restarts or a host drops off the network.
+  void UnreachableAfter(Op op, std::chrono::milliseconds d);
   // Adds `latency` (slept on the Clock) to every call of `op` (a latency model for scale
   // runs).
   void SetLatency(Op op, std::chrono::milliseconds latency);
@@ -67,6 +70,9 @@ class FakeHypervisor : public Hypervisor {
   std::vector<std::string> Log() const;
   // Bytes received by UploadVolume per host name.
   uint64_t UploadedBytes(const std::string& host) const;
+  // Changes the bytes of an uploaded volume (as a bad disk would): its VolumeSha256 no
+  // longer matches the file it was uploaded from.
+  void CorruptVolume(const HostRef& host, const std::string& volume);
   // The guest agent's view of a VM: its app state ("running", "starting", "stopped",
   // "failed"; "" when the VM is not running), app version, how many times the app was
   // started in the VM's life, and boot id.
@@ -89,6 +95,8 @@ class FakeHypervisor : public Hypervisor {
                                         uint64_t bytes) override;
   Status DeleteVolume(const HostRef& host, const std::string& volume) override;
   Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) override;
+  // The uploaded file's SHA-256 (of no bytes for blank volumes and overlays).
+  Result<std::string> VolumeSha256(const HostRef& host, const std::string& volume) override;
   Status DefineAndStart(const HostRef& host, const VmSpec& spec) override;
   Status Start(const HostRef& host, const std::string& vm) override;
   Status Shutdown(const HostRef& host, const std::string& vm,
@@ -139,10 +147,14 @@ class FakeHypervisor : public Hypervisor {
   mutable std::mutex mu_;
   std::map<Op, Status> fail_next_;
   std::set<Op> hang_next_;
+  std::map<Op, std::chrono::milliseconds> unreachable_after_;
+  Clock::TimePoint unreachable_until_{};
   std::map<Op, std::chrono::milliseconds> latency_;
   std::vector<std::string> log_;
   std::map<std::string, uint64_t> uploaded_;
   std::map<std::string, std::map<std::string, uint64_t>> volumes_;  // pool path -> name -> size
+  std::map<std::string, std::string>
+      volume_sha_;  // pool path + "/" + name -> uploaded bytes' digest
   std::map<std::string, Vm> vms_;
   std::set<std::string> unhealthy_;  // by name (names are unique across hosts)
   std::map<std::string, bool> networks_ = {{"default", true}};  // name -> active

@@ -1,5 +1,10 @@
 #include "fleet/image_distributor.h"
 
+#include <filesystem>
+
+#include "core/log.h"
+#include "core/sha256.h"
+
 namespace vdswap {
 
 std::mutex& ImageDistributor::LockFor(const std::string& host, const std::string& digest) {
@@ -13,6 +18,40 @@ std::string ImageDistributor::DiskVolume(const ImageInfo& image) {
   std::string id = image.digest.substr(0, 16);
   if (image.kind == ImageKind::kApp) return "app-" + id + ".erofs";
   return "os-" + id + "." + image.meta.value("format", "raw");
+}
+
+Result<std::pair<std::string, uint64_t>> ImageDistributor::LocalDisk(const ImageInfo& image) {
+  {
+    std::lock_guard lock(local_mu_);
+    if (auto it = local_.find(image.digest); it != local_.end()) return it->second;
+  }
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(image.disk_path(), ec);
+  if (ec) return NotFound("image file '" + image.disk_path() + "': " + ec.message());
+  std::string sha;
+  if (size <= kVerifyLimit) {
+    ASSIGN_OR_RETURN(sha, Sha256::OfFile(image.disk_path()));
+  }
+  std::lock_guard lock(local_mu_);
+  return local_[image.digest] = {sha, size};
+}
+
+Result<std::string> ImageDistributor::Mismatch(const HostRef& host, const std::string& volume,
+                                               const ImageInfo& image) {
+  ASSIGN_OR_RETURN(auto local, LocalDisk(image));
+  const std::string what = "volume '" + volume + "' on host '" + host.name + "' (" +
+                           KindName(image.kind) + " image " + image.name + ":" + image.version +
+                           ")";
+  if (local.second > kVerifyLimit) {
+    ASSIGN_OR_RETURN(uint64_t allocated, hv_.VolumeAllocation(host, volume));
+    if (allocated <= local.second) return std::string();
+    return what + " holds " + std::to_string(allocated) + " bytes, the image " +
+           std::to_string(local.second);
+  }
+  ASSIGN_OR_RETURN(std::string sha, hv_.VolumeSha256(host, volume));
+  if (sha == local.first) return std::string();
+  return what + " is corrupt: sha256 " + sha.substr(0, 16) + "..., the image's " +
+         local.first.substr(0, 16) + "...";
 }
 
 Result<std::string> ImageDistributor::EnsureFile(const HostRef& host, const std::string& volume,
@@ -32,9 +71,19 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
   ASSIGN_OR_RETURN(auto recorded, host_images_.Find(host.name, image.digest));
   HostImage out;
   if (recorded) {
-    // Recorded: trust it only while the volume is really there.
+    // Recorded: trust it only while the volume is really there, with the image's bytes.
     auto disk = hv_.FindVolume(host, disk_volume);
+    std::string mismatch;
     if (disk.ok()) {
+      ASSIGN_OR_RETURN(mismatch, Mismatch(host, disk_volume, image));
+      if (!mismatch.empty()) {
+        VLOG(kWarning) << mismatch << ": uploading it again";
+        if (progress) {
+          progress({{"phase", "upload"}, {"message", mismatch + ": uploading it again"}});
+        }
+      }
+    }
+    if (disk.ok() && mismatch.empty()) {
       out.disk = *disk;
       if (!image.kernel_path().empty()) {
         ASSIGN_OR_RETURN(out.kernel, hv_.FindVolume(host, boot_prefix + ".vmlinuz"));

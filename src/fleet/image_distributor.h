@@ -23,9 +23,12 @@ struct HostImage {
 
 // Puts images on hosts, once per host: an image is uploaded only when host_images does
 // not record it (or the recorded volume went missing), and recorded only after a complete
-// upload; a partial upload is removed and redone. Thread-safe: one lock per (host, digest),
-// so different hosts and different images upload in parallel while one image goes to one
-// host once.
+// upload; a partial upload is removed and redone. A recorded disk volume is used only
+// after its bytes on the host are checked against the image (SHA-256, read through the
+// hypervisor; images over kVerifyLimit are checked by size only): one that differs (a
+// bad disk, a hand edit) is forgotten, deleted and uploaded again, with a warning. Thread-safe: one
+// lock per (host, digest), so different hosts and different images upload in parallel while one
+// image goes to one host once.
 class ImageDistributor {
  public:
   ImageDistributor(HostImages& host_images, Hypervisor& hv, Clock& clock)
@@ -36,7 +39,16 @@ class ImageDistributor {
   // Volume names an image uses on every host.
   static std::string DiskVolume(const ImageInfo& image);
 
+  // Disk images up to this size are verified byte for byte on every Ensure.
+  static constexpr uint64_t kVerifyLimit = uint64_t{256} << 20;
+
  private:
+  // "" when the host's `volume` holds the image's disk bytes, else what differs (naming
+  // the volume, the host, the image and both digests or sizes).
+  Result<std::string> Mismatch(const HostRef& host, const std::string& volume,
+                               const ImageInfo& image);
+  // SHA-256 and size of the image's local disk file (read once per image).
+  Result<std::pair<std::string, uint64_t>> LocalDisk(const ImageInfo& image);
   Result<std::string> EnsureFile(const HostRef& host, const std::string& volume,
                                  const std::string& local, const ProgressFn& progress);
   std::mutex& LockFor(const std::string& host, const std::string& digest);
@@ -46,6 +58,8 @@ class ImageDistributor {
   Clock& clock_;
   std::mutex locks_mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<std::mutex>> locks_;
+  std::mutex local_mu_;
+  std::map<std::string, std::pair<std::string, uint64_t>> local_;  // image digest -> disk
 };
 
 }  // namespace vdswap

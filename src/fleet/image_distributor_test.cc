@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <thread>
 
+#include "core/sha256.h"
 #include "testing/fleet_testbed.h"
 
 namespace vdswap::testing {
@@ -60,6 +61,9 @@ class GatedUploads : public Hypervisor {
   }
   Result<uint64_t> VolumeAllocation(const HostRef& h, const std::string& v) override {
     return hv_.VolumeAllocation(h, v);
+  }
+  Result<std::string> VolumeSha256(const HostRef& h, const std::string& v) override {
+    return hv_.VolumeSha256(h, v);
   }
   Status DefineAndStart(const HostRef& h, const VmSpec& s) override {
     return hv_.DefineAndStart(h, s);
@@ -178,6 +182,30 @@ TEST(ImageDistributorTest, FailedUploadIsNotRecordedAndIsRedone) {
   EXPECT_FALSE(tb.distributor->Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(*tb.host_images->Count(), 0);
   ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(*tb.host_images->Count(), 1);
+}
+
+TEST(ImageDistributorTest, CorruptRecordedVolumeIsUploadedAgain) {
+  FleetTestbed tb;
+  auto app = tb.images->Resolve("web:1");
+  ASSERT_TRUE(app.ok());
+  HostRef h1{"h1", "fake:///", "p"};
+  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "an intact volume is not re-sent";
+
+  tb.hv.CorruptVolume(h1, ImageDistributor::DiskVolume(*app));
+  std::vector<std::string> messages;
+  auto again = tb.distributor->Ensure(
+      h1, *app, [&](const Json& e) { messages.push_back(e.value("message", "")); });
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), 2 * app->size_bytes) << "the corrupt volume was used";
+  ASSERT_FALSE(messages.empty());
+  EXPECT_NE(messages[0].find("is corrupt"), std::string::npos) << messages[0];
+  EXPECT_NE(messages[0].find(ImageDistributor::DiskVolume(*app)), std::string::npos);
+  auto sha = tb.hv.VolumeSha256(h1, ImageDistributor::DiskVolume(*app));
+  ASSERT_TRUE(sha.ok());
+  EXPECT_EQ(*sha, *Sha256::OfFile(app->disk_path()));
   EXPECT_EQ(*tb.host_images->Count(), 1);
 }
 

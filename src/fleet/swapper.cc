@@ -8,6 +8,11 @@ namespace vdswap {
 namespace {
 constexpr auto kAppStopTimeout = std::chrono::seconds(90);
 constexpr auto kShutdownGrace = std::chrono::seconds(60);
+// A rollback that fails while the host cannot be reached (libvirtd restarting, a network
+// blip) is tried again, every kRollbackRetryEvery for up to kRollbackRetryFor: its steps
+// are idempotent, and giving up would leave the VM without its app.
+constexpr auto kRollbackRetryFor = std::chrono::seconds(120);
+constexpr auto kRollbackRetryEvery = std::chrono::seconds(2);
 }  // namespace
 
 std::string_view SwapOrderName(SwapOrder o) {
@@ -250,9 +255,7 @@ Result<SwapOutcome> Swapper::Finish(Plan& p) {
   return SwapOutcome{SwapResult::kDone, -1, ""};
 }
 
-Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
-  VLOG(kWarning) << "vm '" << p.vm.name << "': rolling back to " << p.from.Ref() << ": " << why;
-  RETURN_IF_ERROR(Write(p, SwapStep::kRollingBack, SwapPhase::kIntent));
+Status Swapper::RollbackSteps(Plan& p) {
   Status s;
   if (!p.os_swap && p.order == SwapOrder::kMakeBeforeBreak) {
     // The old disk is still plugged and mounted: switch back (stop new, start old), then
@@ -285,6 +288,21 @@ Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
         }
       }
     }
+  }
+  return s;
+}
+
+Result<SwapOutcome> Swapper::Rollback(Plan& p, const std::string& why) {
+  VLOG(kWarning) << "vm '" << p.vm.name << "': rolling back to " << p.from.Ref() << ": " << why;
+  RETURN_IF_ERROR(Write(p, SwapStep::kRollingBack, SwapPhase::kIntent));
+  Status s = RollbackSteps(p);
+  const Clock::TimePoint give_up = clock_.Now() + kRollbackRetryFor;
+  while (!s.ok() && !p.crashed && clock_.Now() < give_up &&
+         hv_.GetState(p.host, p.vm.name).status().code() == Code::kUnavailable) {
+    VLOG(kWarning) << "vm '" << p.vm.name << "': host '" << p.host.name
+                   << "' unreachable during the rollback (" << s.message() << "); trying again";
+    clock_.SleepFor(kRollbackRetryEvery);
+    s = RollbackSteps(p);
   }
   if (p.crashed) return s;
   SwapResult result = s.ok() ? SwapResult::kRolledBack : SwapResult::kFailed;

@@ -81,6 +81,8 @@ class Swapper {
   Status ReleaseOld(Plan& p);
   Result<SwapOutcome> Finish(Plan& p);
   Result<SwapOutcome> Rollback(Plan& p, const std::string& why);
+  // The rollback itself, once: back to the old disk and app (or OS).
+  Status RollbackSteps(Plan& p);
   Status BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms);
 
   Db& db_;

@@ -127,6 +127,29 @@ TEST_F(SwapperTest, EveryStepFailureRollsBack) {
   EXPECT_FALSE(DataDiskEverDetached());
 }
 
+// The host drops off as the new app starts (libvirtd restarting): the rollback cannot
+// reach it at first and is tried again until it can, ending on the old version, running.
+TEST_F(SwapperTest, RollbackWaitsForAnUnreachableHost) {
+  tb_.hv.UnreachableAfter(Op::kAppStart, std::chrono::seconds(10));
+  auto out = SwapTo(2);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->result, SwapResult::kRolledBack) << out->error;
+  EXPECT_NE(out->error.find("host unreachable"), std::string::npos) << out->error;
+  ExpectConsistentAt(tb_, 1, 1);
+  EXPECT_EQ(tb_.vms->Get("vm1")->state, VmState::kRunning);
+}
+
+// A VM that is off (QEMU killed) while its host answers: the rollback is not retried.
+TEST_F(SwapperTest, RollbackOfAVmThatIsOffFailsAtOnce) {
+  tb_.hv.HangNext(Op::kAppStart);                                          // the new app
+  tb_.hv.FailNext(Op::kAppStart, Unavailable("vm 'vm1' is not running"));  // the old one
+  const auto t0 = tb_.clock.Now();
+  auto out = SwapTo(2);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->result, SwapResult::kFailed) << out->error;
+  EXPECT_LT(tb_.clock.Now() - t0, std::chrono::seconds(60));
+}
+
 TEST_F(SwapperTest, SilentAgentRollsBack) {
   tb_.hv.HangNext(Op::kAppStart);
   auto out = SwapTo(2);

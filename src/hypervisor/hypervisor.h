@@ -110,6 +110,9 @@ class Hypervisor {
   virtual Status DeleteVolume(const HostRef& host, const std::string& volume) = 0;
   // Current size on disk of a volume (allocation), for accounting.
   virtual Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) = 0;
+  // Lower-case hex SHA-256 of a volume's bytes as the host holds them (read through the
+  // hypervisor, so it works for remote hosts). kNotFound for a missing volume.
+  virtual Result<std::string> VolumeSha256(const HostRef& host, const std::string& volume) = 0;
 
   // Defines the VM persistently (replacing an earlier definition of a stopped VM) and
   // starts it.

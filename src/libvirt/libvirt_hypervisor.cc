@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "core/sha256.h"
 #include "hypervisor/host_uri.h"
 
 namespace vdswap {
@@ -106,6 +107,8 @@ Result<PoolRef> LookupPool(virConnectPtr conn, const HostRef& host) {
 // The agent channel over a non-blocking libvirt stream, with JSON-lines framing and
 // request ids so replies to abandoned requests are skipped.
 class LibvirtAgentChannel : public AgentChannel {
+  static constexpr auto kAliveCheckEvery = std::chrono::milliseconds(500);
+
  public:
   LibvirtAgentChannel(ConnRef conn, StreamRef stream, std::string vm)
       : conn_(std::move(conn)), stream_(std::move(stream)), vm_(std::move(vm)) {
@@ -134,6 +137,7 @@ class LibvirtAgentChannel : public AgentChannel {
       }
     }
     char chunk[4096];
+    auto next_alive_check = Clock::now() + kAliveCheckEvery;
     while (true) {
       size_t nl;
       while ((nl = buf_.find('\n')) != std::string::npos) {
@@ -153,6 +157,13 @@ class LibvirtAgentChannel : public AgentChannel {
       if (n > 0) {
         buf_.append(chunk, static_cast<size_t>(n));
       } else if (n == -2) {
+        // Nothing yet. A stream whose libvirtd went away (restarted) reads like this
+        // forever: check the connection now and then rather than wait out the deadline.
+        if (Clock::now() >= next_alive_check && virConnectIsAlive(conn_.get()) != 1) {
+          return Unavailable("agent channel of vm '" + vm_ + "' lost during '" + op_name +
+                             "': the connection to libvirtd closed");
+        }
+        if (Clock::now() >= next_alive_check) next_alive_check = Clock::now() + kAliveCheckEvery;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       } else {
         return Unavailable("agent channel of vm '" + vm_ +
@@ -358,6 +369,34 @@ Result<uint64_t> LibvirtHypervisor::VolumeAllocation(const HostRef& host,
   virStorageVolInfo info{};
   if (virStorageVolGetInfo(vol.get(), &info) != 0) return LibvirtError("volume info");
   return static_cast<uint64_t>(info.allocation);
+}
+
+Result<std::string> LibvirtHypervisor::VolumeSha256(const HostRef& host,
+                                                    const std::string& volume) {
+  CONNECT_OR_RETURN(conn, host);
+  ASSIGN_OR_RETURN(PoolRef pool, LookupPool(conn.get(), host));
+  VolRef vol(virStorageVolLookupByName(pool.get(), volume.c_str()));
+  if (!vol) return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
+  StreamRef stream(virStreamNew(conn.get(), 0));
+  if (!stream) return LibvirtError("stream");
+  // Length 0: the whole volume.
+  if (virStorageVolDownload(vol.get(), stream.get(), 0, 0, 0) != 0) {
+    return LibvirtError("reading volume '" + volume + "' on host '" + host.name + "'");
+  }
+  Sha256 sha;
+  std::vector<char> buf(size_t{256} << 10);
+  while (true) {
+    int n = virStreamRecv(stream.get(), buf.data(), buf.size());
+    if (n < 0) {
+      Status s = LibvirtError("reading volume '" + volume + "' on host '" + host.name + "'");
+      virStreamAbort(stream.get());
+      return s;
+    }
+    if (n == 0) break;
+    sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+  }
+  if (virStreamFinish(stream.get()) != 0) return LibvirtError("volume stream");
+  return sha.HexDigest();
 }
 
 Status LibvirtHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {
