@@ -34,19 +34,21 @@ Result<TemplateShape> Shape(const Json& body) {
   return shape;
 }
 
-// Streams the rollout's view through `progress` once now and once per change, until it
-// is no longer running; returns its last view.
+// Streams the rollout's view through the request's progress once now and once per change,
+// until it is no longer running or the request is cancelled; returns its last view.
 Result<Json> WatchRollout(RolloutEngine& rollouts, int64_t id, bool with_vms,
-                          const ProgressFn& progress) {
+                          const ApiRequest& request) {
   Json last;
   for (;;) {
+    if (request.Cancelled())
+      return Unavailable("watch of rollout " + std::to_string(id) + " cancelled");
     // Read the version before the rollout, so a change made in between wakes the wait.
     uint64_t seen = rollouts.Version(id);
     ASSIGN_OR_RETURN(Rollout r, rollouts.Get(id));
     Json view = RolloutJson(r, with_vms);
     // A paused rollout waits for an operator: the watch ends there too.
     if (r.state != RolloutState::kRunning && r.state != RolloutState::kRollingBack) return view;
-    if (view != last) progress(view);
+    if (view != last) request.progress(view);
     last = std::move(view);
     if (rollouts.WaitForChange(id, seen, kWatchRecheck) == seen && rollouts.WaitsCancelled()) {
       return Unavailable("vdswapd is stopping; watch rollout " + std::to_string(id) + " again");
@@ -122,7 +124,11 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(std::string tmpl, BodyField<std::string>(r.body, "template", ""));
     ASSIGN_OR_RETURN(std::string host, BodyField<std::string>(r.body, "host", ""));
     if (tmpl.empty()) return InvalidArgument("vm create needs --template");
-    ASSIGN_OR_RETURN(CreateResult created, vms.Create(names, tmpl, host, r.progress));
+    if (names.size() > kMaxVmsPerCreate) {
+      return InvalidArgument("vm create takes at most " + std::to_string(kMaxVmsPerCreate) +
+                             " VMs per request, not " + std::to_string(names.size()));
+    }
+    ASSIGN_OR_RETURN(CreateResult created, vms.Create(names, tmpl, host, r.progress, r.cancelled));
     return CreateResultJson(created);
   });
   router.Add(Method::kGet, "/v1/vms", [&vms](const ApiRequest&) -> Result<Json> {
@@ -201,7 +207,7 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
              [&rollouts](const ApiRequest& r) -> Result<Json> {
                ASSIGN_OR_RETURN(int64_t id, RolloutId(r.params[0]));
                const bool with_vms = r.query.count("vms") > 0;
-               if (r.query.count("watch")) return WatchRollout(rollouts, id, with_vms, r.progress);
+               if (r.query.count("watch")) return WatchRollout(rollouts, id, with_vms, r);
                if (r.query.count("wait")) rollouts.Wait(id);
                ASSIGN_OR_RETURN(Rollout rollout, rollouts.Get(id));
                return RolloutJson(rollout, with_vms);

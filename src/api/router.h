@@ -14,11 +14,21 @@ namespace vdswap {
 
 enum class Method { kGet, kPost, kDelete };
 
+// The most VMs one `vm create` request may name (the CLI checks it before sending): bounds
+// the work, and the time until a stop, that a single request can start.
+constexpr size_t kMaxVmsPerCreate = 1000;
+
 struct ApiRequest {
   std::vector<std::string> params;  // the route pattern's capture groups, in order
   std::map<std::string, std::string> query;
   Json body;            // null when the request had no body
   ProgressFn progress;  // never empty; streamed to clients that ask, else dropped
+  // True once the result is no longer wanted: the client went away or vdswapd is
+  // stopping. Handlers of long operations check it at safe points and stop there.
+  // May be empty (never cancelled).
+  std::function<bool()> cancelled;
+
+  bool Cancelled() const { return cancelled && cancelled(); }
 };
 
 using ApiHandler = std::function<Result<Json>(const ApiRequest&)>;

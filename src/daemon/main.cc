@@ -215,6 +215,8 @@ int Run(const Flags& flags) {
   sigwait(&stop_signals, &sig);
   VLOG(kInfo) << "signal " << sig << ": shutting down";
   rollouts.CancelWaits();  // ends `rollout status --watch` streams so the server can stop
+  // Cancels every request in flight (a `vm create` stops after the VMs it has started)
+  // and waits for their handlers; rollouts keep their state and resume at the next start.
   server.Stop();
   resume.join();
   return 0;
