@@ -40,8 +40,9 @@ Result<Json> WatchRollout(RolloutEngine& rollouts, int64_t id, bool with_vms,
                           const ApiRequest& request) {
   Json last;
   for (;;) {
-    if (request.Cancelled())
+    if (request.Cancelled()) {
       return Unavailable("watch of rollout " + std::to_string(id) + " cancelled");
+    }
     // Read the version before the rollout, so a change made in between wakes the wait.
     uint64_t seen = rollouts.Version(id);
     ASSIGN_OR_RETURN(Rollout r, rollouts.Get(id));

@@ -430,8 +430,9 @@ void HttpServer::Impl::Run(const CompiledRoute& route, std::vector<std::string> 
   metrics_.Increment("vdswap_api_requests_total",
                      Label("route", route.route->pattern) + "," +
                          Label("code", std::string(CodeName(out.status().code()))));
-  if (!out.ok() && out.status().code() == Code::kInternal)
+  if (!out.ok() && out.status().code() == Code::kInternal) {
     VLOG(kWarning) << out.status().ToString();
+  }
   if (ex->streaming) {
     Append(ex, (out.ok() ? DumpJson({{"result", *out}}) : ErrorBody(out.status())) + "\n",
            /*last=*/true);
@@ -476,7 +477,7 @@ ssize_t HttpServer::Impl::ReadStream(void* cls, uint64_t /*pos*/, char* buf, siz
   std::lock_guard lock(self.mu_);
   if (!ex->pending.empty()) {
     size_t n = std::min(max, ex->pending.size());
-    std::memcpy(buf, ex->pending.data(), n);
+    ex->pending.copy(buf, n);  // a block of the stream, not a C string
     ex->pending.erase(0, n);
     return static_cast<ssize_t>(n);
   }
