@@ -101,11 +101,11 @@ UniqueFd ConnectUnix(const std::string& path) {
   return fd;
 }
 
-int64_t RssKib(pid_t pid) {
+int64_t PeakRssKib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string key;
   while (status >> key) {
-    if (key == "VmRSS:") {
+    if (key == "VmHWM:") {
       int64_t kib = -1;
       status >> kib;
       return kib;

@@ -48,8 +48,8 @@ int FreeTcpPort();
 // A client connection to the unix socket at `path` (invalid when it cannot connect).
 UniqueFd ConnectUnix(const std::string& path);
 
-// The resident set size of process `pid` in KiB (VmRSS), or -1.
-int64_t RssKib(pid_t pid);
+// The peak resident set size of process `pid` in KiB (VmHWM), or -1.
+int64_t PeakRssKib(pid_t pid);
 
 // Runs VDSWAP_BIN with `args` and returns what it printed and its exit code.
 CommandOutput RunCli(const std::vector<std::string>& args,
