@@ -105,7 +105,6 @@ struct Exchange {
 struct Listener {
   HttpServer::Impl* impl = nullptr;
   MHD_Daemon* daemon = nullptr;
-  int fd = -1;
   std::unique_ptr<TokenAuth> auth;  // null on the unix socket
   std::string socket_path;          // unix socket only
 };
@@ -173,7 +172,6 @@ class HttpServer::Impl {
 Status HttpServer::Impl::Serve(int fd, std::unique_ptr<TokenAuth> auth, std::string socket_path) {
   auto l = std::make_unique<Listener>();
   l->impl = this;
-  l->fd = fd;
   l->auth = std::move(auth);
   l->socket_path = std::move(socket_path);
   const bool tcp = l->auth != nullptr;
