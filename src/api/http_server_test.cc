@@ -281,6 +281,35 @@ TEST_F(HttpServerTest, StopCancelsRequestsInFlight) {
   EXPECT_FALSE(call.get().ok());
 }
 
+// The idle timeout is for silent clients: a request whose handler outlasts it (a long
+// create, a stream between two progress lines) is still answered.
+TEST(HttpServerTimeoutTest, HandlersMayOutlastTheIdleTimeout) {
+  auto dir = TempDir::Create("/tmp", "http");
+  ASSERT_TRUE(dir.ok());
+  const std::string socket = dir->path() + "/api.sock";
+  Router router;
+  router.Add(Method::kPost, "/v1/slow", [](const ApiRequest& r) -> Result<Json> {
+    r.progress({{"step", 0}});
+    // Real time is the point here: the handler must outlast the 1 s idle timeout.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    r.progress({{"step", 1}});
+    return Json{{"done", true}};
+  });
+  Metrics metrics;
+  HttpLimits limits;
+  limits.idle_timeout_seconds = 1;
+  HttpServer server(router, metrics, limits);
+  ASSERT_TRUE(server.ListenUnix(socket).ok());
+  ApiClient client({.socket_path = socket});
+  auto plain = client.Call(Method::kPost, "/v1/slow", Json::object());
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  std::vector<int> steps;
+  auto streamed = client.Call(Method::kPost, "/v1/slow", Json::object(),
+                              [&](const Json& e) { steps.push_back(e["step"]); });
+  ASSERT_TRUE(streamed.ok()) << streamed.status().ToString();
+  EXPECT_EQ(steps, (std::vector<int>{0, 1}));
+}
+
 TEST(ApiClientTest, UnreachableDaemonIsUnavailable) {
   ApiClient client({.socket_path = "/nonexistent/vdswapd.sock"});
   auto out = client.Call(Method::kGet, "/v1/status");
