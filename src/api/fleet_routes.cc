@@ -132,29 +132,39 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(CreateResult created, vms.Create(names, tmpl, host, r.progress, r.cancelled));
     return CreateResultJson(created);
   });
-  router.Add(Method::kGet, "/v1/vms", [&vms](const ApiRequest&) -> Result<Json> {
-    ASSIGN_OR_RETURN(auto list, vms.List());
-    Json out = Json::array();
-    for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
-    return out;
-  });
-  router.Add(Method::kGet, "/v1/vms/([^/]+)/console", [&vms](const ApiRequest& r) -> Result<Json> {
-    uint64_t bytes = kConsoleBytes;
-    if (auto it = r.query.find("bytes"); it != r.query.end()) {
-      auto [p, ec] =
-          std::from_chars(it->second.data(), it->second.data() + it->second.size(), bytes);
-      if (ec != std::errc() || p != it->second.data() + it->second.size() || bytes == 0 ||
-          bytes > kMaxConsoleBytes) {
-        return InvalidArgument("bytes must be 1-" + std::to_string(kMaxConsoleBytes));
-      }
-    }
-    ASSIGN_OR_RETURN(std::string text, vms.Console(r.params[0], bytes));
-    return Json{{"vm", r.params[0]}, {"console", text}};
-  });
-  router.Add(Method::kGet, "/v1/vms/([^/]+)", [&vms](const ApiRequest& r) -> Result<Json> {
-    ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));
-    return VmInspectionJson(i);
-  });
+  // `vm ls`, `vm console` and `vm inspect` ask hypervisors and guests.
+  router.Add(
+      Method::kGet, "/v1/vms",
+      [&vms](const ApiRequest&) -> Result<Json> {
+        ASSIGN_OR_RETURN(auto list, vms.List());
+        Json out = Json::array();
+        for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
+        return out;
+      },
+      Wait::kMay);
+  router.Add(
+      Method::kGet, "/v1/vms/([^/]+)/console",
+      [&vms](const ApiRequest& r) -> Result<Json> {
+        uint64_t bytes = kConsoleBytes;
+        if (auto it = r.query.find("bytes"); it != r.query.end()) {
+          auto [p, ec] =
+              std::from_chars(it->second.data(), it->second.data() + it->second.size(), bytes);
+          if (ec != std::errc() || p != it->second.data() + it->second.size() || bytes == 0 ||
+              bytes > kMaxConsoleBytes) {
+            return InvalidArgument("bytes must be 1-" + std::to_string(kMaxConsoleBytes));
+          }
+        }
+        ASSIGN_OR_RETURN(std::string text, vms.Console(r.params[0], bytes));
+        return Json{{"vm", r.params[0]}, {"console", text}};
+      },
+      Wait::kMay);
+  router.Add(
+      Method::kGet, "/v1/vms/([^/]+)",
+      [&vms](const ApiRequest& r) -> Result<Json> {
+        ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));
+        return VmInspectionJson(i);
+      },
+      Wait::kMay);
   router.Add(Method::kPost, "/v1/vms/([^/]+)/start", [&vms](const ApiRequest& r) -> Result<Json> {
     RETURN_IF_ERROR(vms.Start(r.params[0]));
     return Json{{"name", r.params[0]}, {"state", VmStateName(VmState::kRunning)}};

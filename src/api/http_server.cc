@@ -370,8 +370,8 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, const std::shared_ptr<E
     std::string().swap(ex->body);
   }
   // Whatever may wait goes to the long pool, so plain reads (status) always find a thread.
-  const bool may_wait = ex->method != "GET" || ex->streaming || ex->query.count("wait") > 0 ||
-                        ex->query.count("watch") > 0;
+  const bool may_wait = match->route->wait == Wait::kMay || ex->method != "GET" || ex->streaming ||
+                        ex->query.count("wait") > 0 || ex->query.count("watch") > 0;
   WorkerPool& pool = may_wait ? long_ : quick_;
   std::unique_lock lock(mu_);
   if (stopping_) {  // checked under mu_: Stop() cancels what is in flight under it

@@ -30,9 +30,9 @@ struct HttpLimits {
 // token (else 401). Built on libmicrohttpd: one event-driven thread per listener reads
 // and writes every connection, so an idle or slow client costs a file descriptor, never
 // a thread. A request is handled once it has fully arrived: its connection is suspended
-// and the handler runs on a worker pool, plain GETs on one, everything that may wait
-// (POST, DELETE, ?wait, ?watch, streams) on another, so `status` is answered while long
-// operations run. When the client goes away, or Stop() is called, the request's
+// and the handler runs on a worker pool, quick GETs on one, everything that may wait
+// (POST, DELETE, ?wait, ?watch, streams, GETs of routes added with Wait::kMay) on
+// another, so `status` is answered while long operations run. When the client goes away, or Stop() is called, the request's
 // ApiRequest::Cancelled() turns true.
 // Errors are `{"error": {"code": ..., "message": ...}}`; a known path with another method
 // is 405 with `Allow`; GET /metrics is Prometheus text. A request with

@@ -117,6 +117,9 @@ class HttpServerTest : public ::testing::Test {
     });
     router_.Add(Method::kPost, "/v1/block",
                 [this](const ApiRequest& r) -> Result<Json> { return gate_.Block(r); });
+    router_.Add(
+        Method::kGet, "/v1/slow-read",
+        [this](const ApiRequest& r) -> Result<Json> { return gate_.Block(r); }, Wait::kMay);
     HttpLimits limits;
     limits.max_body_bytes = 4096;
     server_ = std::make_unique<HttpServer>(router_, metrics_, limits);
@@ -233,9 +236,11 @@ TEST_F(HttpServerTest, LongHandlersDoNotHoldUpReads) {
   constexpr int kBlocked = 12;
   std::vector<std::future<Result<Json>>> blocked;
   for (int i = 0; i < kBlocked; ++i) {
-    blocked.push_back(std::async(std::launch::async, [this] {
+    // Writes and reads that may wait (e.g. on a guest) alike.
+    blocked.push_back(std::async(std::launch::async, [this, i] {
       ApiClient client({.socket_path = socket_});
-      return client.Call(Method::kPost, "/v1/block", Json::object());
+      return i % 2 == 0 ? client.Call(Method::kPost, "/v1/block", Json::object())
+                        : client.Call(Method::kGet, "/v1/slow-read");
     }));
   }
   ASSERT_TRUE(gate_.AwaitEntered(8));

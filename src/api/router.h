@@ -33,6 +33,11 @@ struct ApiRequest {
 
 using ApiHandler = std::function<Result<Json>(const ApiRequest&)>;
 
+// Whether a GET handler may wait on something slow: a hypervisor, a guest, a remote
+// host. The server runs those apart from quick reads, so that `status` never queues
+// behind them. POST, DELETE, ?wait, ?watch and streams always count as waiting.
+enum class Wait { kNo, kMay };
+
 // The API's routes: method + anchored regex pattern -> handler. Filled once at startup,
 // then read-only (thread-safe to read).
 class Router {
@@ -41,9 +46,10 @@ class Router {
     Method method;
     std::string pattern;
     ApiHandler handler;
+    Wait wait;
   };
-  void Add(Method method, std::string pattern, ApiHandler handler) {
-    routes_.push_back({method, std::move(pattern), std::move(handler)});
+  void Add(Method method, std::string pattern, ApiHandler handler, Wait wait = Wait::kNo) {
+    routes_.push_back({method, std::move(pattern), std::move(handler), wait});
   }
   const std::vector<Route>& routes() const { return routes_; }
 
