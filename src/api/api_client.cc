@@ -139,6 +139,7 @@ Result<Json> ApiClient::Call(Method method, const std::string& path, const Json&
                        httplib::to_string(res.error()) +
                        "); start it with `vdswapd` (see vdswapd --help)");
   }
+  last_http_status_ = res->status;
   if (progress && res->status == 200) {
     if (final_line.contains("result")) return final_line["result"];
     if (final_line.contains("error")) return ErrorFrom(final_line, 200);

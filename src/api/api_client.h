@@ -33,11 +33,16 @@ class ApiClient {
   Result<Json> Call(Method method, const std::string& path, const Json& body = nullptr,
                     const ProgressFn& progress = nullptr);
 
+  // The HTTP status of the last answer (401: the bearer token was refused); 0 when the
+  // daemon was not reached.
+  int last_http_status() const { return last_http_status_; }
+
   // "unix:/path" or the URL, for messages.
   std::string Describe() const;
 
  private:
   Endpoint endpoint_;
+  int last_http_status_ = 0;
 };
 
 }  // namespace vdswap

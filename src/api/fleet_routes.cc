@@ -39,19 +39,22 @@ Result<TemplateShape> Shape(const Json& body) {
   return shape;
 }
 
-// Streams the rollout's view through `progress` once now and once per change, until it
-// is no longer running; returns its last view.
+// Streams the rollout's view through the request's progress once now and once per change,
+// until it is no longer running or the request is cancelled; returns its last view.
 Result<Json> WatchRollout(RolloutEngine& rollouts, int64_t id, bool with_vms,
-                          const ProgressFn& progress) {
+                          const ApiRequest& request) {
   Json last;
   for (;;) {
+    if (request.Cancelled()) {
+      return Unavailable("watch of rollout " + std::to_string(id) + " cancelled");
+    }
     // Read the version before the rollout, so a change made in between wakes the wait.
     uint64_t seen = rollouts.Version(id);
     ASSIGN_OR_RETURN(Rollout r, rollouts.Get(id));
     Json view = RolloutJson(r, with_vms);
     // A paused rollout waits for an operator: the watch ends there too.
     if (r.state != RolloutState::kRunning && r.state != RolloutState::kRollingBack) return view;
-    if (view != last) progress(view);
+    if (view != last) request.progress(view);
     last = std::move(view);
     if (rollouts.WaitForChange(id, seen, kWatchRecheck) == seen && rollouts.WaitsCancelled()) {
       return Unavailable("vdswapd is stopping; watch rollout " + std::to_string(id) + " again");
@@ -127,32 +130,46 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(std::string tmpl, BodyField<std::string>(r.body, "template", ""));
     ASSIGN_OR_RETURN(std::string host, BodyField<std::string>(r.body, "host", ""));
     if (tmpl.empty()) return InvalidArgument("vm create needs --template");
-    ASSIGN_OR_RETURN(CreateResult created, vms.Create(names, tmpl, host, r.progress));
+    if (names.size() > kMaxVmsPerCreate) {
+      return InvalidArgument("vm create takes at most " + std::to_string(kMaxVmsPerCreate) +
+                             " VMs per request, not " + std::to_string(names.size()));
+    }
+    ASSIGN_OR_RETURN(CreateResult created, vms.Create(names, tmpl, host, r.progress, r.cancelled));
     return CreateResultJson(created);
   });
-  router.Add(Method::kGet, "/v1/vms", [&vms](const ApiRequest&) -> Result<Json> {
-    ASSIGN_OR_RETURN(auto list, vms.List());
-    Json out = Json::array();
-    for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
-    return out;
-  });
-  router.Add(Method::kGet, "/v1/vms/([^/]+)/console", [&vms](const ApiRequest& r) -> Result<Json> {
-    uint64_t bytes = kConsoleBytes;
-    if (auto it = r.query.find("bytes"); it != r.query.end()) {
-      auto [p, ec] =
-          std::from_chars(it->second.data(), it->second.data() + it->second.size(), bytes);
-      if (ec != std::errc() || p != it->second.data() + it->second.size() || bytes == 0 ||
-          bytes > kMaxConsoleBytes) {
-        return InvalidArgument("bytes must be 1-" + std::to_string(kMaxConsoleBytes));
-      }
-    }
-    ASSIGN_OR_RETURN(std::string text, vms.Console(r.params[0], bytes));
-    return Json{{"vm", r.params[0]}, {"console", text}};
-  });
-  router.Add(Method::kGet, "/v1/vms/([^/]+)", [&vms](const ApiRequest& r) -> Result<Json> {
-    ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));
-    return VmInspectionJson(i);
-  });
+  // `vm ls`, `vm console` and `vm inspect` ask hypervisors and guests.
+  router.Add(
+      Method::kGet, "/v1/vms",
+      [&vms](const ApiRequest&) -> Result<Json> {
+        ASSIGN_OR_RETURN(auto list, vms.List());
+        Json out = Json::array();
+        for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
+        return out;
+      },
+      Wait::kMay);
+  router.Add(
+      Method::kGet, "/v1/vms/([^/]+)/console",
+      [&vms](const ApiRequest& r) -> Result<Json> {
+        uint64_t bytes = kConsoleBytes;
+        if (auto it = r.query.find("bytes"); it != r.query.end()) {
+          auto [p, ec] =
+              std::from_chars(it->second.data(), it->second.data() + it->second.size(), bytes);
+          if (ec != std::errc() || p != it->second.data() + it->second.size() || bytes == 0 ||
+              bytes > kMaxConsoleBytes) {
+            return InvalidArgument("bytes must be 1-" + std::to_string(kMaxConsoleBytes));
+          }
+        }
+        ASSIGN_OR_RETURN(std::string text, vms.Console(r.params[0], bytes));
+        return Json{{"vm", r.params[0]}, {"console", text}};
+      },
+      Wait::kMay);
+  router.Add(
+      Method::kGet, "/v1/vms/([^/]+)",
+      [&vms](const ApiRequest& r) -> Result<Json> {
+        ASSIGN_OR_RETURN(VmInspection i, vms.Inspect(r.params[0]));
+        return VmInspectionJson(i);
+      },
+      Wait::kMay);
   router.Add(Method::kPost, "/v1/vms/([^/]+)/start", [&vms](const ApiRequest& r) -> Result<Json> {
     RETURN_IF_ERROR(vms.Start(r.params[0]));
     return Json{{"name", r.params[0]}, {"state", VmStateName(VmState::kRunning)}};
@@ -206,7 +223,7 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
              [&rollouts](const ApiRequest& r) -> Result<Json> {
                ASSIGN_OR_RETURN(int64_t id, RolloutId(r.params[0]));
                const bool with_vms = r.query.count("vms") > 0;
-               if (r.query.count("watch")) return WatchRollout(rollouts, id, with_vms, r.progress);
+               if (r.query.count("watch")) return WatchRollout(rollouts, id, with_vms, r);
                if (r.query.count("wait")) rollouts.Wait(id);
                ASSIGN_OR_RETURN(Rollout rollout, rollouts.Get(id));
                return RolloutJson(rollout, with_vms);

@@ -14,14 +14,29 @@ namespace vdswap {
 
 enum class Method { kGet, kPost, kDelete };
 
+// The most VMs one `vm create` request may name (the CLI checks it before sending): bounds
+// the work, and the time until a stop, that a single request can start.
+constexpr size_t kMaxVmsPerCreate = 1000;
+
 struct ApiRequest {
   std::vector<std::string> params;  // the route pattern's capture groups, in order
   std::map<std::string, std::string> query;
   Json body;            // null when the request had no body
   ProgressFn progress;  // never empty; streamed to clients that ask, else dropped
+  // True once the result is no longer wanted: the client went away or vdswapd is
+  // stopping. Handlers of long operations check it at safe points and stop there.
+  // May be empty (never cancelled).
+  std::function<bool()> cancelled;
+
+  bool Cancelled() const { return cancelled && cancelled(); }
 };
 
 using ApiHandler = std::function<Result<Json>(const ApiRequest&)>;
+
+// Whether a GET handler may wait on something slow: a hypervisor, a guest, a remote
+// host. The server runs those apart from quick reads, so that `status` never queues
+// behind them. POST, DELETE, ?wait, ?watch and streams always count as waiting.
+enum class Wait { kNo, kMay };
 
 // The API's routes: method + anchored regex pattern -> handler. Filled once at startup,
 // then read-only (thread-safe to read).
@@ -31,9 +46,10 @@ class Router {
     Method method;
     std::string pattern;
     ApiHandler handler;
+    Wait wait;
   };
-  void Add(Method method, std::string pattern, ApiHandler handler) {
-    routes_.push_back({method, std::move(pattern), std::move(handler)});
+  void Add(Method method, std::string pattern, ApiHandler handler, Wait wait = Wait::kNo) {
+    routes_.push_back({method, std::move(pattern), std::move(handler), wait});
   }
   const std::vector<Route>& routes() const { return routes_; }
 

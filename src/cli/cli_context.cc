@@ -67,7 +67,10 @@ Result<Json> CliContext::CallStreaming(Method method, const std::string& path, c
   }
   ApiClient client(*ep);
   Result<Json> out = client.Call(method, path, body, events);
-  if (!out.ok()) Fail(out.status());
+  if (!out.ok()) {
+    Fail(out.status());
+    if (client.last_http_status() == 401) exit_code = kExitUnauthorized;
+  }
   return out;
 }
 

@@ -13,8 +13,10 @@
 namespace vdswap {
 
 // The exit code contract of DESIGN §4: 0 ok, 1 failed, 2 invalid input, 3 not found,
-// 4 conflict or failed precondition, 5 daemon unreachable.
+// 4 conflict or failed precondition, 5 daemon unreachable; and 6 unauthorized (the
+// daemon refused the bearer token), which Call sets itself.
 int ExitCodeFor(const Status& status);
+constexpr int kExitUnauthorized = 6;
 
 // State shared by every CLI command: the global flags, the daemon client and output.
 // Commands run one at a time on the main thread.

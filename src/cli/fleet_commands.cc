@@ -177,7 +177,10 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
       "Create VMs as linked clones of a template (an OS overlay, the shared app disk and a\n"
       "data disk each), boot them and wait until their app is healthy. Runs in parallel.");
   vcreate->add_option("NAMES", va->names, "VM names");
-  vcreate->add_option("--count", va->count, "Create N VMs named PREFIX-1..PREFIX-N");
+  vcreate
+      ->add_option("--count", va->count,
+                   "Create N VMs named PREFIX-1..PREFIX-N (at most 1000 per request)")
+      ->check(CLI::Range(0, static_cast<int>(kMaxVmsPerCreate)));
   vcreate->add_option("--prefix", va->prefix, "Name prefix for --count");
   vcreate->add_option("--template", va->tmpl, "NAME or NAME:VERSION")->required();
   vcreate->add_option("--host", va->host, "Host (default: the only host, or 'local')");
@@ -188,6 +191,11 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
       for (int i = 1; i <= va->count; ++i) names.push_back(va->prefix + "-" + std::to_string(i));
     }
     if (names.empty()) return ctx.Fail(InvalidArgument("give VM names or --count N --prefix P"));
+    if (names.size() > kMaxVmsPerCreate) {
+      return ctx.Fail(InvalidArgument("vm create takes at most " +
+                                      std::to_string(kMaxVmsPerCreate) + " VMs per request, not " +
+                                      std::to_string(names.size()) + " (run it again for more)"));
+    }
     auto out = ctx.Call(Method::kPost, "/v1/vms",
                         Json{{"names", names}, {"template", va->tmpl}, {"host", va->host}}, true);
     if (!out.ok()) return;

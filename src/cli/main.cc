@@ -1,5 +1,6 @@
 // vdswap: the command-line client of vdswapd.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 
 #include "cli/cli_context.h"
@@ -7,11 +8,14 @@
 #include "core/version.h"
 
 int main(int argc, char** argv) {
+  // A daemon that closes the connection early is an error to report, not a reason to die.
+  signal(SIGPIPE, SIG_IGN);
   vdswap::CliContext ctx;
   CLI::App app{
       "vdswap: upgrade fleets of QEMU/KVM VMs by swapping virtual disks.\n"
       "Talks to vdswapd (start it with `vdswapd`). Exit codes: 0 ok, 1 failed, 2 invalid\n"
-      "input, 3 not found, 4 conflict or failed precondition, 5 daemon unreachable."};
+      "input, 3 not found, 4 conflict or failed precondition, 5 daemon unreachable,\n"
+      "6 unauthorized (wrong or missing token)."};
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
   app.add_option("--socket", ctx.socket,

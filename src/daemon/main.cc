@@ -253,7 +253,11 @@ int Run(const Flags& flags) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   VLOG(kInfo) << "signal " << sig << ": shutting down";
-  rollouts.CancelWaits();  // ends `rollout status --watch` streams so the server can stop
+  // Rollouts start no further swap (in-flight ones finish; they keep their state and
+  // resume at the next start), which also ends `--watch` streams and `?wait`s. Then the
+  // server cancels every request in flight (a `vm create` stops after the VMs it has
+  // started) and waits for their handlers.
+  rollouts.Shutdown();
   server.Stop();
   resume.join();
   return 0;

@@ -75,7 +75,8 @@ Status VmService::CreateOne(const std::string& name, const Template& t, const Ho
 
 Result<CreateResult> VmService::Create(const std::vector<std::string>& names,
                                        const std::string& template_ref,
-                                       const std::string& host_name, const ProgressFn& progress) {
+                                       const std::string& host_name, const ProgressFn& progress,
+                                       const std::function<bool()>& cancelled) {
   if (names.empty()) return InvalidArgument("no VM names given");
   for (const auto& n : names) {
     if (!IsValidName(n)) return InvalidArgument("vm name '" + n + "' is not valid");
@@ -109,12 +110,18 @@ Result<CreateResult> VmService::Create(const std::vector<std::string>& names,
   std::vector<std::thread> workers;
   for (int w = 0; w < std::min<int>(kCreateParallelism, static_cast<int>(names.size())); ++w) {
     workers.emplace_back([&] {
-      for (size_t i; (i = next++) < names.size();) {
+      // Checked between VMs: a VM once started is finished, never left half-made.
+      for (size_t i; !(cancelled && cancelled()) && (i = next++) < names.size();) {
         results[i] = CreateOne(names[i], t, host, safe_progress);
       }
     });
   }
   for (auto& w : workers) w.join();
+  if (const size_t started = std::min(next.load(), names.size()); started < names.size()) {
+    return Unavailable("vm create cancelled (client gone or vdswapd stopping) after starting " +
+                       std::to_string(started) + " of " + std::to_string(names.size()) +
+                       " VMs; those are complete");
+  }
   CreateResult out{t.Ref(), host.name, {}};
   Status first_error;
   for (size_t i = 0; i < names.size(); ++i) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -63,10 +64,13 @@ class VmService {
             std::string default_uri);
 
   // Creates, boots and waits for each VM's healthy app. VMs that fail are left in state
-  // failed with the reason; with one VM its error is returned instead.
+  // failed with the reason; with one VM its error is returned instead. Once `cancelled`
+  // (optional) turns true, no further VM is started: those started are finished, then
+  // kUnavailable says how many were created.
   Result<CreateResult> Create(const std::vector<std::string>& names,
                               const std::string& template_ref, const std::string& host,
-                              const ProgressFn& progress);
+                              const ProgressFn& progress,
+                              const std::function<bool()>& cancelled = nullptr);
   Result<VmRecord> Get(const std::string& name);
   Result<std::vector<VmRecord>> List(const std::string& template_name = "");
   Result<VmInspection> Inspect(const std::string& name);

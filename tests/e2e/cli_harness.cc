@@ -3,9 +3,12 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "api/api_client.h"
@@ -86,6 +89,29 @@ int FreeTcpPort() {
     return -1;
   }
   return ntohs(addr.sin_port);
+}
+
+UniqueFd ConnectUnix(const std::string& path) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (!fd.valid() || path.size() >= sizeof addr.sun_path) return UniqueFd();
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
+  return fd;
+}
+
+int64_t PeakRssKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      int64_t kib = -1;
+      status >> kib;
+      return kib;
+    }
+  }
+  return -1;
 }
 
 CommandOutput RunCli(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {

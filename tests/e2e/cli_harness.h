@@ -8,6 +8,7 @@
 #include "core/command_runner.h"
 #include "core/files.h"
 #include "core/json.h"
+#include "core/unique_fd.h"
 
 namespace vdswap::testing {
 
@@ -29,6 +30,7 @@ class DaemonProcess {
   ~DaemonProcess();
 
   const std::string& state_dir() const { return dir_->path(); }
+  pid_t pid() const { return pid_; }
   std::string socket() const { return dir_->path() + "/vdswapd.sock"; }
 
  private:
@@ -42,6 +44,12 @@ class DaemonProcess {
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed).
 // Another process may take it before the caller binds it: callers retry on failure.
 int FreeTcpPort();
+
+// A client connection to the unix socket at `path` (invalid when it cannot connect).
+UniqueFd ConnectUnix(const std::string& path);
+
+// The peak resident set size of process `pid` in KiB (VmHWM), or -1.
+int64_t PeakRssKib(pid_t pid);
 
 // Runs VDSWAP_BIN with `args` and returns what it printed and its exit code.
 CommandOutput RunCli(const std::vector<std::string>& args,

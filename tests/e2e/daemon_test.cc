@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "tests/e2e/cli_harness.h"
@@ -46,7 +48,7 @@ TEST(DaemonE2eTest, TcpListenerRequiresToken) {
   EXPECT_NE(ok.out.find("\"version\""), std::string::npos);
 
   CommandOutput denied = RunCli({"--url", url, "--token-file", wrong, "status"});
-  EXPECT_EQ(denied.exit_code, 2);
+  EXPECT_EQ(denied.exit_code, 6);  // unauthorized
   EXPECT_NE(denied.err.find("bearer token"), std::string::npos);
 
   SubprocessRunner runner;
@@ -94,6 +96,70 @@ TEST(DaemonE2eTest, ImageBuildTakesArchivePrefixesWithAbsolutePaths) {
       RunCli({"--socket", daemon.socket(), "image", "build", "oci-archive:/nonexistent/img.tar"});
   EXPECT_NE(raw.err.find("source '/nonexistent/img.tar' does not exist"), std::string::npos)
       << raw.err;
+}
+
+// Idle connections and slowloris ones (a request line, then one header every so often)
+// cost the daemon a file descriptor each, not a thread: `status` is answered at once.
+TEST(DaemonE2eTest, SlowAndIdleClientsDoNotDelayStatus) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--hypervisor", "fake"}));
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 100; ++i) {
+    clients.push_back(ConnectUnix(daemon.socket()));
+    ASSERT_TRUE(clients.back().valid());
+  }
+  const std::string slow = "GET /v1/status HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(ConnectUnix(daemon.socket()));
+    ASSERT_EQ(send(clients.back().get(), slow.data(), slow.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(slow.size()));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 100; i < clients.size(); ++i) {
+      const std::string header = "X-Slow-" + std::to_string(round) + ": 1\r\n";
+      send(clients[i].get(), header.data(), header.size(), MSG_NOSIGNAL);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    CommandOutput st = RunCli({"--socket", daemon.socket(), "status"}, std::chrono::seconds(30));
+    EXPECT_EQ(st.exit_code, 0) << st.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  }
+}
+
+// A body over the 1 MiB cap is answered 413 with a short error, and its bytes are
+// dropped as they arrive (the daemon does not grow by the 100 MB it was sent).
+TEST(DaemonE2eTest, OversizedBodyIs413AndDoesNotGrowTheDaemon) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--hypervisor", "fake"}));
+  const int64_t before = PeakRssKib(daemon.pid());
+  ASSERT_GT(before, 0);
+  // 100 MB of 'x' to a POST route; prints the HTTP status, the answer goes to $1.
+  const std::string post_100mb =
+      "head -c 104857600 /dev/zero | tr '\\0' x | curl -s -o \"$1\" -w '%{http_code}' "
+      "--unix-socket \"$0\" -H 'Content-Type: application/json' --data-binary @- "
+      "http://localhost/v1/hosts";
+  SubprocessRunner runner;
+  auto out =
+      runner.Run({"sh", "-c", post_100mb, daemon.socket(), daemon.state_dir() + "/answer"}, {});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->out, "413");
+  auto answer = ReadFile(daemon.state_dir() + "/answer");
+  ASSERT_TRUE(answer.ok());
+  EXPECT_LT(answer->size(), 200U) << *answer;
+  EXPECT_NE(answer->find("\"invalid_argument\""), std::string::npos) << *answer;
+  EXPECT_LT(PeakRssKib(daemon.pid()) - before, 20 * 1024) << "KiB grown at peak";
+}
+
+TEST(DaemonE2eTest, OtherMethodOnAKnownPathIs405WithAllow) {
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start({"--hypervisor", "fake"}));
+  SubprocessRunner runner;
+  auto out = runner.Run({"curl", "-s", "-i", "-X", "PUT", "--unix-socket", daemon.socket(),
+                         "http://localhost/v1/vms"},
+                        {});
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->out.rfind("HTTP/1.1 405", 0), 0U) << out->out;
+  EXPECT_NE(out->out.find("Allow: GET, POST\r\n"), std::string::npos) << out->out;
 }
 
 TEST(DaemonE2eTest, UsageErrorsExit2) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <future>
 #include <set>
 #include <thread>
 
@@ -77,9 +78,10 @@ class FleetE2eTest : public ::testing::Test {
     return j;
   }
   // Runs the CLI (table output) and returns what it printed, for the error message tests.
-  CommandOutput Raw(std::vector<std::string> args) {
+  CommandOutput Raw(std::vector<std::string> args,
+                    std::chrono::milliseconds timeout = std::chrono::minutes(10)) {
     args.insert(args.begin(), {"--socket", daemon_.socket()});
-    return RunCli(args);
+    return RunCli(args, timeout);
   }
   // Expects `args` to fail with `exit_code` and a message on stderr containing `says`.
   void ExpectFails(const std::vector<std::string>& args, int exit_code, const std::string& says) {
@@ -568,6 +570,59 @@ TEST_F(FleetE2eTest, KilledDaemonKeepsAPausedRolloutPaused) {
   EXPECT_EQ(p["state"], "paused") << p.dump();
   EXPECT_EQ(p["counts"], (Json{{"done", 1}, {"pending", 1}})) << p.dump();
   EXPECT_EQ(p["policy"]["canary"], "1") << p.dump();
+}
+
+TEST_F(FleetE2eTest, VmCreateTakesAtMost1000VmsPerRequest) {
+  AddFleetBasics();
+  ExpectFails({"vm", "create", "--count", "1001", "--prefix", "x", "--template", "web:1"}, 2,
+              "1000");
+  std::vector<std::string> args = {"vm", "create", "--template", "web:1"};
+  for (int i = 0; i < 1001; ++i) args.push_back("n" + std::to_string(i));
+  ExpectFails(args, 2, "at most 1000 VMs per request");
+  EXPECT_TRUE(VmNames().empty());
+}
+
+// A client that goes away cancels its `vm create`: the VMs already started are finished,
+// no further one is started.
+TEST_F(FleetE2eTest, KilledClientStopsItsVmCreate) {
+  ASSERT_TRUE(daemon_.Start({"--hypervisor", "fake", "--fake-latency", "20"}));
+  AddFleetBasics();
+  // Killed by its timeout, long before 1000 VMs at 20 ms a call.
+  CommandOutput killed =
+      Raw({"vm", "create", "--count", "1000", "--prefix", "c", "--template", "web:1"},
+          std::chrono::seconds(2));
+  EXPECT_NE(killed.exit_code, 0);
+  // The VMs in flight finish within a few calls; then the count must stay put.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Json first = Ok({"vm", "ls"});
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Json second = Ok({"vm", "ls"});
+  EXPECT_EQ(first.size(), second.size()) << "vm create went on after its client was killed";
+  EXPECT_LT(second.size(), 100U);
+  for (const auto& vm : second) EXPECT_EQ(vm["state"], "running") << vm.dump();
+}
+
+// SIGTERM during a big create: the daemon stops at the next VM boundary, within seconds,
+// and every VM it made is complete.
+TEST_F(FleetE2eTest, SigtermDuringABigCreateExitsPromptly) {
+  ASSERT_TRUE(daemon_.Start({"--hypervisor", "fake", "--fake-latency", "20"}));
+  AddFleetBasics();
+  auto create = std::async(std::launch::async, [this] {
+    return Raw({"vm", "create", "--count", "1000", "--prefix", "t", "--template", "web:1"});
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (Ok({"vm", "ls"}).size() < 8 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(daemon_.Stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_NE(create.get().exit_code, 0);
+  ASSERT_TRUE(daemon_.Restart());
+  Json vms = Ok({"vm", "ls"});
+  EXPECT_GE(vms.size(), 8U);
+  EXPECT_LT(vms.size(), 1000U);
+  for (const auto& vm : vms) EXPECT_EQ(vm["state"], "running") << vm.dump();
 }
 
 TEST_F(FleetE2eTest, TableOutputByDefault) {
