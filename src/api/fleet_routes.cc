@@ -16,6 +16,11 @@ constexpr auto kWatchRecheck = std::chrono::seconds(10);
 constexpr uint64_t kConsoleBytes = uint64_t{64} << 10;
 constexpr uint64_t kMaxConsoleBytes = uint64_t{4} << 20;
 
+// VMs per page of GET /v1/vms by default, and at most: a page's reply stays around
+// 100 KB to 1 MB however large the fleet.
+constexpr int64_t kVmPage = 500;
+constexpr int64_t kMaxVmPage = 5000;
+
 Result<TemplateShape> Shape(const Json& body) {
   TemplateShape shape;
   ASSIGN_OR_RETURN(std::string memory, BodyField<std::string>(body, "memory", ""));
@@ -125,11 +130,27 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     ASSIGN_OR_RETURN(CreateResult created, vms.Create(names, tmpl, host, r.progress));
     return CreateResultJson(created);
   });
-  router.Add(Method::kGet, "/v1/vms", [&vms](const ApiRequest&) -> Result<Json> {
-    ASSIGN_OR_RETURN(auto list, vms.List());
-    Json out = Json::array();
-    for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
-    return out;
+  // One page of VMs by name: ?limit= (default kVmPage, at most kMaxVmPage) after
+  // ?after=NAME; "next" is the name to pass as `after` for the next page, null at the end.
+  router.Add(Method::kGet, "/v1/vms", [&vms, &vm_table](const ApiRequest& r) -> Result<Json> {
+    int64_t limit = kVmPage;
+    if (auto it = r.query.find("limit"); it != r.query.end()) {
+      auto [p, ec] =
+          std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
+      if (ec != std::errc() || p != it->second.data() + it->second.size() || limit < 1 ||
+          limit > kMaxVmPage) {
+        return InvalidArgument("limit must be 1-" + std::to_string(kMaxVmPage));
+      }
+    }
+    auto after = r.query.find("after");
+    // One more than the page shows whether there is a next page.
+    ASSIGN_OR_RETURN(auto list,
+                     vm_table.ListPage(after == r.query.end() ? "" : after->second, limit + 1));
+    const bool more = static_cast<int64_t>(list.size()) > limit;
+    if (more) list.pop_back();
+    Json page = Json::array();
+    for (const auto& v : list) page.push_back(VmRowJson(v, vms.FirstAddress(v)));
+    return Json{{"vms", std::move(page)}, {"next", more ? Json(list.back().name) : Json()}};
   });
   router.Add(Method::kGet, "/v1/vms/([^/]+)/console", [&vms](const ApiRequest& r) -> Result<Json> {
     uint64_t bytes = kConsoleBytes;

@@ -51,7 +51,18 @@ bool JournalEntry::IsTerminal() const {
          (step == SwapStep::kDone || step == SwapStep::kRolledBack || step == SwapStep::kFailed);
 }
 
-Status SwapJournal::Append(const JournalEntry& e, int64_t at) {
+namespace {
+
+// The swaps of a VM whose rows a terminal entry keeps: its own (the newest).
+constexpr int64_t kFinishedSwapsKept = 1;
+
+}  // namespace
+
+bool SwapJournal::WrittenAtOnce(const JournalEntry& e) {
+  return e.phase == SwapPhase::kIntent || e.IsTerminal() || e.step == SwapStep::kSwitched;
+}
+
+Status SwapJournal::Insert(const JournalEntry& e, int64_t at) {
   return db_.Exec(
       "INSERT INTO swap_journal (vm, rollout_id, step, phase, detail, at) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -59,7 +70,42 @@ Status SwapJournal::Append(const JournalEntry& e, int64_t at) {
        DumpJson(e.detail), at});
 }
 
+Status SwapJournal::Append(const JournalEntry& e, int64_t at) {
+  std::optional<Held> held;
+  {
+    std::lock_guard lock(mu_);
+    if (!WrittenAtOnce(e)) {
+      held_[e.vm] = Held{e, at};
+      return Status::Ok();
+    }
+    auto it = held_.find(e.vm);
+    if (it != held_.end()) {
+      held = std::move(it->second);
+      held_.erase(it);
+    }
+  }
+  Transaction txn(db_);  // joins the caller's, as the terminal entry's with the VM row
+  RETURN_IF_ERROR(txn.begin_status());
+  if (held) RETURN_IF_ERROR(Insert(held->entry, held->at));
+  RETURN_IF_ERROR(Insert(e, at));
+  if (e.IsTerminal()) {
+    // The newest terminal is this one (offset 0); rows up to the one before the kept
+    // swaps go.
+    RETURN_IF_ERROR(
+        db_.Exec("DELETE FROM swap_journal WHERE vm = ?1 AND seq <= (SELECT seq FROM swap_journal "
+                 "WHERE vm = ?1 AND phase = 'done' AND step IN ('done', 'rolled_back', 'failed') "
+                 "ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                 {e.vm, kFinishedSwapsKept}));
+  }
+  return txn.Commit();
+}
+
 Result<std::optional<JournalEntry>> SwapJournal::Last(const std::string& vm) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = held_.find(vm);
+    if (it != held_.end()) return std::optional<JournalEntry>(it->second.entry);
+  }
   ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT vm, rollout_id, step, phase, detail FROM "
                                         "swap_journal WHERE vm = ?1 ORDER BY seq DESC LIMIT 1",
                                         {vm}));
@@ -69,15 +115,22 @@ Result<std::optional<JournalEntry>> SwapJournal::Last(const std::string& vm) {
 }
 
 Result<std::vector<std::string>> SwapJournal::Unfinished() {
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT j.vm, j.rollout_id, j.step, j.phase, j.detail "
-                                        "FROM swap_journal j WHERE j.seq = (SELECT max(seq) "
-                                        "FROM swap_journal WHERE vm = j.vm) ORDER BY j.vm"));
+  // The newest row of each VM (one index walk: the (vm, seq) index gives max(seq) per
+  // VM), kept when it is not terminal. Held entries are never terminal and follow a
+  // durable intent of the same swap, so they change no answer.
+  ASSIGN_OR_RETURN(auto rows,
+                   db_.Query("SELECT vm FROM swap_journal WHERE seq IN (SELECT max(seq) FROM "
+                             "swap_journal GROUP BY vm) AND NOT (phase = 'done' AND step IN "
+                             "('done', 'rolled_back', 'failed')) ORDER BY vm"));
   std::vector<std::string> out;
-  for (const auto& r : rows) {
-    ASSIGN_OR_RETURN(JournalEntry e, FromRow(r));
-    if (!e.IsTerminal()) out.push_back(e.vm);
-  }
+  out.reserve(rows.size());
+  for (const auto& r : rows) out.push_back(r.Text(0));
   return out;
+}
+
+Result<int64_t> SwapJournal::RowCount(const std::string& vm) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT count(*) FROM swap_journal WHERE vm = ?1", {vm}));
+  return rows.at(0).Int(0);
 }
 
 }  // namespace vdswap
