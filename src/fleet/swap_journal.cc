@@ -55,6 +55,8 @@ namespace {
 
 // The swaps of a VM whose rows a terminal entry keeps: its own (the newest).
 constexpr int64_t kFinishedSwapsKept = 1;
+// The rows that end a swap (JournalEntry::IsTerminal).
+constexpr char kTerminal[] = "phase = 'done' AND step IN ('done', 'rolled_back', 'failed')";
 
 }  // namespace
 
@@ -71,7 +73,7 @@ Status SwapJournal::Insert(const JournalEntry& e, int64_t at) {
 }
 
 Status SwapJournal::Append(const JournalEntry& e, int64_t at) {
-  std::optional<Held> held;
+  std::vector<Held> rows;
   {
     std::lock_guard lock(mu_);
     if (!WrittenAtOnce(e)) {
@@ -80,24 +82,67 @@ Status SwapJournal::Append(const JournalEntry& e, int64_t at) {
     }
     auto it = held_.find(e.vm);
     if (it != held_.end()) {
-      held = std::move(it->second);
+      rows.push_back(std::move(it->second));
       held_.erase(it);
     }
   }
+  rows.push_back(Held{e, at});
+  if (!e.IsTerminal()) return GroupCommit(std::move(rows));
   Transaction txn(db_);  // joins the caller's, as the terminal entry's with the VM row
   RETURN_IF_ERROR(txn.begin_status());
-  if (held) RETURN_IF_ERROR(Insert(held->entry, held->at));
-  RETURN_IF_ERROR(Insert(e, at));
-  if (e.IsTerminal()) {
-    // The newest terminal is this one (offset 0); rows up to the one before the kept
-    // swaps go.
-    RETURN_IF_ERROR(
-        db_.Exec("DELETE FROM swap_journal WHERE vm = ?1 AND seq <= (SELECT seq FROM swap_journal "
-                 "WHERE vm = ?1 AND phase = 'done' AND step IN ('done', 'rolled_back', 'failed') "
-                 "ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-                 {e.vm, kFinishedSwapsKept}));
+  for (const Held& h : rows) RETURN_IF_ERROR(Insert(h.entry, h.at));
+  // The newest terminal is this one (offset 0); rows up to the one before the kept
+  // swaps go.
+  RETURN_IF_ERROR(
+      db_.Exec("DELETE FROM swap_journal WHERE vm = ?1 AND seq <= (SELECT seq FROM swap_journal "
+               "WHERE vm = ?1 AND " +
+                   std::string(kTerminal) + " ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+               {e.vm, kFinishedSwapsKept}));
+  return txn.Commit();
+}
+
+Status SwapJournal::GroupCommit(std::vector<Held> rows) {
+  auto mine = std::make_shared<Waiting>();
+  mine->rows = std::move(rows);
+  std::unique_lock lock(commit_mu_);
+  queue_.push_back(mine);
+  while (!mine->done) {
+    if (committing_) {
+      commit_cv_.wait(lock);
+      continue;
+    }
+    // Nobody commits: this thread writes everything queued, its own rows included.
+    committing_ = true;
+    std::vector<std::shared_ptr<Waiting>> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    WriteBatch(batch);
+    lock.lock();
+    for (auto& w : batch) w->done = true;
+    committing_ = false;
+    commit_cv_.notify_all();
+  }
+  return mine->status;
+}
+
+Status SwapJournal::WriteRows(const std::vector<std::shared_ptr<Waiting>>& batch) {
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
+  for (const auto& w : batch) {
+    for (const Held& h : w->rows) RETURN_IF_ERROR(Insert(h.entry, h.at));
   }
   return txn.Commit();
+}
+
+void SwapJournal::WriteBatch(const std::vector<std::shared_ptr<Waiting>>& batch) {
+  Status s = WriteRows(batch);
+  if (s.ok() || batch.size() == 1) {
+    for (auto& w : batch) w->status = s;
+    return;
+  }
+  // One entry that cannot be written (its VM was removed meanwhile) must not fail the
+  // others: each on its own then.
+  for (auto& w : batch) w->status = WriteRows({w});
 }
 
 Result<std::optional<JournalEntry>> SwapJournal::Last(const std::string& vm) {
@@ -120,8 +165,8 @@ Result<std::vector<std::string>> SwapJournal::Unfinished() {
   // durable intent of the same swap, so they change no answer.
   ASSIGN_OR_RETURN(auto rows,
                    db_.Query("SELECT vm FROM swap_journal WHERE seq IN (SELECT max(seq) FROM "
-                             "swap_journal GROUP BY vm) AND NOT (phase = 'done' AND step IN "
-                             "('done', 'rolled_back', 'failed')) ORDER BY vm"));
+                             "swap_journal GROUP BY vm) AND NOT (" +
+                             std::string(kTerminal) + ") ORDER BY vm"));
   std::vector<std::string> out;
   out.reserve(rows.size());
   for (const auto& r : rows) out.push_back(r.Text(0));

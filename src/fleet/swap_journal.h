@@ -1,7 +1,9 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -64,8 +66,12 @@ struct JournalEntry {
 // transaction). A plain step's done entry guards nothing: the next thing the Swapper does
 // after it is to append the next step's intent (or the rollback's intent, or the
 // terminal entry), with no action in between. So Append keeps such a done entry in memory
-// and writes it in one transaction with the VM's next entry: one commit (one fsync)
-// per step instead of two. A crash loses at most that done entry, which leaves the
+// and writes it in one transaction with the VM's next entry: one commit per step
+// instead of two. And the entries of all VMs that wait to be written at the same moment
+// are written in one transaction (group commit: one thread commits what queued up
+// while the commit before ran), so a rollout of hundreds of swaps at once pays for a
+// few fsyncs per step of all of them, not one per VM; each Append still returns only
+// once its entry is durable. A crash loses at most that done entry, which leaves the
 // step's intent as the newest durable entry, exactly as a crash just after the step's
 // action and before its done entry would; Resume already decides from the hypervisor's
 // live state there. The one done entry Resume reads as a fact, switched/done (the new
@@ -81,7 +87,9 @@ class SwapJournal {
   explicit SwapJournal(Db& db) : db_(db) {}
 
   // Appends `e` stamped `at` (Unix seconds): durable on return, or (a plain step's done
-  // entry, see above) with the VM's next Append.
+  // entry, see above) with the VM's next Append. A terminal entry joins the caller's
+  // transaction, if any; REQUIRES: other entries are appended outside a transaction
+  // (they wait for the group commit, which needs the Db).
   Status Append(const JournalEntry& e, int64_t at);
   // The newest entry of `vm` (one still held for grouping included), or nullopt when it
   // has none.
@@ -99,11 +107,26 @@ class SwapJournal {
     JournalEntry entry;
     int64_t at = 0;
   };
+  // Rows of one Append waiting in the group commit's queue.
+  struct Waiting {
+    std::vector<Held> rows;
+    bool done = false;
+    Status status;
+  };
   Status Insert(const JournalEntry& e, int64_t at);
+  // Queues `rows` and returns once they are committed (by this thread or another).
+  Status GroupCommit(std::vector<Held> rows);
+  // Writes the rows of `batch` in one transaction; with one failing, each on its own.
+  void WriteBatch(const std::vector<std::shared_ptr<Waiting>>& batch);
+  Status WriteRows(const std::vector<std::shared_ptr<Waiting>>& batch);
 
   Db& db_;
   std::mutex mu_;                     // held_; never held while calling into the Db
   std::map<std::string, Held> held_;  // by VM: a done entry waiting for the VM's next one
+  std::mutex commit_mu_;              // queue_, committing_; never held while calling into the Db
+  std::condition_variable commit_cv_;
+  std::vector<std::shared_ptr<Waiting>> queue_;
+  bool committing_ = false;
 };
 
 }  // namespace vdswap

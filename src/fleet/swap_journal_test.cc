@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "testing/fleet_testbed.h"
 
 namespace vdswap::testing {
@@ -42,12 +45,12 @@ TEST_F(SwapJournalTest, APlainDoneEntryIsDurableWithTheNextEntryOnly) {
 }
 
 TEST_F(SwapJournalTest, IntentsTerminalsAndSwitchedDoneAreWrittenAtOnce) {
-  for (SwapStep step : {SwapStep::kChecked, SwapStep::kStarted, SwapStep::kSwitched,
-                        SwapStep::kRollingBack}) {
+  for (SwapStep step :
+       {SwapStep::kChecked, SwapStep::kStarted, SwapStep::kSwitched, SwapStep::kRollingBack}) {
     EXPECT_TRUE(SwapJournal::WrittenAtOnce(Entry(step, SwapPhase::kIntent)));
   }
-  for (SwapStep step : {SwapStep::kDone, SwapStep::kRolledBack, SwapStep::kFailed,
-                        SwapStep::kSwitched}) {
+  for (SwapStep step :
+       {SwapStep::kDone, SwapStep::kRolledBack, SwapStep::kFailed, SwapStep::kSwitched}) {
     EXPECT_TRUE(SwapJournal::WrittenAtOnce(Entry(step, SwapPhase::kDone)));
   }
   SwapJournal journal(*tb_.db);
@@ -81,14 +84,50 @@ TEST_F(SwapJournalTest, RetentionKeepsTheUnfinishedSwapAndItResumes) {
   SwapJournal journal(*tb_.db);  // what is on disk
   EXPECT_GT(*journal.RowCount("vm1"), finished);
   ASSERT_EQ(*journal.Unfinished(), std::vector<std::string>{"vm1"});
-  Swapper fresh(*tb_.db, *tb_.vm_table, journal, tb_.locks, *tb_.hosts, *tb_.templates,
-                *tb_.disks, *tb_.agent, tb_.hv, tb_.clock,
+  Swapper fresh(*tb_.db, *tb_.vm_table, journal, tb_.locks, *tb_.hosts, *tb_.templates, *tb_.disks,
+                *tb_.agent, tb_.hv, tb_.clock,
                 Swapper::Options{.health_timeout = std::chrono::seconds(1)});
   auto resumed = fresh.Resume("vm1");
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_EQ(resumed->result, SwapResult::kRolledBack) << resumed->error;
   EXPECT_TRUE(journal.Unfinished()->empty());
   EXPECT_EQ(tb_.vm_table->Get("vm1")->version, 1);
+}
+
+}  // namespace
+}  // namespace vdswap::testing
+
+namespace vdswap::testing {
+namespace {
+
+TEST(SwapJournalGroupCommitTest, ConcurrentAppendsAreAllDurableAndOneBadEntryFailsAlone) {
+  FleetTestbed tb;
+  std::vector<std::string> vms;
+  for (int i = 0; i < 8; ++i) vms.push_back("vm" + std::to_string(i));
+  tb.CreateVms(vms);
+  SwapJournal journal(*tb.db);
+  constexpr int kEach = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (const auto& vm : vms) {
+    threads.emplace_back([&journal, &failed, vm] {
+      for (int i = 0; i < kEach; ++i) {
+        if (!journal.Append({vm, 0, SwapStep::kChecked, SwapPhase::kIntent, Json::object()}, i)
+                 .ok()) {
+          ++failed;
+        }
+      }
+    });
+  }
+  Status ghost;
+  threads.emplace_back([&journal, &ghost] {
+    ghost = journal.Append({"ghost", 0, SwapStep::kChecked, SwapPhase::kIntent, Json::object()}, 0);
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_FALSE(ghost.ok()) << "a row of a VM that does not exist";
+  SwapJournal on_disk(*tb.db);
+  for (const auto& vm : vms) EXPECT_EQ(*on_disk.RowCount(vm), kEach) << vm;
 }
 
 }  // namespace

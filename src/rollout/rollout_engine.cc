@@ -55,6 +55,7 @@ struct RolloutEngine::Run {
   std::map<std::string, std::thread> workers;  // by VM
   std::vector<std::thread> prefetchers;        // one per host, joined at the end
   std::vector<std::string> ended;              // workers to join
+  std::vector<RolloutVmOutcome> outcomes;      // of ended swaps, not yet recorded
   uint64_t wake = 0;                           // bumped by every event the coordinator awaits
 };
 
@@ -334,6 +335,13 @@ Status RolloutEngine::Drive(int64_t id, Run& run) {
       }
     }
     run.ended.clear();
+    // The swaps that ended since the last look, recorded in one write. A crash before
+    // it leaves them swapping, which the next engine settles from the VMs' records.
+    if (!run.outcomes.empty()) {
+      store_.SetVmOutcomes(id, run.outcomes).IgnoreError();
+      run.outcomes.clear();
+      Changed(id);
+    }
     const uint64_t wake = run.wake;
     ASSIGN_OR_RETURN(RolloutControl ctl, store_.Control(id));
     const bool over_budget = run.planner->BudgetExceeded(run.failures - ctl.failures_forgiven);
@@ -464,15 +472,15 @@ void RolloutEngine::SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Tem
       o.error = "not ready after --min-ready " + FormatDuration(min_ready) + ": " + ready.message();
     }
   }
-  if (record) {
-    store_.SetVmOutcome(id, vm.vm, state, Downtime(o), o.error, clock_.UnixMillis()).IgnoreError();
-  }
   if (outcome.ok()) ReportSwap(run, vm.from_version, vm.to_version, *outcome);
   {
     std::lock_guard lock(run_mu_);
     --run.in_flight.total;
     --run.in_flight.by_host[vm.host];
     if (run.planner->IsCanary(vm.position)) --run.canaries_left;
+    if (record) {
+      run.outcomes.push_back({vm.vm, state, Downtime(o), o.error, clock_.UnixMillis()});
+    }
     if (record && IsFailure(state)) {
       ++run.failures;
       if (run.first_failure.empty()) run.first_failure = "vm '" + vm.vm + "': " + o.error;

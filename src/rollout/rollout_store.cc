@@ -181,6 +181,15 @@ Status RolloutStore::SetVmOutcome(int64_t id, const std::string& vm, RolloutVmSt
       {id, vm, S(state), Downtime(downtime_ms), error, now_ms});
 }
 
+Status RolloutStore::SetVmOutcomes(int64_t id, const std::vector<RolloutVmOutcome>& outcomes) {
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
+  for (const auto& o : outcomes) {
+    RETURN_IF_ERROR(SetVmOutcome(id, o.vm, o.state, o.downtime_ms, o.error, o.now_ms));
+  }
+  return txn.Commit();
+}
+
 Status RolloutStore::SetSwappingVmOutcome(const std::string& vm, RolloutVmState state,
                                           std::optional<int64_t> downtime_ms,
                                           const std::string& error, int64_t now_ms) {

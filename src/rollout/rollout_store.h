@@ -61,6 +61,15 @@ struct RolloutMember {
   int64_t to_version = 0;
 };
 
+// How one VM's part of a rollout ended, as SetVmOutcomes records it.
+struct RolloutVmOutcome {
+  std::string vm;
+  RolloutVmState state = RolloutVmState::kDone;
+  std::optional<int64_t> downtime_ms;
+  std::string error;
+  int64_t now_ms = 0;
+};
+
 // A rollout as recorded, with its VMs in order.
 struct Rollout {
   int64_t id = 0;
@@ -113,6 +122,8 @@ class RolloutStore {
   Status SetVmsStarted(int64_t id, const std::vector<std::string>& vms, int64_t now_ms);
   Status SetVmOutcome(int64_t id, const std::string& vm, RolloutVmState state,
                       std::optional<int64_t> downtime_ms, const std::string& error, int64_t now_ms);
+  // SetVmOutcome for each of `outcomes`, in one transaction.
+  Status SetVmOutcomes(int64_t id, const std::vector<RolloutVmOutcome>& outcomes);
   // The outcome of `vm` in whichever rollout has it swapping.
   Status SetSwappingVmOutcome(const std::string& vm, RolloutVmState state,
                               std::optional<int64_t> downtime_ms, const std::string& error,
