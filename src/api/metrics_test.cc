@@ -34,28 +34,32 @@ TEST(MetricsTest, RolloutMetricsCountRolloutsSwapsAndDowntime) {
   rm.RolloutEnded(RolloutState::kSucceeded);
   rm.RolloutEnded(RolloutState::kRolledBack);
   const std::string text = m.Render();
-  for (const char* line : {
-           "# TYPE vdswap_rollouts_started_total counter\nvdswap_rollouts_started_total 2\n",
-           "vdswap_rollouts_ended_total{state=\"aborted\"} 0\n",
-           "vdswap_rollouts_ended_total{state=\"failed\"} 0\n",
-           "vdswap_rollouts_ended_total{state=\"rolled_back\"} 1\n",
-           "vdswap_rollouts_ended_total{state=\"succeeded\"} 1\n",
-           "# TYPE vdswap_swaps_total counter\n",
-           "vdswap_swaps_total{result=\"done\",order=\"break-before-make\"} 1\n",
-           "vdswap_swaps_total{result=\"done\",order=\"make-before-break\"} 1\n",
-           "vdswap_swaps_total{result=\"done\",order=\"reboot\"} 1\n",
-           "vdswap_swaps_total{result=\"rolled_back\",order=\"break-before-make\"} 1\n",
-           "# TYPE vdswap_swap_downtime_seconds histogram\n",
-           "vdswap_swap_downtime_seconds_bucket{order=\"break-before-make\",le=\"0.1\"} 0\n"
-           "vdswap_swap_downtime_seconds_bucket{order=\"break-before-make\",le=\"0.25\"} 1\n",
-           "vdswap_swap_downtime_seconds_bucket{order=\"break-before-make\",le=\"+Inf\"} 1\n"
-           "vdswap_swap_downtime_seconds_sum{order=\"break-before-make\"} 0.12\n"
-           "vdswap_swap_downtime_seconds_count{order=\"break-before-make\"} 1\n",
-           "vdswap_swap_downtime_seconds_bucket{order=\"make-before-break\",le=\"0.05\"} 1\n",
-           "vdswap_swap_downtime_seconds_bucket{order=\"reboot\",le=\"10\"} 0\n"
-           "vdswap_swap_downtime_seconds_bucket{order=\"reboot\",le=\"30\"} 1\n",
-       }) {
-    EXPECT_NE(text.find(line), std::string::npos) << "missing:\n" << line << "in:\n" << text;
+  // Each entry is a run of consecutive lines of the exposition.
+  const std::vector<std::vector<std::string>> runs = {
+      {"# TYPE vdswap_rollouts_started_total counter", "vdswap_rollouts_started_total 2"},
+      {"vdswap_rollouts_ended_total{state=\"aborted\"} 0",
+       "vdswap_rollouts_ended_total{state=\"failed\"} 0",
+       "vdswap_rollouts_ended_total{state=\"rolled_back\"} 1",
+       "vdswap_rollouts_ended_total{state=\"succeeded\"} 1"},
+      {"# TYPE vdswap_swaps_total counter",
+       "vdswap_swaps_total{result=\"done\",order=\"break-before-make\"} 1",
+       "vdswap_swaps_total{result=\"done\",order=\"make-before-break\"} 1",
+       "vdswap_swaps_total{result=\"done\",order=\"reboot\"} 1",
+       "vdswap_swaps_total{result=\"rolled_back\",order=\"break-before-make\"} 1"},
+      {"# TYPE vdswap_swap_downtime_seconds histogram"},
+      {"vdswap_swap_downtime_seconds_bucket{order=\"break-before-make\",le=\"0.1\"} 0",
+       "vdswap_swap_downtime_seconds_bucket{order=\"break-before-make\",le=\"0.25\"} 1"},
+      {"vdswap_swap_downtime_seconds_bucket{order=\"break-before-make\",le=\"+Inf\"} 1",
+       "vdswap_swap_downtime_seconds_sum{order=\"break-before-make\"} 0.12",
+       "vdswap_swap_downtime_seconds_count{order=\"break-before-make\"} 1"},
+      {"vdswap_swap_downtime_seconds_bucket{order=\"make-before-break\",le=\"0.05\"} 1"},
+      {"vdswap_swap_downtime_seconds_bucket{order=\"reboot\",le=\"10\"} 0",
+       "vdswap_swap_downtime_seconds_bucket{order=\"reboot\",le=\"30\"} 1"},
+  };
+  for (const auto& run : runs) {
+    std::string lines;
+    for (const auto& line : run) lines += line + "\n";
+    EXPECT_NE(text.find(lines), std::string::npos) << "missing:\n" << lines << "in:\n" << text;
   }
 }
 
