@@ -16,6 +16,11 @@ constexpr auto kWatchRecheck = std::chrono::seconds(10);
 constexpr uint64_t kConsoleBytes = uint64_t{64} << 10;
 constexpr uint64_t kMaxConsoleBytes = uint64_t{4} << 20;
 
+// VMs per page of GET /v1/vms by default, and at most: a page's reply stays around
+// 100 KB to 1 MB however large the fleet.
+constexpr int64_t kVmPage = 500;
+constexpr int64_t kMaxVmPage = 5000;
+
 Result<TemplateShape> Shape(const Json& body) {
   TemplateShape shape;
   ASSIGN_OR_RETURN(std::string memory, BodyField<std::string>(body, "memory", ""));
@@ -138,13 +143,37 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
     return CreateResultJson(created);
   });
   // `vm ls`, `vm console` and `vm inspect` ask hypervisors and guests.
+  // With ?limit= (1-kMaxVmPage) and/or ?after=NAME: one page of VMs by name,
+  // {"vms": [...], "next": NAME|null}, "next" being the `after` of the next page (pages
+  // default to kVmPage VMs). Without either: every VM as one array, as before paging.
   router.Add(
       Method::kGet, "/v1/vms",
-      [&vms](const ApiRequest&) -> Result<Json> {
-        ASSIGN_OR_RETURN(auto list, vms.List());
-        Json out = Json::array();
-        for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
-        return out;
+      [&vms, &vm_table](const ApiRequest& r) -> Result<Json> {
+        auto limit_arg = r.query.find("limit");
+        auto after = r.query.find("after");
+        if (limit_arg == r.query.end() && after == r.query.end()) {
+          ASSIGN_OR_RETURN(auto list, vms.List());
+          Json out = Json::array();
+          for (const auto& v : list) out.push_back(VmRowJson(v, vms.FirstAddress(v)));
+          return out;
+        }
+        int64_t limit = kVmPage;
+        if (limit_arg != r.query.end()) {
+          const std::string& text = limit_arg->second;
+          auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), limit);
+          if (ec != std::errc() || p != text.data() + text.size() || limit < 1 ||
+              limit > kMaxVmPage) {
+            return InvalidArgument("limit must be 1-" + std::to_string(kMaxVmPage));
+          }
+        }
+        // One more than the page shows whether there is a next page.
+        ASSIGN_OR_RETURN(auto list, vm_table.ListPage(
+                                        after == r.query.end() ? "" : after->second, limit + 1));
+        const bool more = static_cast<int64_t>(list.size()) > limit;
+        if (more) list.pop_back();
+        Json page = Json::array();
+        for (const auto& v : list) page.push_back(VmRowJson(v, vms.FirstAddress(v)));
+        return Json{{"vms", std::move(page)}, {"next", more ? Json(list.back().name) : Json()}};
       },
       Wait::kMay);
   router.Add(

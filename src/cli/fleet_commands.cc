@@ -208,7 +208,19 @@ void RegisterFleetCommands(CLI::App& app, CliContext& ctx) {
     }
   });
   vm->add_subcommand("ls", "List VMs")->callback([&ctx] {
-    auto out = ctx.Call(Method::kGet, "/v1/vms");
+    // The daemon replies a page at a time; the listing is every page, in name order.
+    Result<Json> out = Json::array();
+    for (std::string after;;) {
+      auto page = ctx.Call(Method::kGet, "/v1/vms?after=" + UrlSegment(after));
+      if (!page.ok()) {
+        out = page.status();
+        break;
+      }
+      for (auto& v : (*page)["vms"]) out->push_back(std::move(v));
+      const Json& next = (*page)["next"];
+      if (!next.is_string()) break;
+      after = next.get<std::string>();
+    }
     if (out.ok()) {
       ctx.Print(*out, [&] {
         CliContext::PrintTable(*out, {{"NAME", "name"},

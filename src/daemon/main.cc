@@ -224,7 +224,10 @@ int Run(const Flags& flags) {
   swap_options.order = *SwapOrderFromName(flags.swap_order);  // checked by the parser
   Swapper swapper(**db, vm_table, journal, vm_locks, hosts, templates, disks, agent, *hypervisor,
                   clock, swap_options);
+  RolloutMetrics rollout_metrics(metrics, swap_options.order);
   RolloutEngine rollouts(rollout_store, vm_table, templates, hosts, swapper, agent, clock);
+  rollouts.Observe(&rollout_metrics);
+  rollouts.PrefetchWith(&disks);
   RegisterStatusRoutes(router, metrics, **db, {hosts, images, templates, vm_table, rollout_store},
                        info);
   RegisterFleetRoutes(router, hosts, templates, vms, vm_table, rollouts);

@@ -78,13 +78,24 @@ Result<VmRecord> VmTable::Insert(const VmRecord& vm, int64_t created_at) {
   return out;
 }
 
-Status VmTable::LoadNics(std::vector<VmRecord>& vms, const std::string& only_vm) {
-  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT vm, network, mac FROM vm_nics WHERE ?1 = '' OR "
-                                        "vm = ?1 ORDER BY vm, idx",
-                                        {only_vm}));
+Status VmTable::LoadNics(std::vector<VmRecord>& vms, const NicScope& scope) {
+  // One query per shape, so each can use the vm_nics primary key (vm, idx).
+  Result<std::vector<DbRow>> rows = std::vector<DbRow>{};
+  if (scope.only_vm) {
+    rows = db_.Query("SELECT vm, network, mac FROM vm_nics WHERE vm = ?1 ORDER BY idx",
+                     {*scope.only_vm});
+  } else if (scope.after) {
+    if (vms.empty()) return Status::Ok();
+    rows = db_.Query(
+        "SELECT vm, network, mac FROM vm_nics WHERE vm > ?1 AND vm <= ?2 ORDER BY vm, idx",
+        {*scope.after, vms.back().name});
+  } else {
+    rows = db_.Query("SELECT vm, network, mac FROM vm_nics ORDER BY vm, idx");
+  }
+  RETURN_IF_ERROR(rows.status());
   // Both lists are ordered by VM name: one merge pass.
   size_t v = 0;
-  for (const auto& r : rows) {
+  for (const auto& r : *rows) {
     const std::string name = r.Text(0);
     while (v < vms.size() && vms[v].name < name) ++v;
     if (v < vms.size() && vms[v].name == name) vms[v].nics.push_back({r.Text(1), r.Text(2)});
@@ -97,7 +108,7 @@ Result<VmRecord> VmTable::Get(const std::string& name) {
                    db_.Query(std::string("SELECT ") + kColumns + " WHERE name = ?1", {name}));
   if (rows.empty()) return NotFound("vm '" + name + "' not found");
   std::vector<VmRecord> one = {FromRow(rows[0])};
-  RETURN_IF_ERROR(LoadNics(one, name));
+  RETURN_IF_ERROR(LoadNics(one, NicScope{name, std::nullopt}));
   return one[0];
 }
 
@@ -107,12 +118,27 @@ Result<bool> VmTable::Exists(const std::string& name) {
 }
 
 Result<std::vector<VmRecord>> VmTable::List(const std::string& template_name) {
-  ASSIGN_OR_RETURN(auto rows, db_.Query(std::string("SELECT ") + kColumns +
-                                            " WHERE ?1 = '' OR template = ?1 ORDER BY name",
-                                        {template_name}));
+  Result<std::vector<DbRow>> rows =
+      template_name.empty()
+          ? db_.Query(std::string("SELECT ") + kColumns + " ORDER BY name")
+          : db_.Query(std::string("SELECT ") + kColumns + " WHERE template = ?1 ORDER BY name",
+                      {template_name});
+  RETURN_IF_ERROR(rows.status());
   std::vector<VmRecord> out;
+  out.reserve(rows->size());
+  for (const auto& r : *rows) out.push_back(FromRow(r));
+  RETURN_IF_ERROR(LoadNics(out, NicScope{}));
+  return out;
+}
+
+Result<std::vector<VmRecord>> VmTable::ListPage(const std::string& after, int64_t limit) {
+  ASSIGN_OR_RETURN(auto rows, db_.Query(std::string("SELECT ") + kColumns +
+                                            " WHERE name > ?1 ORDER BY name LIMIT ?2",
+                                        {after, limit}));
+  std::vector<VmRecord> out;
+  out.reserve(rows.size());
   for (const auto& r : rows) out.push_back(FromRow(r));
-  RETURN_IF_ERROR(LoadNics(out, ""));
+  RETURN_IF_ERROR(LoadNics(out, NicScope{std::nullopt, after}));
   return out;
 }
 

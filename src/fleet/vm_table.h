@@ -50,6 +50,10 @@ class VmTable {
   Result<bool> Exists(const std::string& name);
   // Every VM (of `template_name` when not empty), by name.
   Result<std::vector<VmRecord>> List(const std::string& template_name = "");
+  // Up to `limit` VMs whose names sort after `after` ("" for the first page), by name: a
+  // walk of these pages, each starting after the last name of the one before, sees every
+  // VM that exists throughout the walk exactly once.
+  Result<std::vector<VmRecord>> ListPage(const std::string& after, int64_t limit);
   Status SetState(const std::string& name, VmState state, const std::string& error);
   // Records that `name` runs template version `version` on `os_volume`, running, no error.
   Status SetVersion(const std::string& name, int64_t version, const std::string& os_volume);
@@ -60,8 +64,14 @@ class VmTable {
   Result<std::vector<std::pair<std::string, int64_t>>> CountByState();
 
  private:
-  // Fills the NICs of `vms` (ordered by name) from vm_nics; of `only_vm` when not empty.
-  Status LoadNics(std::vector<VmRecord>& vms, const std::string& only_vm);
+  // Which vm_nics rows LoadNics reads: one VM's, those of the names after `after` up to
+  // the last of the list's, or (neither set) all.
+  struct NicScope {
+    std::optional<std::string> only_vm;
+    std::optional<std::string> after;
+  };
+  // Fills the NICs of `vms` (ordered by name) from the vm_nics rows in `scope`.
+  Status LoadNics(std::vector<VmRecord>& vms, const NicScope& scope);
 
   Db& db_;
 };

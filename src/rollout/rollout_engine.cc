@@ -1,6 +1,7 @@
 #include "rollout/rollout_engine.h"
 
 #include <algorithm>
+#include <set>
 
 #include "core/log.h"
 
@@ -52,7 +53,9 @@ struct RolloutEngine::Run {
   std::string first_failure;
   std::optional<Clock::TimePoint> canary_wait_until;
   std::map<std::string, std::thread> workers;  // by VM
+  std::vector<std::thread> prefetchers;        // one per host, joined at the end
   std::vector<std::string> ended;              // workers to join
+  std::vector<RolloutVmOutcome> outcomes;      // of ended swaps, not yet recorded
   uint64_t wake = 0;                           // bumped by every event the coordinator awaits
 };
 
@@ -120,6 +123,7 @@ bool RolloutEngine::WaitsCancelled() {
 Status RolloutEngine::SetState(int64_t id, RolloutState state, const std::string& error) {
   Status s = store_.SetState(id, state, error, clock_.UnixSeconds());
   Changed(id);
+  if (s.ok() && observer_ && !IsActive(state)) observer_->RolloutEnded(state);
   VLOG(kInfo) << "rollout " << id << ": " << RolloutStateName(state)
               << (error.empty() ? "" : ": " + error);
   return s;
@@ -133,23 +137,31 @@ Result<int64_t> RolloutEngine::Start(const std::string& to_ref, std::vector<std:
                                      const RolloutPolicy& policy) {
   ASSIGN_OR_RETURN(Template to, templates_.Get(to_ref));
   std::lock_guard start_lock(start_mu_);
+  // The template's VMs and the VMs active rollouts hold, read once: a rollout of
+  // thousands of VMs checks each in memory.
+  ASSIGN_OR_RETURN(auto all, vms_.List(to.name));
+  std::map<std::string, const VmRecord*> by_name;
+  for (const auto& v : all) by_name.emplace(v.name, &v);
   if (vms.empty()) {
-    ASSIGN_OR_RETURN(auto all, vms_.List(to.name));
     for (const auto& v : all) {
       if (v.version != to.version) vms.push_back(v.name);
     }
     if (vms.empty()) return InvalidArgument("every VM of '" + to.name + "' is on " + to.Ref());
   }
+  ASSIGN_OR_RETURN(auto busy, store_.ActiveMembers());
   std::map<int64_t, Template> from_templates;
   std::vector<RolloutMember> members;
+  members.reserve(vms.size());
   for (const auto& name : vms) {
-    ASSIGN_OR_RETURN(VmRecord vm, vms_.Get(name));
-    if (vm.template_name != to.name) {
-      return InvalidArgument("vm '" + name + "' runs template '" + vm.template_name + "'");
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      ASSIGN_OR_RETURN(VmRecord other, vms_.Get(name));  // kNotFound when there is none
+      return InvalidArgument("vm '" + name + "' runs template '" + other.template_name + "'");
     }
-    ASSIGN_OR_RETURN(auto busy, store_.ActiveRolloutOf(name));
-    if (busy) {
-      return FailedPrecondition("vm '" + name + "' is in active rollout " + std::to_string(*busy));
+    const VmRecord& vm = *it->second;
+    if (auto held = busy.find(name); held != busy.end()) {
+      return FailedPrecondition("vm '" + name + "' is in active rollout " +
+                                std::to_string(held->second));
     }
     if (policy.max_action == MaxAction::kApp) {
       if (!from_templates.count(vm.version)) {
@@ -165,6 +177,7 @@ Result<int64_t> RolloutEngine::Start(const std::string& to_ref, std::vector<std:
   }
   ASSIGN_OR_RETURN(int64_t id,
                    store_.Create(to.name, to.version, members, policy, clock_.UnixSeconds()));
+  if (observer_) observer_->RolloutStarted();
   Changed(id);
   Launch(id);
   return id;
@@ -244,6 +257,7 @@ Result<int64_t> RolloutEngine::Undo(int64_t id) {
   policy.canary = Amount{0, false};  // going back to what ran before needs no canary
   ASSIGN_OR_RETURN(int64_t undo, store_.Create(r.template_name, members.front().to_version, members,
                                                policy, clock_.UnixSeconds()));
+  if (observer_) observer_->RolloutStarted();
   Changed(undo);
   Launch(undo);
   return undo;
@@ -266,6 +280,7 @@ void RolloutEngine::Coordinate(int64_t id) {
   for (auto& [vm, t] : run.workers) {
     if (t.joinable()) t.join();
   }
+  for (auto& t : run.prefetchers) t.join();
   {
     std::lock_guard lock(run_mu_);
     coordinators_[id].finished = true;
@@ -301,10 +316,14 @@ Status RolloutEngine::Drive(int64_t id, Run& run) {
     run.pending.push_back({v.position, v.host});
     run.pending_vm.push_back(i);
     if (run.planner->IsCanary(v.position)) ++run.canaries_left;
-    if (!run.templates.count(v.to_version)) {
-      ASSIGN_OR_RETURN(run.templates[v.to_version], TemplateAt(r.template_name, v.to_version));
+    for (int64_t version : {v.from_version, v.to_version}) {
+      if (!run.templates.count(version)) {
+        ASSIGN_OR_RETURN(run.templates[version], TemplateAt(r.template_name, version));
+      }
     }
   }
+
+  StartPrefetch(run);
 
   std::unique_lock lock(run_mu_);
   for (;;) {
@@ -316,6 +335,13 @@ Status RolloutEngine::Drive(int64_t id, Run& run) {
       }
     }
     run.ended.clear();
+    // The swaps that ended since the last look, recorded in one write. A crash before
+    // it leaves them swapping, which the next engine settles from the VMs' records.
+    if (!run.outcomes.empty()) {
+      store_.SetVmOutcomes(id, run.outcomes).IgnoreError();
+      run.outcomes.clear();
+      Changed(id);
+    }
     const uint64_t wake = run.wake;
     ASSIGN_OR_RETURN(RolloutControl ctl, store_.Control(id));
     const bool over_budget = run.planner->BudgetExceeded(run.failures - ctl.failures_forgiven);
@@ -341,7 +367,7 @@ Status RolloutEngine::Drive(int64_t id, Run& run) {
         released = true;
       }
       std::vector<size_t> picks = run.planner->Next(run.pending, run.in_flight, released);
-      for (size_t i : picks) StartSwap(id, run, i);
+      StartSwaps(id, run, picks);
       for (auto it = picks.rbegin(); it != picks.rend(); ++it) {
         run.pending.erase(run.pending.begin() + static_cast<std::ptrdiff_t>(*it));
         run.pending_vm.erase(run.pending_vm.begin() + static_cast<std::ptrdiff_t>(*it));
@@ -374,13 +400,53 @@ Status RolloutEngine::Drive(int64_t id, Run& run) {
   }
 }
 
-void RolloutEngine::StartSwap(int64_t id, Run& run, size_t pending_index) {
-  const RolloutVm& vm = run.rollout.vms[run.pending_vm[pending_index]];
-  store_.SetVmStarted(id, vm.vm, clock_.UnixMillis()).IgnoreError();
-  ++run.in_flight.total;
-  ++run.in_flight.by_host[vm.host];
-  const Template& to = run.templates.at(vm.to_version);
-  run.workers[vm.vm] = std::thread([this, id, &run, vm, to] { SwapOne(id, run, vm, to); });
+void RolloutEngine::StartPrefetch(Run& run) {
+  if (prefetch_ == nullptr || run.pending.empty()) return;
+  std::map<std::string, std::set<int64_t>> wanted;  // host -> target versions
+  for (size_t i : run.pending_vm) {
+    const RolloutVm& v = run.rollout.vms[i];
+    wanted[v.host].insert(v.to_version);
+  }
+  for (const auto& entry : wanted) {
+    const std::string host_name = entry.first;
+    std::vector<Template> targets;
+    for (int64_t version : entry.second) targets.push_back(run.templates.at(version));
+    run.prefetchers.emplace_back([this, host_name, targets = std::move(targets)] {
+      // A failure here is only a missed head start: the swap's own check step uploads
+      // (and reports) again.
+      auto host = hosts_.Get(host_name);
+      if (!host.ok()) return;
+      for (const auto& t : targets) {
+        if (stopping_) return;
+        auto put = prefetch_->Ensure(*host, t, nullptr);
+        if (!put.ok()) {
+          VLOG(kWarning) << "host '" << host_name << "': uploading " << t.Ref()
+                         << " ahead of the rollout: " << put.status().message();
+        }
+      }
+    });
+  }
+}
+
+void RolloutEngine::ReportSwap(const Run& run, int64_t from, int64_t to, const SwapOutcome& o) {
+  if (observer_ == nullptr) return;
+  const bool os_swap = run.templates.at(from).os_digest != run.templates.at(to).os_digest;
+  observer_->SwapEnded(o.result, os_swap, run.rollout.policy.swap_order, o.downtime_ms);
+}
+
+void RolloutEngine::StartSwaps(int64_t id, Run& run, const std::vector<size_t>& picks) {
+  if (picks.empty()) return;
+  std::vector<std::string> names;
+  names.reserve(picks.size());
+  for (size_t i : picks) names.push_back(run.rollout.vms[run.pending_vm[i]].vm);
+  store_.SetVmsStarted(id, names, clock_.UnixMillis()).IgnoreError();
+  for (size_t i : picks) {
+    const RolloutVm& vm = run.rollout.vms[run.pending_vm[i]];
+    ++run.in_flight.total;
+    ++run.in_flight.by_host[vm.host];
+    const Template& to = run.templates.at(vm.to_version);
+    run.workers[vm.vm] = std::thread([this, id, &run, vm, to] { SwapOne(id, run, vm, to); });
+  }
   Changed(id);
 }
 
@@ -406,14 +472,15 @@ void RolloutEngine::SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Tem
       o.error = "not ready after --min-ready " + FormatDuration(min_ready) + ": " + ready.message();
     }
   }
-  if (record) {
-    store_.SetVmOutcome(id, vm.vm, state, Downtime(o), o.error, clock_.UnixMillis()).IgnoreError();
-  }
+  if (outcome.ok()) ReportSwap(run, vm.from_version, vm.to_version, *outcome);
   {
     std::lock_guard lock(run_mu_);
     --run.in_flight.total;
     --run.in_flight.by_host[vm.host];
     if (run.planner->IsCanary(vm.position)) --run.canaries_left;
+    if (record) {
+      run.outcomes.push_back({vm.vm, state, Downtime(o), o.error, clock_.UnixMillis()});
+    }
     if (record && IsFailure(state)) {
       ++run.failures;
       if (run.first_failure.empty()) run.first_failure = "vm '" + vm.vm + "': " + o.error;
@@ -454,6 +521,9 @@ Status RolloutEngine::RollBack(int64_t id, Run& run, const std::string& why) {
     Changed(id);
     auto out = swapper_.Swap(v.vm, run.templates[v.from_version], id, nullptr, r.policy.swap_order);
     if (!out.ok() && stopping_) return Status::Ok();
+    if (out.ok() && run.templates.count(rec->version)) {
+      ReportSwap(run, rec->version, v.from_version, *out);
+    }
     if (out.ok() && out->result == SwapResult::kDone) {
       RETURN_IF_ERROR(store_.SetVmOutcome(id, v.vm, RolloutVmState::kReverted, std::nullopt,
                                           v.error, clock_.UnixMillis()));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "fleet/disk_planner.h"
 #include "fleet/guest_agent.h"
 #include "fleet/host_registry.h"
 #include "fleet/swapper.h"
@@ -21,6 +22,21 @@
 
 namespace vdswap {
 
+// What a RolloutEngine reports as it goes (the daemon's metrics). Called from the engine's
+// threads, never with the engine's locks held; implementations are thread-safe.
+class RolloutObserver {
+ public:
+  virtual ~RolloutObserver() = default;
+  // A rollout was created (start or undo).
+  virtual void RolloutStarted() = 0;
+  // A rollout reached an end state: succeeded, failed, rolled_back or aborted.
+  virtual void RolloutEnded(RolloutState state) = 0;
+  // A swap of a rollout ended with `result`: an OS swap (`os_swap`, one reboot) or an app
+  // swap in `order` (unset: the swapper's default); `downtime_ms` < 0 when not measured.
+  virtual void SwapEnded(SwapResult result, bool os_swap, std::optional<SwapOrder> order,
+                         int64_t downtime_ms) = 0;
+};
+
 // Rollouts: move a set of VMs to a template version under a RolloutPolicy (DESIGN.md §3):
 // up to `batch` swaps at once, at most `max_per_host` on one host, canaries first, a VM
 // done only after `min_ready` of health, and a failure budget whose excess pauses the
@@ -28,12 +44,22 @@ namespace vdswap {
 // thread per swap in flight; state and per-VM results live in the RolloutStore, so a
 // restarted daemon resumes them (ResumeAll). Destroying the engine lets in-flight swaps
 // finish and leaves the rollouts as they are for the next start to continue.
-// Every change of a rollout bumps its version, which WaitForChange waits on. Thread-safe.
+// Every change of a rollout bumps its version, which WaitForChange waits on.
+// With PrefetchWith, a rollout's coordinator first starts putting the target version's
+// images on every host with VMs still to move, one thread per host, while its first
+// batch runs: the swaps on other hosts then find the images there instead of each
+// host uploading when its first VM's turn comes. Thread-safe.
 class RolloutEngine {
  public:
   RolloutEngine(RolloutStore& store, VmTable& vms, TemplateStore& templates, HostRegistry& hosts,
                 Swapper& swapper, GuestAgent& agent, Clock& clock);
   ~RolloutEngine();
+
+  // Optional collaborators; set before the first Start or ResumeAll. `disks` uploads the
+  // target images ahead of the swaps (see above); `observer` is told of starts, ends and
+  // swaps. Either may be null (the default: none).
+  void PrefetchWith(DiskPlanner* disks) { prefetch_ = disks; }
+  void Observe(RolloutObserver* observer) { observer_ = observer; }
 
   // Starts moving `vms` (default: every VM of the template not on the version) to `to_ref`
   // (NAME:V) under `policy`. Returns the rollout id. kInvalidArgument when there is
@@ -83,7 +109,13 @@ class RolloutEngine {
   void Coordinate(int64_t id);
   // Returns when the rollout needs no more work from this coordinator.
   Status Drive(int64_t id, Run& run);
-  void StartSwap(int64_t id, Run& run, size_t pending_index);
+  // Starts the swaps of `picks` (indexes into run.pending), recording them in one write.
+  void StartSwaps(int64_t id, Run& run, const std::vector<size_t>& picks);
+  // Tells the observer how a swap of a VM from version `from` to `to` ended. REQUIRES:
+  // both versions in run.templates.
+  void ReportSwap(const Run& run, int64_t from, int64_t to, const SwapOutcome& o);
+  // Starts the uploads of the target images to the hosts of the pending VMs.
+  void StartPrefetch(Run& run);
   void SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Template& to);
   Status RollBack(int64_t id, Run& run, const std::string& why);
   Result<Template> TemplateAt(const std::string& name, int64_t version);
@@ -97,6 +129,8 @@ class RolloutEngine {
   Swapper& swapper_;
   GuestAgent& agent_;
   Clock& clock_;
+  DiskPlanner* prefetch_ = nullptr;
+  RolloutObserver* observer_ = nullptr;
 
   std::mutex start_mu_;  // serializes the "VM in another rollout" check and Create
   // Guards coordinators_ and every Run. Held around control writes to the store; never

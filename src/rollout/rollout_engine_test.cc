@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "testing/fleet_testbed.h"
 
@@ -501,6 +502,110 @@ TEST(RolloutEngineCrashTest, KilledWhileRollingBackTheNextEngineFinishesTheRollb
     }
   }
   EXPECT_GE(killed_rolling_back, 2) << "too few kills landed in the rollback itself";
+}
+
+}  // namespace
+}  // namespace vdswap::testing
+
+namespace vdswap::testing {
+namespace {
+
+// Counts the log lines of the fake hypervisor that start with `prefix`.
+size_t LogLines(const FakeHypervisor& hv, const std::string& prefix) {
+  size_t n = 0;
+  for (const auto& line : hv.Log()) n += line.rfind(prefix, 0) == 0;
+  return n;
+}
+
+TEST_F(RolloutEngineTest, TargetImagesGoToEveryHostWhileTheFirstSwapRuns) {
+  tb_.CreateVms({"a1", "a2"});
+  ASSERT_TRUE(tb_.vms->Create({"b1", "b2"}, "web:1", "h2", nullptr).ok());
+  // The first swap (a1, h1) waits before its own check step would upload anything.
+  SwapLatch latch(*tb_.swapper, SwapStep::kChecked, SwapPhase::kIntent);
+  auto engine = NewEngine();
+  engine->PrefetchWith(tb_.disks.get());
+  auto id = engine->Start("web:2", {});  // one VM at a time: b1 is the third swap
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(latch.AwaitHeld(seconds(30)));
+  const std::string app2 = tb_.AppVolume(2);
+  // The uploads run on their own threads: wait for them (a deadline, not a guess; the
+  // swaps cannot move on while the first is held).
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (
+      (LogLines(tb_.hv, "upload h1 " + app2) == 0 || LogLines(tb_.hv, "upload h2 " + app2) == 0) &&
+      std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(LogLines(tb_.hv, "upload h1 " + app2), 1U);
+  EXPECT_EQ(LogLines(tb_.hv, "upload h2 " + app2), 1U) << "h2 did not get web:2 before its turn";
+  latch.Release();
+  engine->Wait(*id);
+  EXPECT_EQ(engine->Get(*id)->state, RolloutState::kSucceeded) << engine->Get(*id)->error;
+  // Once per host: the swaps found the images there.
+  EXPECT_EQ(LogLines(tb_.hv, "upload h1 " + app2), 1U);
+  EXPECT_EQ(LogLines(tb_.hv, "upload h2 " + app2), 1U);
+}
+
+// Records what an engine reports.
+struct RecordingObserver : RolloutObserver {
+  void RolloutStarted() override {
+    std::lock_guard lock(mu);
+    ++started;
+  }
+  void RolloutEnded(RolloutState state) override {
+    std::lock_guard lock(mu);
+    ended.push_back(state);
+  }
+  void SwapEnded(SwapResult result, bool os_swap, std::optional<SwapOrder> order,
+                 int64_t downtime_ms) override {
+    std::lock_guard lock(mu);
+    swaps.push_back({result, os_swap, order, downtime_ms});
+  }
+  struct Swap {
+    SwapResult result;
+    bool os_swap;
+    std::optional<SwapOrder> order;
+    int64_t downtime_ms;
+  };
+  std::mutex mu;
+  int started = 0;
+  std::vector<RolloutState> ended;
+  std::vector<Swap> swaps;
+};
+
+TEST_F(RolloutEngineTest, ReportsRolloutsAndSwapsToItsObserver) {
+  tb_.CreateVms({"a", "b"});
+  RecordingObserver seen;
+  auto engine = NewEngine();
+  engine->Observe(&seen);
+  RolloutPolicy mbb;
+  mbb.swap_order = SwapOrder::kMakeBeforeBreak;
+  auto id = engine->Start("web:2", {}, mbb);
+  ASSERT_TRUE(id.ok());
+  engine->Wait(*id);
+  auto os = engine->Start("web:4", {"a"});  // OS 2: a reboot
+  ASSERT_TRUE(os.ok());
+  engine->Wait(*os);
+  auto bad = engine->Start("web:3", {"b"});  // unhealthy: rolled back, budget exceeded
+  ASSERT_TRUE(bad.ok());
+  engine->Wait(*bad);
+
+  std::lock_guard lock(seen.mu);
+  EXPECT_EQ(seen.started, 3);
+  EXPECT_EQ(seen.ended,
+            (std::vector<RolloutState>{RolloutState::kSucceeded, RolloutState::kSucceeded,
+                                       RolloutState::kFailed}));
+  ASSERT_EQ(seen.swaps.size(), 4U);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(seen.swaps[i].result, SwapResult::kDone);
+    EXPECT_FALSE(seen.swaps[i].os_swap);
+    EXPECT_EQ(seen.swaps[i].order, SwapOrder::kMakeBeforeBreak);
+    EXPECT_GE(seen.swaps[i].downtime_ms, 0);
+  }
+  EXPECT_EQ(seen.swaps[2].result, SwapResult::kDone);
+  EXPECT_TRUE(seen.swaps[2].os_swap);
+  EXPECT_EQ(seen.swaps[3].result, SwapResult::kRolledBack);
+  EXPECT_FALSE(seen.swaps[3].os_swap);
 }
 
 }  // namespace

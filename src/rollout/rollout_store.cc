@@ -164,6 +164,14 @@ Status RolloutStore::SetVmStarted(int64_t id, const std::string& vm, int64_t now
       {id, vm, S(RolloutVmState::kSwapping), now_ms});
 }
 
+Status RolloutStore::SetVmsStarted(int64_t id, const std::vector<std::string>& vms,
+                                   int64_t now_ms) {
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
+  for (const auto& vm : vms) RETURN_IF_ERROR(SetVmStarted(id, vm, now_ms));
+  return txn.Commit();
+}
+
 Status RolloutStore::SetVmOutcome(int64_t id, const std::string& vm, RolloutVmState state,
                                   std::optional<int64_t> downtime_ms, const std::string& error,
                                   int64_t now_ms) {
@@ -171,6 +179,15 @@ Status RolloutStore::SetVmOutcome(int64_t id, const std::string& vm, RolloutVmSt
       "UPDATE rollout_vms SET state = ?3, downtime_ms = coalesce(?4, downtime_ms), error = ?5, "
       "finished_at_ms = ?6 WHERE rollout_id = ?1 AND vm = ?2",
       {id, vm, S(state), Downtime(downtime_ms), error, now_ms});
+}
+
+Status RolloutStore::SetVmOutcomes(int64_t id, const std::vector<RolloutVmOutcome>& outcomes) {
+  Transaction txn(db_);
+  RETURN_IF_ERROR(txn.begin_status());
+  for (const auto& o : outcomes) {
+    RETURN_IF_ERROR(SetVmOutcome(id, o.vm, o.state, o.downtime_ms, o.error, o.now_ms));
+  }
+  return txn.Commit();
 }
 
 Status RolloutStore::SetSwappingVmOutcome(const std::string& vm, RolloutVmState state,
@@ -205,6 +222,16 @@ Result<std::optional<int64_t>> RolloutStore::ActiveRolloutOf(const std::string& 
                               S(RolloutState::kRollingBack)}));
   if (rows.empty()) return std::optional<int64_t>();
   return std::optional<int64_t>(rows[0].Int(0));
+}
+
+Result<std::map<std::string, int64_t>> RolloutStore::ActiveMembers() {
+  ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT rv.vm, r.id FROM rollouts r JOIN rollout_vms rv ON "
+                                        "rv.rollout_id = r.id WHERE r.state IN (?1, ?2, ?3)",
+                                        {S(RolloutState::kRunning), S(RolloutState::kPaused),
+                                         S(RolloutState::kRollingBack)}));
+  std::map<std::string, int64_t> out;
+  for (const auto& r : rows) out.emplace(r.Text(0), r.Int(1));
+  return out;
 }
 
 Result<std::vector<int64_t>> RolloutStore::RunningIds() {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,15 @@ struct RolloutMember {
   int64_t to_version = 0;
 };
 
+// How one VM's part of a rollout ended, as SetVmOutcomes records it.
+struct RolloutVmOutcome {
+  std::string vm;
+  RolloutVmState state = RolloutVmState::kDone;
+  std::optional<int64_t> downtime_ms;
+  std::string error;
+  int64_t now_ms = 0;
+};
+
 // A rollout as recorded, with its VMs in order.
 struct Rollout {
   int64_t id = 0;
@@ -108,8 +118,12 @@ class RolloutStore {
   Status SetVmState(int64_t id, const std::string& vm, RolloutVmState state);
   // `vm` is swapping since `now_ms`.
   Status SetVmStarted(int64_t id, const std::string& vm, int64_t now_ms);
+  // SetVmStarted for each of `vms`, in one transaction.
+  Status SetVmsStarted(int64_t id, const std::vector<std::string>& vms, int64_t now_ms);
   Status SetVmOutcome(int64_t id, const std::string& vm, RolloutVmState state,
                       std::optional<int64_t> downtime_ms, const std::string& error, int64_t now_ms);
+  // SetVmOutcome for each of `outcomes`, in one transaction.
+  Status SetVmOutcomes(int64_t id, const std::vector<RolloutVmOutcome>& outcomes);
   // The outcome of `vm` in whichever rollout has it swapping.
   Status SetSwappingVmOutcome(const std::string& vm, RolloutVmState state,
                               std::optional<int64_t> downtime_ms, const std::string& error,
@@ -120,6 +134,8 @@ class RolloutStore {
   Result<std::vector<std::string>> Remaining(int64_t id);
   // The active (running, paused, rolling_back) rollout `vm` is part of, if any.
   Result<std::optional<int64_t>> ActiveRolloutOf(const std::string& vm);
+  // Every VM some active rollout holds, with that rollout's id.
+  Result<std::map<std::string, int64_t>> ActiveMembers();
   // Rollouts an engine must drive: running or rolling_back (paused ones wait for resume).
   Result<std::vector<int64_t>> RunningIds();
   Result<int64_t> Count();

@@ -9,12 +9,6 @@ namespace vdswap {
 
 namespace {
 
-// Finalizes a statement when it goes out of scope.
-struct StmtCloser {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtCloser>;
-
 // Clients see what went wrong in their terms; SQLite's own words (table and column names,
 // SQL) go to the daemon log only. Callers add the object ("vm 'web-1' exists").
 Status SqliteError(sqlite3* db, int rc, std::string_view what) {
@@ -47,29 +41,46 @@ Status SqliteError(sqlite3* db, int rc, std::string_view what) {
   }
 }
 
-Result<StmtPtr> Prepare(sqlite3* db, std::string_view sql, const std::vector<DbValue>& params) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
-  StmtPtr stmt(raw);
-  if (rc != SQLITE_OK) return SqliteError(db, rc, "prepare");
+Status Bind(sqlite3* db, sqlite3_stmt* stmt, const std::vector<DbValue>& params) {
   for (size_t i = 0; i < params.size(); ++i) {
     int idx = static_cast<int>(i + 1);
     const DbValue& v = params[i];
+    int rc;
     if (std::holds_alternative<std::nullptr_t>(v)) {
-      rc = sqlite3_bind_null(stmt.get(), idx);
+      rc = sqlite3_bind_null(stmt, idx);
     } else if (auto* n = std::get_if<int64_t>(&v)) {
-      rc = sqlite3_bind_int64(stmt.get(), idx, *n);
+      rc = sqlite3_bind_int64(stmt, idx, *n);
     } else if (auto* d = std::get_if<double>(&v)) {
-      rc = sqlite3_bind_double(stmt.get(), idx, *d);
+      rc = sqlite3_bind_double(stmt, idx, *d);
     } else {
       const auto& s = std::get<std::string>(v);
-      rc = sqlite3_bind_text(stmt.get(), idx, s.data(), static_cast<int>(s.size()),
-                             SQLITE_TRANSIENT);
+      rc = sqlite3_bind_text(stmt, idx, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
     }
     if (rc != SQLITE_OK) return SqliteError(db, rc, "bind");
   }
-  return stmt;
+  return Status::Ok();
 }
+
+// Resets a cached statement and clears its bindings when it goes out of scope, so the
+// next use starts fresh whichever way this one ended.
+class StmtUse {
+ public:
+  explicit StmtUse(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~StmtUse() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  StmtUse(const StmtUse&) = delete;
+  StmtUse& operator=(const StmtUse&) = delete;
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+// More distinct statements than the code has means SQL is being built from data: the
+// cache is dropped rather than grown without bound.
+constexpr size_t kMaxCachedStatements = 512;
 
 }  // namespace
 
@@ -110,7 +121,34 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   return db;
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+Result<sqlite3_stmt*> Db::Statement(std::string_view sql, const std::vector<DbValue>& params) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    if (statements_.size() >= kMaxCachedStatements) {
+      for (auto& [text, stmt] : statements_) sqlite3_finalize(stmt);
+      statements_.clear();
+    }
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(raw);
+      return SqliteError(db_, rc, "prepare");
+    }
+    it = statements_.emplace(std::string(sql), raw).first;
+  }
+  Status bound = Bind(db_, it->second, params);
+  if (!bound.ok()) {
+    sqlite3_clear_bindings(it->second);
+    return bound;
+  }
+  return it->second;
+}
 
 Status Db::ExecScript(const std::string& sql) {
   std::lock_guard lock(mu_);
@@ -126,7 +164,8 @@ Status Db::ExecScript(const std::string& sql) {
 
 Status Db::Exec(std::string_view sql, const std::vector<DbValue>& params) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db_, sql, params));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, Statement(sql, params));
+  StmtUse stmt(raw);
   int rc;
   while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
   }
@@ -136,7 +175,8 @@ Status Db::Exec(std::string_view sql, const std::vector<DbValue>& params) {
 
 Result<std::vector<DbRow>> Db::Query(std::string_view sql, const std::vector<DbValue>& params) {
   std::lock_guard lock(mu_);
-  ASSIGN_OR_RETURN(StmtPtr stmt, Prepare(db_, sql, params));
+  ASSIGN_OR_RETURN(sqlite3_stmt * raw, Statement(sql, params));
+  StmtUse stmt(raw);
   std::vector<DbRow> rows;
   int rc;
   while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
@@ -212,15 +252,19 @@ Status Db::MigrateLocked() {
 }
 
 Transaction::Transaction(Db& db) : db_(db), lock_(db.mu_) {
+  // Only this thread can be inside a transaction while it holds the lock.
+  nested_ = sqlite3_get_autocommit(db_.db_) == 0;
+  if (nested_) return;
   begin_ = db_.ExecScript("BEGIN IMMEDIATE");
   done_ = !begin_.ok();
 }
 
 Transaction::~Transaction() {
-  if (!done_) db_.ExecScript("ROLLBACK").IgnoreError();
+  if (!done_ && !nested_) db_.ExecScript("ROLLBACK").IgnoreError();
 }
 
 Status Transaction::Commit() {
+  if (nested_) return Status::Ok();
   if (done_) return FailedPrecondition("transaction is not open");
   Status s = db_.ExecScript("COMMIT");
   if (s.ok()) done_ = true;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,6 +13,7 @@
 #include "core/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace vdswap {
 
@@ -34,7 +37,9 @@ class DbRow {
 // One SQLite connection in WAL mode with synchronous=FULL and foreign keys on (enforced;
 // ON DELETE CASCADE / RESTRICT is how rows of different owners stay consistent).
 // Thread-safe: every call holds the connection's lock, and a Transaction holds it for
-// its whole life, so statements of other threads never interleave with it.
+// its whole life, so statements of other threads never interleave with it. Statements
+// are prepared once per SQL text and reused (the owners' SQL is constant text with
+// positional parameters, so the cache holds one entry per statement in the code).
 class Db {
  public:
   // Opens (creating) the database at `path` (":memory:" for tests) and applies the
@@ -65,12 +70,18 @@ class Db {
   explicit Db(sqlite3* db) : db_(db) {}
   Status ExecScript(const std::string& sql);
   Status MigrateLocked();
+  // The prepared statement for `sql` with `params` bound. REQUIRES: mu_ held; the
+  // caller resets it after use (StmtUse).
+  Result<sqlite3_stmt*> Statement(std::string_view sql, const std::vector<DbValue>& params);
 
   sqlite3* db_;
   std::recursive_mutex mu_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements_;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit() succeeded.
+// Inside another Transaction of the same thread it joins that one: its Commit and
+// rollback do nothing, and the outer one commits or rolls back everything.
 class Transaction {
  public:
   explicit Transaction(Db& db);
@@ -87,6 +98,7 @@ class Transaction {
   std::unique_lock<std::recursive_mutex> lock_;
   Status begin_;
   bool done_ = false;
+  bool nested_ = false;
 };
 
 }  // namespace vdswap

@@ -206,3 +206,79 @@ TEST(TransactionTest, CommittedTransactionPersists) {
 
 }  // namespace
 }  // namespace vdswap
+
+namespace vdswap {
+namespace {
+
+TEST(DbTest, StatementsAreReusedWithFreshBindingsAfterErrors) {
+  auto db = OpenMemory();
+  ASSERT_TRUE(db->Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)").ok());
+  for (int64_t k = 0; k < 4; ++k) {
+    ASSERT_TRUE(db->Exec("INSERT INTO t VALUES (?1, ?2)", {k, "v" + std::to_string(k)}).ok());
+  }
+  EXPECT_EQ(db->Exec("INSERT INTO t VALUES (?1, ?2)", {int64_t{1}, "again"}).code(),
+            Code::kAlreadyExists);
+  ASSERT_TRUE(db->Exec("INSERT INTO t VALUES (?1, ?2)", {int64_t{9}, "v9"}).ok());
+  EXPECT_EQ(db->Query("SELECT v FROM t WHERE k = ?1", {int64_t{2}})->at(0).Text(0), "v2");
+  EXPECT_EQ(db->Query("SELECT v FROM t WHERE k = ?1", {int64_t{9}})->at(0).Text(0), "v9");
+  // A statement run with fewer parameters than at its last use sees the rest unbound.
+  EXPECT_EQ(db->Query("SELECT ?1 IS NULL", {int64_t{5}})->at(0).Int(0), 0);
+  EXPECT_EQ(db->Query("SELECT ?1 IS NULL")->at(0).Int(0), 1);
+  EXPECT_EQ(db->Query("SELECT count(*) FROM t")->at(0).Int(0), 5);
+  EXPECT_EQ(db->Query("SELECT nonsense FROM t").status().code(), Code::kInternal);
+}
+
+TEST(DbTest, ANestedTransactionJoinsTheOuterOne) {
+  auto db = OpenMemory();
+  ASSERT_TRUE(db->Exec("CREATE TABLE t (k INTEGER PRIMARY KEY)").ok());
+  {
+    Transaction outer(*db);
+    ASSERT_TRUE(outer.begin_status().ok());
+    {
+      Transaction inner(*db);
+      ASSERT_TRUE(inner.begin_status().ok());
+      ASSERT_TRUE(db->Exec("INSERT INTO t VALUES (1)").ok());
+      ASSERT_TRUE(inner.Commit().ok());
+    }
+    // The outer one is not committed: everything goes.
+  }
+  EXPECT_EQ(db->Query("SELECT count(*) FROM t")->at(0).Int(0), 0);
+  {
+    Transaction outer(*db);
+    {
+      Transaction inner(*db);
+      ASSERT_TRUE(db->Exec("INSERT INTO t VALUES (2)").ok());
+    }  // the inner one's end rolls nothing back
+    ASSERT_TRUE(outer.Commit().ok());
+  }
+  EXPECT_EQ(db->Query("SELECT k FROM t")->at(0).Int(0), 2);
+}
+
+TEST(DbTest, Migration5KeepsEachVmsLastFinishedSwapAndAnyUnfinishedOne) {
+  auto dir = TempDir::Create("/tmp", "db-migrate");
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir->path() + "/v1.db";
+  WriteSchema1Database(path);  // vm1: one terminal row (seq 1)
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    const char* rows = R"sql(
+INSERT INTO swap_journal (seq, vm, rollout_id, step, phase, detail, at) VALUES
+  (2, 'vm1', 1, 'checked', 'intent', '{}', 2), (3, 'vm1', 1, 'done', 'done', '{}', 3),
+  (4, 'vm1', 1, 'checked', 'intent', '{}', 4), (5, 'vm1', 1, 'rolled_back', 'done', '{}', 5),
+  (6, 'vm1', 1, 'checked', 'intent', '{}', 6), (7, 'vm1', 1, 'stopped', 'intent', '{}', 7);
+)sql";
+    ASSERT_EQ(sqlite3_exec(raw, rows, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto opened = Db::Open(path);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  auto kept = (*opened)->Query("SELECT seq FROM swap_journal ORDER BY seq");
+  ASSERT_TRUE(kept.ok());
+  std::vector<int64_t> seqs;
+  for (const auto& r : *kept) seqs.push_back(r.Int(0));
+  EXPECT_EQ(seqs, (std::vector<int64_t>{4, 5, 6, 7}));
+}
+
+}  // namespace
+}  // namespace vdswap
