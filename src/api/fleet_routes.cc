@@ -167,8 +167,8 @@ void RegisterFleetRoutes(Router& router, HostRegistry& hosts, TemplateStore& tem
           }
         }
         // One more than the page shows whether there is a next page.
-        ASSIGN_OR_RETURN(auto list, vm_table.ListPage(
-                                        after == r.query.end() ? "" : after->second, limit + 1));
+        ASSIGN_OR_RETURN(auto list,
+                         vm_table.ListPage(after == r.query.end() ? "" : after->second, limit + 1));
         const bool more = static_cast<int64_t>(list.size()) > limit;
         if (more) list.pop_back();
         Json page = Json::array();

@@ -274,6 +274,7 @@ Result<std::string> FakeHypervisor::VolumeSha256(const HostRef& host, const std:
   if (!volumes_[PoolPath(host)].count(volume)) {
     return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
   }
+  log_.push_back("sha256 " + host.name + " " + volume);
   auto it = volume_sha_.find(PoolPath(host) + "/" + volume);
   return it != volume_sha_.end() ? it->second : Sha256::Of("");
 }

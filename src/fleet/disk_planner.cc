@@ -17,6 +17,11 @@ Result<TemplateDisks> DiskPlanner::Ensure(const HostRef& host, const Template& t
   return d;
 }
 
+void DiskPlanner::Recheck(const Template& t) {
+  distributor_.Recheck(t.os_digest);
+  distributor_.Recheck(t.app_digest);
+}
+
 Result<std::string> DiskPlanner::CreateOsOverlay(const HostRef& host, const std::string& volume,
                                                  const TemplateDisks& disks) {
   // Whatever has this name was left by an earlier attempt that did not finish.

@@ -27,6 +27,9 @@ class DiskPlanner {
   // The images of `t`, uploaded to `host` when it lacks them. kNotFound for a missing
   // image; upload errors as the hypervisor reports them.
   Result<TemplateDisks> Ensure(const HostRef& host, const Template& t, const ProgressFn& progress);
+  // Makes the next Ensure of `t`'s images check their volumes on each host again
+  // (ImageDistributor::Recheck).
+  void Recheck(const Template& t);
   // Replaces volume `volume` with a fresh overlay of the OS image; returns its path.
   Result<std::string> CreateOsOverlay(const HostRef& host, const std::string& volume,
                                       const TemplateDisks& disks);

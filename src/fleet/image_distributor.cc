@@ -74,8 +74,9 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
     // Recorded: trust it only while the volume is really there, with the image's bytes.
     auto disk = hv_.FindVolume(host, disk_volume);
     std::string mismatch;
-    if (disk.ok()) {
+    if (disk.ok() && !Checked(host.name, image.digest)) {
       ASSIGN_OR_RETURN(mismatch, Mismatch(host, disk_volume, image));
+      if (mismatch.empty()) MarkChecked(host.name, image.digest);
       if (!mismatch.empty()) {
         VLOG(kWarning) << mismatch << ": uploading it again";
         if (progress) {
@@ -113,7 +114,23 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
                      EnsureFile(host, boot_prefix + ".initrd", image.initrd_path(), progress));
   }
   RETURN_IF_ERROR(host_images_.Record(host.name, image.digest, out.disk, clock_.UnixSeconds()));
+  MarkChecked(host.name, image.digest);
   return out;
+}
+
+void ImageDistributor::Recheck(const std::string& digest) {
+  std::lock_guard lock(local_mu_);
+  std::erase_if(checked_, [&digest](const auto& entry) { return entry.second == digest; });
+}
+
+bool ImageDistributor::Checked(const std::string& host, const std::string& digest) {
+  std::lock_guard lock(local_mu_);
+  return checked_.count({host, digest}) != 0;
+}
+
+void ImageDistributor::MarkChecked(const std::string& host, const std::string& digest) {
+  std::lock_guard lock(local_mu_);
+  checked_.insert({host, digest});
 }
 
 }  // namespace vdswap

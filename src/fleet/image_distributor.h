@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -23,11 +24,13 @@ struct HostImage {
 
 // Puts images on hosts, once per host: an image is uploaded only when host_images does
 // not record it (or the recorded volume went missing), and recorded only after a complete
-// upload; a partial upload is removed and redone. A recorded disk volume is used only
-// after its bytes on the host are checked against the image (SHA-256, read through the
-// hypervisor; images over kVerifyLimit are checked by size only): one that differs (a
-// bad disk, a hand edit) is forgotten, deleted and uploaded again, with a warning. Thread-safe: one
-// lock per (host, digest), so different hosts and different images upload in parallel while one
+// upload; a partial upload is removed and redone. A recorded disk volume is checked against
+// the image (SHA-256, read through the hypervisor; images over kVerifyLimit by size only)
+// the first time this daemon uses it on a host and again after Recheck (a rollout to the
+// image asks for that as it starts), not on every use: reading a volume back for each of
+// a host's VMs would cost more than the swaps. One that differs (a bad disk, a hand edit)
+// is forgotten, deleted and uploaded again, with a warning. Thread-safe: one lock per
+// (host, digest), so different hosts and different images upload in parallel while one
 // image goes to one host once.
 class ImageDistributor {
  public:
@@ -39,7 +42,10 @@ class ImageDistributor {
   // Volume names an image uses on every host.
   static std::string DiskVolume(const ImageInfo& image);
 
-  // Disk images up to this size are verified byte for byte on every Ensure.
+  // Makes the next Ensure of image `digest` check its recorded volume on every host again.
+  void Recheck(const std::string& digest);
+
+  // Disk images up to this size are verified byte for byte.
   static constexpr uint64_t kVerifyLimit = uint64_t{256} << 20;
 
  private:
@@ -52,6 +58,8 @@ class ImageDistributor {
   Result<std::string> EnsureFile(const HostRef& host, const std::string& volume,
                                  const std::string& local, const ProgressFn& progress);
   std::mutex& LockFor(const std::string& host, const std::string& digest);
+  bool Checked(const std::string& host, const std::string& digest);
+  void MarkChecked(const std::string& host, const std::string& digest);
 
   HostImages& host_images_;
   Hypervisor& hv_;
@@ -60,6 +68,7 @@ class ImageDistributor {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<std::mutex>> locks_;
   std::mutex local_mu_;
   std::map<std::string, std::pair<std::string, uint64_t>> local_;  // image digest -> disk
+  std::set<std::pair<std::string, std::string>> checked_;          // (host, digest) found intact
 };
 
 }  // namespace vdswap

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <thread>
 
@@ -195,6 +196,7 @@ TEST(ImageDistributorTest, CorruptRecordedVolumeIsUploadedAgain) {
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "an intact volume is not re-sent";
 
   tb.hv.CorruptVolume(h1, ImageDistributor::DiskVolume(*app));
+  tb.distributor->Recheck(app->digest);  // as a rollout to web:1 does when it starts
   std::vector<std::string> messages;
   auto again = tb.distributor->Ensure(
       h1, *app, [&](const Json& e) { messages.push_back(e.value("message", "")); });
@@ -207,6 +209,26 @@ TEST(ImageDistributorTest, CorruptRecordedVolumeIsUploadedAgain) {
   ASSERT_TRUE(sha.ok());
   EXPECT_EQ(*sha, *Sha256::OfFile(app->disk_path()));
   EXPECT_EQ(*tb.host_images->Count(), 1);
+}
+
+TEST(ImageDistributorTest, ARecordedVolumeIsReadBackOnceUntilARecheck) {
+  FleetTestbed tb;
+  auto app = tb.images->Resolve("web:1");
+  ASSERT_TRUE(app.ok());
+  HostRef h1{"h1", "fake:///", "p"};
+  const std::string read_back = "sha256 h1 " + ImageDistributor::DiskVolume(*app);
+  auto reads = [&] {
+    auto log = tb.hv.Log();
+    return std::count(log.begin(), log.end(), read_back);
+  };
+  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(reads(), 0) << "a volume just uploaded is not read back";
+  tb.distributor->Recheck(app->digest);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(reads(), 1) << "checked once after the recheck, not on every use";
+  tb.hv.CorruptVolume(h1, ImageDistributor::DiskVolume(*app));
+  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "no check without a recheck";
 }
 
 TEST(VmServiceTest, FailedCreateLeavesTheVmFailedWithTheReason) {

@@ -407,6 +407,10 @@ void RolloutEngine::StartPrefetch(Run& run) {
     const RolloutVm& v = run.rollout.vms[i];
     wanted[v.host].insert(v.to_version);
   }
+  // The swaps read each target image's volumes back once more before using them.
+  std::set<int64_t> targets;
+  for (const auto& entry : wanted) targets.insert(entry.second.begin(), entry.second.end());
+  for (int64_t version : targets) prefetch_->Recheck(run.templates.at(version));
   for (const auto& entry : wanted) {
     const std::string host_name = entry.first;
     std::vector<Template> targets;
