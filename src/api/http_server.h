@@ -32,12 +32,12 @@ struct HttpLimits {
 // a thread. A request is handled once it has fully arrived: its connection is suspended
 // and the handler runs on a worker pool, quick GETs on one, everything that may wait
 // (POST, DELETE, ?wait, ?watch, streams, GETs of routes added with Wait::kMay) on
-// another, so `status` is answered while long operations run. When the client goes away, or Stop() is called, the request's
-// ApiRequest::Cancelled() turns true.
+// another, so `status` is answered while long operations run. When the client goes away,
+// or Stop() is called, the request's ApiRequest::Cancelled() turns true.
 // Errors are `{"error": {"code": ..., "message": ...}}`; a known path with another method
 // is 405 with `Allow`; GET /metrics is Prometheus text. A request with
-// `Accept: application/x-ndjson` gets a stream of `{"progress": ...}` lines ending with one
-// `{"result": ...}` or `{"error": ...}` line.
+// `Accept: application/x-ndjson` gets a stream of `{"progress": ...}` lines ending with
+// one `{"result": ...}` or `{"error": ...}` line.
 class HttpServer {
  public:
   HttpServer(const Router& router, Metrics& metrics, HttpLimits limits = {});
