@@ -53,8 +53,6 @@ bool JournalEntry::IsTerminal() const {
 
 namespace {
 
-// The swaps of a VM whose rows a terminal entry keeps: its own (the newest).
-constexpr int64_t kFinishedSwapsKept = 1;
 // The rows that end a swap (JournalEntry::IsTerminal).
 constexpr char kTerminal[] = "phase = 'done' AND step IN ('done', 'rolled_back', 'failed')";
 

@@ -78,13 +78,17 @@ struct JournalEntry {
 // app was healthy, so make-before-break goes forward), is written at once.
 //
 // Retention. When a swap ends (terminal entry), the rows of the VM's older swaps are
-// deleted in the same transaction: a VM keeps the rows of its last finished swap and of
-// a swap in progress, never fewer, so the table stays at about a dozen rows per VM
-// however many rollouts ran. Rows of an unfinished swap come after the VM's newest
-// terminal entry and are never deleted.
+// deleted in the same transaction: a VM keeps the rows of its last kFinishedSwapsKept
+// finished swaps (an interrupted swap that was rolled back, its retry and the swap
+// before them stay readable) and of a swap in progress, so the table stays at a few
+// dozen rows per VM however many rollouts ran. Rows of an unfinished swap come after the
+// VM's newest terminal entry and are never deleted.
 class SwapJournal {
  public:
   explicit SwapJournal(Db& db) : db_(db) {}
+
+  // How many of a VM's finished swaps keep their rows (see Retention above).
+  static constexpr int64_t kFinishedSwapsKept = 3;
 
   // Appends `e` stamped `at` (Unix seconds): durable on return, or (a plain step's done
   // entry, see above) with the VM's next Append. A terminal entry joins the caller's

@@ -254,7 +254,7 @@ TEST(DbTest, ANestedTransactionJoinsTheOuterOne) {
   EXPECT_EQ(db->Query("SELECT k FROM t")->at(0).Int(0), 2);
 }
 
-TEST(DbTest, Migration5KeepsEachVmsLastFinishedSwapAndAnyUnfinishedOne) {
+TEST(DbTest, Migration5KeepsEachVmsLastThreeFinishedSwapsAndAnyUnfinishedOne) {
   auto dir = TempDir::Create("/tmp", "db-migrate");
   ASSERT_TRUE(dir.ok());
   const std::string path = dir->path() + "/v1.db";
@@ -266,7 +266,9 @@ TEST(DbTest, Migration5KeepsEachVmsLastFinishedSwapAndAnyUnfinishedOne) {
 INSERT INTO swap_journal (seq, vm, rollout_id, step, phase, detail, at) VALUES
   (2, 'vm1', 1, 'checked', 'intent', '{}', 2), (3, 'vm1', 1, 'done', 'done', '{}', 3),
   (4, 'vm1', 1, 'checked', 'intent', '{}', 4), (5, 'vm1', 1, 'rolled_back', 'done', '{}', 5),
-  (6, 'vm1', 1, 'checked', 'intent', '{}', 6), (7, 'vm1', 1, 'stopped', 'intent', '{}', 7);
+  (6, 'vm1', 1, 'checked', 'intent', '{}', 6), (7, 'vm1', 1, 'done', 'done', '{}', 7),
+  (8, 'vm1', 1, 'checked', 'intent', '{}', 8), (9, 'vm1', 1, 'failed', 'done', '{}', 9),
+  (10, 'vm1', 1, 'checked', 'intent', '{}', 10), (11, 'vm1', 1, 'stopped', 'intent', '{}', 11);
 )sql";
     ASSERT_EQ(sqlite3_exec(raw, rows, nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(raw);
@@ -277,7 +279,7 @@ INSERT INTO swap_journal (seq, vm, rollout_id, step, phase, detail, at) VALUES
   ASSERT_TRUE(kept.ok());
   std::vector<int64_t> seqs;
   for (const auto& r : *kept) seqs.push_back(r.Int(0));
-  EXPECT_EQ(seqs, (std::vector<int64_t>{4, 5, 6, 7}));
+  EXPECT_EQ(seqs, (std::vector<int64_t>{4, 5, 6, 7, 8, 9, 10, 11}));
 }
 
 }  // namespace

@@ -196,14 +196,14 @@ CREATE INDEX rollout_vms_by_state ON rollout_vms(rollout_id, state);
 CREATE INDEX rollouts_by_state ON rollouts(state);
 )sql",
       // 5: scale. A rollout's VMs are read in order and a template's VMs by name without
-      // a sort; the journal keeps each VM's last finished swap (SwapJournal), so the
-      // rows of older swaps, which were never read again, go once here.
+      // a sort; the journal keeps each VM's last 3 finished swaps
+      // (SwapJournal::kFinishedSwapsKept), so the rows of older swaps go once here.
       R"sql(
 CREATE INDEX rollout_vms_by_position ON rollout_vms(rollout_id, position);
 CREATE INDEX vms_by_template ON vms(template, name);
 DELETE FROM swap_journal WHERE seq <= (SELECT t.seq FROM swap_journal t WHERE
   t.vm = swap_journal.vm AND t.phase = 'done' AND t.step IN ('done', 'rolled_back', 'failed')
-  ORDER BY t.seq DESC LIMIT 1 OFFSET 1);
+  ORDER BY t.seq DESC LIMIT 1 OFFSET 3);
 )sql",
   };
   return kMigrations;
