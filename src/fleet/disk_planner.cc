@@ -8,12 +8,13 @@ std::string OsOverlayVolume(const std::string& vm, int64_t version) {
 std::string DataVolume(const std::string& vm) { return vm + "-data.qcow2"; }
 
 Result<TemplateDisks> DiskPlanner::Ensure(const HostRef& host, const Template& t,
-                                          const ProgressFn& progress) {
+                                          const ProgressFn& progress,
+                                          ImageDistributor::Check check) {
   TemplateDisks d;
   ASSIGN_OR_RETURN(d.os, images_.Resolve("sha256:" + t.os_digest, ImageKind::kOs));
   ASSIGN_OR_RETURN(d.app, images_.Resolve("sha256:" + t.app_digest, ImageKind::kApp));
-  ASSIGN_OR_RETURN(d.os_on_host, distributor_.Ensure(host, d.os, progress));
-  ASSIGN_OR_RETURN(d.app_on_host, distributor_.Ensure(host, d.app, progress));
+  ASSIGN_OR_RETURN(d.os_on_host, distributor_.Ensure(host, d.os, progress, check));
+  ASSIGN_OR_RETURN(d.app_on_host, distributor_.Ensure(host, d.app, progress, check));
   return d;
 }
 

@@ -26,7 +26,8 @@ class DiskPlanner {
 
   // The images of `t`, uploaded to `host` when it lacks them. kNotFound for a missing
   // image; upload errors as the hypervisor reports them.
-  Result<TemplateDisks> Ensure(const HostRef& host, const Template& t, const ProgressFn& progress);
+  Result<TemplateDisks> Ensure(const HostRef& host, const Template& t, const ProgressFn& progress,
+                               ImageDistributor::Check check = ImageDistributor::Check::kWhenDue);
   // Makes the next Ensure of `t`'s images check their volumes on each host again
   // (ImageDistributor::Recheck).
   void Recheck(const Template& t);

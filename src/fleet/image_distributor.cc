@@ -64,7 +64,7 @@ Result<std::string> ImageDistributor::EnsureFile(const HostRef& host, const std:
 }
 
 Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo& image,
-                                           const ProgressFn& progress) {
+                                           const ProgressFn& progress, Check check) {
   std::lock_guard lock(LockFor(host.name, image.digest));
   const std::string disk_volume = DiskVolume(image);
   const std::string boot_prefix = "os-" + image.digest.substr(0, 16);
@@ -74,7 +74,7 @@ Result<HostImage> ImageDistributor::Ensure(const HostRef& host, const ImageInfo&
     // Recorded: trust it only while the volume is really there, with the image's bytes.
     auto disk = hv_.FindVolume(host, disk_volume);
     std::string mismatch;
-    if (disk.ok() && !Checked(host.name, image.digest)) {
+    if (disk.ok() && check == Check::kWhenDue && !Checked(host.name, image.digest)) {
       ASSIGN_OR_RETURN(mismatch, Mismatch(host, disk_volume, image));
       if (mismatch.empty()) MarkChecked(host.name, image.digest);
       if (!mismatch.empty()) {

@@ -29,7 +29,9 @@ struct HostImage {
 // the first time this daemon uses it on a host and again after Recheck (a rollout to the
 // image asks for that as it starts), not on every use: reading a volume back for each of
 // a host's VMs would cost more than the swaps. One that differs (a bad disk, a hand edit)
-// is forgotten, deleted and uploaded again, with a warning. Thread-safe: one lock per
+// is forgotten, deleted and uploaded again, with a warning. Checks run in the swap's or
+// create's own Ensure (Check::kNever for uploads ahead of time), so a recorded volume is
+// read back before the step that uses it, never beside a step in flight. Thread-safe: one lock per
 // (host, digest), so different hosts and different images upload in parallel while one
 // image goes to one host once.
 class ImageDistributor {
@@ -37,7 +39,11 @@ class ImageDistributor {
   ImageDistributor(HostImages& host_images, Hypervisor& hv, Clock& clock)
       : host_images_(host_images), hv_(hv), clock_(clock) {}
 
-  Result<HostImage> Ensure(const HostRef& host, const ImageInfo& image, const ProgressFn& progress);
+  // Whether Ensure may read a recorded volume back to check it (when one is due).
+  enum class Check { kWhenDue, kNever };
+
+  Result<HostImage> Ensure(const HostRef& host, const ImageInfo& image, const ProgressFn& progress,
+                           Check check = Check::kWhenDue);
 
   // Volume names an image uses on every host.
   static std::string DiskVolume(const ImageInfo& image);

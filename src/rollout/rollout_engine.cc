@@ -407,7 +407,9 @@ void RolloutEngine::StartPrefetch(Run& run) {
     const RolloutVm& v = run.rollout.vms[i];
     wanted[v.host].insert(v.to_version);
   }
-  // The swaps read each target image's volumes back once more before using them.
+  // The swaps read each target image's volumes back once more before using them (in
+  // their check step: a read in flight when vdswapd is killed can take libvirtd 9.0
+  // down with it, see docs/operations.md).
   std::set<int64_t> targets;
   for (const auto& entry : wanted) targets.insert(entry.second.begin(), entry.second.end());
   for (int64_t version : targets) prefetch_->Recheck(run.templates.at(version));
@@ -422,7 +424,8 @@ void RolloutEngine::StartPrefetch(Run& run) {
       if (!host.ok()) return;
       for (const auto& t : targets) {
         if (stopping_) return;
-        auto put = prefetch_->Ensure(*host, t, nullptr);
+        // Checking recorded volumes is left to each swap's own check step.
+        auto put = prefetch_->Ensure(*host, t, nullptr, ImageDistributor::Check::kNever);
         if (!put.ok()) {
           VLOG(kWarning) << "host '" << host_name << "': uploading " << t.Ref()
                          << " ahead of the rollout: " << put.status().message();
