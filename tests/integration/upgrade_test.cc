@@ -64,12 +64,18 @@ class UpgradeTest : public ::testing::Test {
     return os == "testos:1" ? "testos:2" : "testos:1";
   }
   // Waits (up to `timeout`) until the last journal row of `vm` is `step`, SIGKILLs vdswapd
-  // there and starts it again.
-  static void KillDaemonAt(const std::string& vm, const std::string& step, seconds timeout) {
+  // there and starts it again; then expects rollout `id`, of `vm` alone, to succeed with
+  // `vm` done.
+  static void KillDaemonAtThenFinish(int64_t id, const std::string& vm, const std::string& step,
+                                     seconds timeout) {
     ASSERT_EQ(fleet_->AwaitJournal({vm}, step, timeout), vm) << "the VM never reached " << step;
     fleet_->daemon().Kill();
     ASSERT_EQ(fleet_->LastJournalRow(vm).Name(), step) << "the kill landed too late";
     ASSERT_TRUE(fleet_->daemon().Restart());
+    Json r = fleet_->Watch(id);
+    EXPECT_EQ(r["state"], "succeeded") << r.dump();
+    ASSERT_EQ(r["vms"].size(), 1u) << r.dump();
+    EXPECT_EQ(r["vms"][0]["state"], "done") << r.dump();
   }
 
   static inline CliFleet* fleet_;
@@ -235,11 +241,7 @@ TEST_F(UpgradeTest, DaemonKilledBeforeAttachRollsBackThenRetries) {
   Json started = fleet_->StartRollout(to, {Vm(3)}, {"--swap-order", "break-before-make"});
   const int64_t id = started.value("id", 0);
   // hello:slow takes ~3 s to exit: the swap sits in stopped/intent meanwhile.
-  ASSERT_NO_FATAL_FAILURE(KillDaemonAt(Vm(3), "stopped/intent", seconds(60)));
-  Json r = fleet_->Watch(id);
-  EXPECT_EQ(r["state"], "succeeded") << r.dump();
-  ASSERT_EQ(r["vms"].size(), 1u) << r.dump();
-  EXPECT_EQ(r["vms"][0]["state"], "done") << r.dump();
+  ASSERT_NO_FATAL_FAILURE(KillDaemonAtThenFinish(id, Vm(3), "stopped/intent", seconds(60)));
   Json j = fleet_->Inspect(Vm(3));
   EXPECT_EQ(j["template"], to) << j.dump();
   EXPECT_EQ(j["state"], "running");
@@ -266,11 +268,7 @@ TEST_F(UpgradeTest, DaemonKilledWhileSwitchingSwitchesBackThenRetries) {
   Json started = fleet_->StartRollout(to, {Vm(3)});
   const int64_t id = started.value("id", 0);
   // hello:slow takes ~3 s to become healthy: the swap sits in switched/intent meanwhile.
-  ASSERT_NO_FATAL_FAILURE(KillDaemonAt(Vm(3), "switched/intent", seconds(60)));
-  Json r = fleet_->Watch(id);
-  EXPECT_EQ(r["state"], "succeeded") << r.dump();
-  ASSERT_EQ(r["vms"].size(), 1u) << r.dump();
-  EXPECT_EQ(r["vms"][0]["state"], "done") << r.dump();
+  ASSERT_NO_FATAL_FAILURE(KillDaemonAtThenFinish(id, Vm(3), "switched/intent", seconds(60)));
   Json j = fleet_->Inspect(Vm(3));
   EXPECT_EQ(j["template"], to) << j.dump();
   EXPECT_EQ(j["app"]["healthy"], true) << j.dump();
