@@ -23,8 +23,7 @@ HelloView ParseHello(const Json& inspected_vm) {
   return v;
 }
 
-bool CliFleet::SetUp(const std::string& prefix, const std::vector<std::string>& daemon_flags) {
-  const Assets& a = BuildAssets();
+bool CliFleet::Start(const std::string& prefix, const std::vector<std::string>& daemon_flags) {
   std::vector<std::string> flags = {"--accel", "tcg"};
   flags.insert(flags.end(), daemon_flags.begin(), daemon_flags.end());
   if (!daemon_.Start(flags)) {
@@ -32,16 +31,28 @@ bool CliFleet::SetUp(const std::string& prefix, const std::vector<std::string>& 
     return false;
   }
   pool_ = "vdswap-" + prefix + "-" + std::to_string(getpid());
-  for (const auto& dir : {a.os_dir, a.os2_dir}) {
-    Ok({"image", "import-os", dir + "/os.img", "--kernel", dir + "/vmlinuz", "--initrd",
-        dir + "/initrd.img", "--cmdline", a.cmdline, "--name", "testos"});
+  return true;
+}
+
+bool CliFleet::SetUp(const std::string& prefix, const std::vector<std::string>& daemon_flags,
+                     const std::vector<std::string>& template_flags) {
+  if (!Start(prefix, daemon_flags)) return false;
+  const Assets& a = BuildAssets();
+  for (const auto& [dir, version] : {std::pair{a.os_dir, "1"}, std::pair{a.os2_dir, "2"}}) {
+    Json os = Ok({"image", "import-os", dir + "/os.img", "--kernel", dir + "/vmlinuz", "--initrd",
+                  dir + "/initrd.img", "--cmdline", a.cmdline, "--name", "testos"});
+    EXPECT_EQ(os["version"], version);
   }
   for (const char* v : {"1", "2", "broken", "slow"}) {
-    Ok({"image", "build", a.hello_dir + "/hello-" + v});
+    Json img = Ok({"image", "build", a.hello_dir + "/hello-" + v});
+    EXPECT_EQ(img["name"], "hello");
   }
   Ok({"host", "add", "local", "--uri", "qemu:///system", "--pool", pool_});
-  // The test OS needs little memory: small VMs, so that several fit on a CI machine.
-  Ok({"template", "create", "hello", "--os", "testos:1", "--app", "hello:1", "--memory", "128M"});
+  // By default the test OS gets little memory: small VMs, so that several fit on a CI machine.
+  std::vector<std::string> create = {"template", "create", "hello",  "--os",
+                                     "testos:1", "--app",  "hello:1"};
+  create.insert(create.end(), template_flags.begin(), template_flags.end());
+  Ok(create);
   return !::testing::Test::HasFailure();
 }
 
@@ -90,7 +101,8 @@ Json CliFleet::Watch(int64_t id) {
 }
 
 std::string CliFleet::UseVersion(const std::vector<std::string>& vms, const std::string& os,
-                                 const std::string& app) {
+                                 const std::string& app,
+                                 const std::vector<std::string>& rollout_flags) {
   std::string ref = NewVersion(os, app);
   std::vector<std::string> healthy;
   for (const auto& vm : vms) {
@@ -103,7 +115,7 @@ std::string CliFleet::UseVersion(const std::vector<std::string>& vms, const std:
     Ok({"vm", "create", vm, "--template", ref});
   }
   if (!healthy.empty()) {
-    Json r = Watch(StartRollout(ref, healthy, {"--batch", "3"}).value("id", 0));
+    Json r = Watch(StartRollout(ref, healthy, rollout_flags).value("id", 0));
     EXPECT_EQ(r["state"], "succeeded") << "setting up " << ref << ": " << r.dump();
   }
   for (const auto& vm : vms) {
@@ -127,6 +139,12 @@ std::vector<std::string> CliFleet::JournalSteps(const std::string& vm, int64_t r
 std::string CliFleet::LastStep(const std::string& vm) {
   auto rows = ReadSwapJournal(daemon_.state_dir(), vm);
   return rows.ok() && !rows->empty() ? rows->back().Name() : "";
+}
+
+JournalRow CliFleet::LastJournalRow(const std::string& vm) {
+  auto rows = ReadSwapJournal(daemon_.state_dir(), vm);
+  EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+  return rows.ok() && !rows->empty() ? rows->back() : JournalRow{};
 }
 
 std::string CliFleet::AwaitJournal(const std::vector<std::string>& vms, const std::string& want,

@@ -7,6 +7,7 @@
 
 #include "core/json.h"
 #include "tests/e2e/cli_harness.h"
+#include "tests/integration/swap_journal.h"
 
 namespace vdswap::testing {
 
@@ -23,9 +24,14 @@ HelloView ParseHello(const Json& inspected_vm);
 // template "hello" on testos:1. Shared by the real-VM suites; one per process.
 class CliFleet {
  public:
-  // Starts the daemon with `daemon_flags` (after --accel tcg) and imports everything.
+  // Starts the daemon with `daemon_flags` (after --accel tcg) and names the pool after
+  // `prefix`, importing nothing. Returns false (with a test failure recorded) when the
+  // daemon does not start.
+  bool Start(const std::string& prefix, const std::vector<std::string>& daemon_flags = {});
+  // Start(), then imports everything and creates template hello with `template_flags`.
   // Returns false (with a test failure recorded) when that fails.
-  bool SetUp(const std::string& prefix, const std::vector<std::string>& daemon_flags = {});
+  bool SetUp(const std::string& prefix, const std::vector<std::string>& daemon_flags = {},
+             const std::vector<std::string>& template_flags = {"--memory", "128M"});
   // Removes `vms`, the host and its pool, and stops the daemon.
   void TearDown(const std::vector<std::string>& vms);
 
@@ -48,13 +54,17 @@ class CliFleet {
   Json Watch(int64_t id);
   Json Status(int64_t id) { return Ok({"rollout", "status", std::to_string(id), "--vms"}); }
   // Puts `vms` on a new template version with `os` and `app`, running and healthy (a VM
-  // that is not is created anew); returns the version's ref.
+  // that is not is created anew, the others are rolled out with `rollout_flags`); returns
+  // the version's ref.
   std::string UseVersion(const std::vector<std::string>& vms, const std::string& os,
-                         const std::string& app);
+                         const std::string& app,
+                         const std::vector<std::string>& rollout_flags = {"--batch", "3"});
   // The swap journal's step names ("started/intent") of `vm` written for `rollout_id`.
   std::vector<std::string> JournalSteps(const std::string& vm, int64_t rollout_id);
   // The last journal row's name of `vm` ("" when none).
   std::string LastStep(const std::string& vm);
+  // The last journal row of `vm` (an empty row when none), expecting a readable journal.
+  JournalRow LastJournalRow(const std::string& vm);
   // Polls the journal until the last row of one of `vms` is `want`; returns that VM, or
   // "" at the deadline.
   std::string AwaitJournal(const std::vector<std::string>& vms, const std::string& want,

@@ -59,6 +59,13 @@ class RolloutTest : public ::testing::Test {
     ADD_FAILURE() << vm << " is not in " << rollout.dump();
     return Json::object();
   }
+  // Starts a rollout of every VM to `to`: one canary watched for 1 s, then two VMs at a
+  // time, break-before-make.
+  static Json StartCanaryThenPairs(const std::string& to) {
+    return fleet_->StartRollout(to, All(),
+                                {"--canary", "1", "--canary-wait", "1s", "--batch", "2",
+                                 "--swap-order", "break-before-make"});
+  }
   static int Count(const Json& rollout, const std::string& state) {
     return rollout["counts"].value(state, 0);
   }
@@ -84,9 +91,7 @@ TEST_F(RolloutTest, CanaryThenBatchesMovesEveryVm) {
   auto before = InspectAll();
   const std::string to = fleet_->NewVersion("testos:1", "hello:2");
 
-  Json started = fleet_->StartRollout(to, All(),
-                                      {"--canary", "1", "--canary-wait", "1s", "--batch", "2",
-                                       "--swap-order", "break-before-make"});
+  Json started = StartCanaryThenPairs(to);
   Json r = fleet_->Watch(started.value("id", 0));
   ASSERT_EQ(r["state"], "succeeded") << r.dump();
   EXPECT_EQ(Count(r, "done"), kVms) << r.dump();
@@ -214,9 +219,7 @@ TEST_F(RolloutTest, DaemonKilledMidRolloutCompletesWithCountsIntact) {
   auto before = InspectAll();
   const std::string to = fleet_->NewVersion("testos:1", "hello:2");
 
-  Json started = fleet_->StartRollout(to, All(),
-                                      {"--canary", "1", "--canary-wait", "1s", "--batch", "2",
-                                       "--swap-order", "break-before-make"});
+  Json started = StartCanaryThenPairs(to);
   const int64_t id = started.value("id", 0);
   // Wait for the first batch after the canary: two VMs with swaps in flight, past their
   // checks, between stopping the old app and the new one's health.

@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <thread>
 
-#include "tests/e2e/cli_harness.h"
+#include "core/command_runner.h"
+#include "tests/integration/cli_fleet.h"
 #include "tests/integration/http_poller.h"
-#include "tests/integration/swap_journal.h"
 #include "tests/integration/testbed.h"
 
 namespace vdswap::testing {
@@ -36,48 +36,32 @@ class ZeroDowntimeTest : public ::testing::Test {
                              std::string(BUILD_DIR) + "/cache/web-debs"},
                             {.timeout = std::chrono::minutes(10)});
     ASSERT_TRUE(web.ok()) << web.status().ToString();
-    daemon_ = new DaemonProcess;
-    ASSERT_TRUE(daemon_->Start({"--accel", "tcg"}));
+    fleet_ = new CliFleet;
+    ASSERT_TRUE(fleet_->Start("zd"));
     vm_ = "zd" + std::to_string(getpid());
-    pool_ = "vdswap-zd-" + std::to_string(getpid());
-    Ok({"image", "import-os", a.os_dir + "/os.img", "--kernel", a.os_dir + "/vmlinuz", "--initrd",
-        a.os_dir + "/initrd.img", "--cmdline", a.cmdline, "--name", "testos"});
+    fleet_->Ok({"image", "import-os", a.os_dir + "/os.img", "--kernel", a.os_dir + "/vmlinuz",
+                "--initrd", a.os_dir + "/initrd.img", "--cmdline", a.cmdline, "--name", "testos"});
     for (const char* tree : {"web-1", "web-2", "web-sock-1", "web-sock-2"}) {
-      Ok({"image", "build", web_dir + "/" + tree});
+      fleet_->Ok({"image", "build", web_dir + "/" + tree});
     }
-    Ok({"host", "add", "local", "--uri", "qemu:///system", "--pool", pool_});
-    Ok({"template", "create", "web", "--os", "testos:1", "--app", "web-sock:1"});
-    Ok({"vm", "create", vm_, "--template", "web:1"});
+    fleet_->Ok({"host", "add", "local", "--uri", "qemu:///system", "--pool", fleet_->pool()});
+    fleet_->Ok({"template", "create", "web", "--os", "testos:1", "--app", "web-sock:1"});
+    fleet_->Ok({"vm", "create", vm_, "--template", "web:1"});
     address_ = AwaitAddress(seconds(120));
     ASSERT_FALSE(address_.empty()) << "no DHCP address for " << vm_ << ": " << Inspect().dump();
   }
   static void TearDownTestSuite() {
-    if (daemon_ == nullptr) return;
-    Cli({"vm", "rm", "--delete-data", vm_});
-    Cli({"host", "rm", "local"});
-    RemovePool({"local", "qemu:///system", pool_});
-    delete daemon_;
+    if (fleet_ == nullptr) return;
+    fleet_->TearDown({vm_});
+    delete fleet_;
   }
 
-  static Json Cli(std::vector<std::string> args, int* rc = nullptr) {
-    return RunJson(*daemon_, std::move(args), rc);
-  }
-  static Json Ok(const std::vector<std::string>& args) {
-    int rc = -1;
-    Json j = Cli(args, &rc);
-    std::string cmd;
-    for (const auto& a : args) {
-      cmd += a + " ";
-    }
-    EXPECT_EQ(rc, 0) << cmd << ": " << j.dump();
-    return j;
-  }
-  static Json Inspect() { return Ok({"vm", "inspect", vm_}); }
+  static Json Inspect() { return fleet_->Inspect(vm_); }
   // The VM's first IPv4 address from its DHCP lease, polled up to `timeout`; "" if none.
   static std::string AwaitAddress(seconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      Json j = Cli({"vm", "inspect", vm_});
+      Json j = fleet_->Cli({"vm", "inspect", vm_});
       for (const auto& nic : j.value("interfaces", Json::array())) {
         for (const auto& addr : nic.value("addresses", Json::array())) {
           std::string s = addr.get<std::string>();
@@ -102,8 +86,8 @@ class ZeroDowntimeTest : public ::testing::Test {
   // Puts the VM on a new template version running `app` (e.g. "web-sock:1"), by a
   // break-before-make rollout, whatever it ran before. Returns the version's ref.
   static std::string UseApp(const std::string& app) {
-    std::string ref =
-        Ok({"template", "update", "web", "--os", "testos:1", "--app", app}).value("ref", "");
+    std::string ref = fleet_->Ok({"template", "update", "web", "--os", "testos:1", "--app", app})
+                          .value("ref", "");
     Json r = Rollout(ref, "break-before-make");
     EXPECT_EQ(r["state"], "succeeded") << "setting up " << app << ": " << r.dump();
     return ref;
@@ -111,21 +95,7 @@ class ZeroDowntimeTest : public ::testing::Test {
   // A rollout of the VM to template version `ref` in `order`, watched to its end (the
   // CLI's deadline: 10 minutes).
   static Json Rollout(const std::string& ref, const std::string& order) {
-    Json started = Ok({"rollout", "start", "--to", ref, "--vms", vm_, "--swap-order", order});
-    int rc = -1;
-    return Cli({"rollout", "status", std::to_string(started.value("id", 0)), "--watch", "--vms"},
-               &rc);
-  }
-  static std::vector<std::string> JournalSteps(int64_t rollout_id) {
-    std::vector<std::string> steps;
-    auto rows = ReadSwapJournal(daemon_->state_dir(), vm_);
-    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
-    for (const auto& r : rows.ok() ? *rows : std::vector<JournalRow>{}) {
-      if (r.rollout_id == rollout_id) {
-        steps.push_back(r.Name());
-      }
-    }
-    return steps;
+    return fleet_->Watch(fleet_->StartRollout(ref, {vm_}, {"--swap-order", order}).value("id", 0));
   }
   // Swaps the VM from app `from` to app `to` in `order` while a client requests / every
   // 10 ms; returns the rollout's final status and what the client saw.
@@ -138,7 +108,7 @@ class ZeroDowntimeTest : public ::testing::Test {
                                 const std::string& order) {
     UseApp(from);
     const std::string ref =
-        Ok({"template", "update", "web", "--os", "testos:1", "--app", to}).value("ref", "");
+        fleet_->Ok({"template", "update", "web", "--os", "testos:1", "--app", to}).value("ref", "");
     EXPECT_EQ(AwaitPage(seconds(60)), "web 1") << "the VM does not serve " << from;
     Observed o;
     HttpPoller client(address_, 80, "/", kInterval, kRequestTimeout);
@@ -162,9 +132,8 @@ class ZeroDowntimeTest : public ::testing::Test {
     return "none";
   }
 
-  static inline DaemonProcess* daemon_;
+  static inline CliFleet* fleet_;
   static inline std::string vm_;
-  static inline std::string pool_;
   static inline std::string address_;
 };
 
@@ -181,7 +150,7 @@ TEST_F(ZeroDowntimeTest, MakeBeforeBreakWithAHeldSocketAnswersEveryRequest) {
 
   // The journal: the new app was healthy on the new disk (switched/done) before the old
   // disk was released and unplugged (released/intent).
-  std::vector<std::string> steps = JournalSteps(o.rollout.value("id", 0));
+  std::vector<std::string> steps = fleet_->JournalSteps(vm_, o.rollout.value("id", 0));
   auto at = [&steps](const std::string& name) {
     return std::find(steps.begin(), steps.end(), name) - steps.begin();
   };
