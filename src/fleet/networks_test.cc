@@ -11,12 +11,6 @@ namespace {
 
 const HostRef kH1{"h1", "fake:///", "p"};
 
-bool LogMentions(FakeHypervisor& hv, const std::string& what) {
-  auto log = hv.Log();
-  return std::any_of(log.begin(), log.end(),
-                     [&](const std::string& l) { return l.find(what) != std::string::npos; });
-}
-
 TEST(NetworksTest, VmsGetOneNicOnDefaultWithAStoredUniqueMac) {
   FleetTestbed tb;
   tb.CreateVms({"vm1", "vm2"});
@@ -51,7 +45,7 @@ TEST(NetworksTest, MissingOrInactiveNetworkRefusesCreateBeforeAnythingIsMade) {
   ASSERT_FALSE(inactive.ok());
   EXPECT_NE(inactive.status().message().find("is not active"), std::string::npos);
   EXPECT_FALSE(*tb.vm_table->Exists("db1"));
-  EXPECT_FALSE(LogMentions(tb.hv, "db1"));  // no volume, no domain
+  EXPECT_FALSE(tb.LogMentions("db1"));  // no volume, no domain
 
   tb.hv.SetNetwork("backend", true);
   auto created = tb.vms->Create({"db1"}, "db", "h1", nullptr);

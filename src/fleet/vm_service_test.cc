@@ -12,12 +12,6 @@ namespace {
 
 const HostRef kH1{"h1", "fake:///", "p"};
 
-bool LogMentions(FakeHypervisor& hv, const std::string& what) {
-  auto log = hv.Log();
-  return std::any_of(log.begin(), log.end(),
-                     [&](const std::string& l) { return l.find(what) != std::string::npos; });
-}
-
 void ExpectNotManaged(const Status& s, const std::string& vm) {
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
   EXPECT_NE(s.message().find("domain '" + vm + "' exists and is not managed by vdswap"),
@@ -33,7 +27,7 @@ TEST(VmServiceTest, CreateRefusesANameAForeignDomainHoldsAndLeavesItAlone) {
   ExpectNotManaged(r.status(), "theirs");
   EXPECT_FALSE(*tb.vm_table->Exists("theirs"));
   EXPECT_FALSE(*tb.vm_table->Exists("ok1")) << "refused before anything was made";
-  EXPECT_FALSE(LogMentions(tb.hv, "define-and-start"));
+  EXPECT_FALSE(tb.LogMentions("define-and-start"));
   auto live = tb.hv.GetState(kH1, "theirs");
   ASSERT_TRUE(live.ok());
   EXPECT_TRUE(live->exists);
@@ -119,7 +113,7 @@ TEST(VmServiceTest, ReconcileNeverTouchesAForeignDomainOfACreatingVmsName) {
   ASSERT_TRUE(tb.vms->ReconcileCreating().ok());
   EXPECT_FALSE(*tb.vm_table->Exists("c2"));
   EXPECT_TRUE(tb.hv.GetState(kH1, "c2")->exists);
-  EXPECT_FALSE(LogMentions(tb.hv, "destroy h1 c2"));
+  EXPECT_FALSE(tb.LogMentions("destroy h1 c2"));
 }
 
 TEST(VmServiceTest, ReconcileLeavesOtherStatesAlone) {

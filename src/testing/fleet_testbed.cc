@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace vdswap::testing {
@@ -82,6 +83,12 @@ void FleetTestbed::CreateVms(const std::vector<std::string>& names) {
   auto out = vms->Create(names, "web:1", "h1", nullptr);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   for (const auto& v : out->vms) ASSERT_EQ(v.state, VmState::kRunning) << v.name << ": " << v.error;
+}
+
+bool FleetTestbed::LogMentions(const std::string& what) const {
+  auto log = hv.Log();
+  return std::any_of(log.begin(), log.end(),
+                     [&what](const std::string& l) { return l.find(what) != std::string::npos; });
 }
 
 }  // namespace vdswap::testing
