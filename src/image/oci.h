@@ -12,7 +12,7 @@
 namespace vdswap {
 
 // Where an image's config and layers are inside an unpacked docker-archive or OCI layout.
-// Paths are relative to the unpacked archive's root and contain no "..".
+// Paths are relative to the unpacked archive's root and have no ".." component.
 struct ImageLayout {
   std::string config_path;
   std::string config_digest;  // hex sha256 the config must have; empty when unknown
