@@ -1,5 +1,6 @@
 #include "fleet/swapper.h"
 
+#include "core/kill_point.h"
 #include "core/log.h"
 #include "hypervisor/agent_client.h"
 
@@ -88,6 +89,7 @@ Swapper::Swapper(Db& db, VmTable& vms, SwapJournal& journal, VmLocks& locks, Hos
 Status Swapper::Write(Plan& p, SwapStep step, SwapPhase phase) {
   RETURN_IF_ERROR(
       journal_.Append({p.vm.name, p.rollout_id, step, phase, p.Detail()}, clock_.UnixSeconds()));
+  KillPoint(std::string(SwapStepName(step)) + "/" + std::string(SwapPhaseName(phase)));
   if (crash_hook_ && crash_hook_(step, phase)) {
     p.crashed = true;
     return Internal("engine stopped after " + std::string(SwapStepName(step)) + "/" +

@@ -24,6 +24,10 @@ struct HostUri {
   std::string path;       // "/system" or "/session"
   std::map<std::string, std::string> params;
   std::string warning;  // non-empty for transports an operator should know are unsafe
+
+  // The libvirtd of this machine (qemu:///…, qemu+unix:///…): the host's files and
+  // sockets (pool directories, agent sockets) are this machine's to open directly.
+  bool IsLocal() const { return transport.empty() || transport == "unix"; }
 };
 
 Result<HostUri> ParseHostUri(std::string_view uri);

@@ -26,6 +26,16 @@ TEST(HostUriTest, AcceptsTheAllowedForms) {
   EXPECT_EQ(ParseHostUri("qemu+ssh://h7/system?keyfile=/k")->params.at("keyfile"), "/k");
 }
 
+TEST(HostUriTest, OnlyTheLocalTransportsAreLocal) {
+  for (const char* uri : {"qemu:///system", "qemu+unix:///system", "qemu:///session"}) {
+    EXPECT_TRUE(ParseHostUri(uri)->IsLocal()) << uri;
+  }
+  for (const char* uri :
+       {"qemu+tcp://127.0.0.1/system", "qemu+ssh://localhost/system", "qemu+tls://h7/system"}) {
+    EXPECT_FALSE(ParseHostUri(uri)->IsLocal()) << uri;
+  }
+}
+
 TEST(HostUriTest, WarnsAboutTcpOnly) {
   EXPECT_NE(ParseHostUri("qemu+tcp://127.0.0.1/system")->warning.find("unencrypted"),
             std::string::npos);

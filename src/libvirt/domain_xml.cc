@@ -104,6 +104,16 @@ Result<std::vector<T>> MapNodes(const std::string& xml, const char* xpath,
   return out;
 }
 
+// The string value of XPath expression `expr` on `xml` ("" when it selects nothing).
+Result<std::string> XPathString(const std::string& xml, const std::string& expr) {
+  ASSIGN_OR_RETURN(auto doc, Parse(xml));
+  std::unique_ptr<xmlXPathContext, XPathCtxFree> ctx(xmlXPathNewContext(doc.get()));
+  std::unique_ptr<xmlXPathObject, XPathObjFree> value(
+      xmlXPathEvalExpression(BAD_CAST expr.c_str(), ctx.get()));
+  if (!value || value->type != XPATH_STRING || value->stringval == nullptr) return std::string();
+  return std::string(reinterpret_cast<char*>(value->stringval));
+}
+
 }  // namespace
 
 Result<Accel> ResolveAccel(const std::string& flag) {
@@ -214,15 +224,19 @@ Result<std::vector<NicSpec>> ParseDomainNics(const std::string& xml) {
 }
 
 Result<std::string> ParsePoolPath(const std::string& xml) {
-  ASSIGN_OR_RETURN(auto doc, Parse(xml));
-  std::unique_ptr<xmlXPathContext, XPathCtxFree> ctx(xmlXPathNewContext(doc.get()));
-  std::unique_ptr<xmlXPathObject, XPathObjFree> path(
-      xmlXPathEvalExpression(BAD_CAST "string(/pool/target/path)", ctx.get()));
-  if (!path || path->type != XPATH_STRING || path->stringval == nullptr ||
-      path->stringval[0] == 0) {
-    return Internal("pool XML has no target path");
-  }
-  return std::string(reinterpret_cast<char*>(path->stringval));
+  ASSIGN_OR_RETURN(std::string path, XPathString(xml, "string(/pool/target/path)"));
+  if (path.empty()) return Internal("pool XML has no target path");
+  return path;
+}
+
+Result<std::string> ParseAgentSocketPath(const std::string& xml) {
+  const std::string channel =
+      std::string("/domain/devices/channel[@type='unix'][target/@name='") + kAgentChannel + "']";
+  ASSIGN_OR_RETURN(std::string path,
+                   XPathString(xml, "string(" + channel + "/source[@mode='bind']/@path)"));
+  if (path.empty())
+    return FailedPrecondition("the domain has no unix socket for its agent channel");
+  return path;
 }
 
 }  // namespace vdswap

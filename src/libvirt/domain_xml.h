@@ -40,5 +40,9 @@ Result<std::vector<DiskSpec>> ParseDomainDisks(const std::string& xml);
 Result<std::vector<NicSpec>> ParseDomainNics(const std::string& xml);
 // Reads a pool's target path out of its XML.
 Result<std::string> ParsePoolPath(const std::string& xml);
+// The path of the unix socket QEMU listens on for the agent channel, out of a running
+// domain's live XML (libvirt picks it when the domain starts). kFailedPrecondition when
+// the channel has none.
+Result<std::string> ParseAgentSocketPath(const std::string& xml);
 
 }  // namespace vdswap

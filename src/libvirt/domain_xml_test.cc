@@ -105,6 +105,24 @@ TEST(DomainXmlTest, BadXmlIsAnError) {
   EXPECT_EQ(*ParsePoolPath(PoolXml("p", "/a/b")), "/a/b");
 }
 
+// The live XML of a running domain: libvirt names the agent socket it had QEMU bind.
+TEST(DomainXmlTest, ParsesTheAgentSocketOfALiveDomain) {
+  const std::string live = R"(<domain><devices>
+    <channel type='unix'><source mode='bind' path='/run/x/org.qemu.guest_agent.0'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <channel type='unix'><source mode='bind' path='/var/lib/libvirt/qemu/channel/target/domain-3-vm1/org.vdswap.agent.0'/>
+      <target type='virtio' name='org.vdswap.agent.0' state='connected'/></channel>
+  </devices></domain>)";
+  EXPECT_EQ(*ParseAgentSocketPath(live),
+            "/var/lib/libvirt/qemu/channel/target/domain-3-vm1/org.vdswap.agent.0");
+  // The definition as vdswap writes it has no path until the domain runs.
+  VmSpec spec;
+  spec.name = "vm1";
+  auto defined = ParseAgentSocketPath(DomainXml(spec, Accel::kTcg, "/p/vm1-console.log"));
+  EXPECT_EQ(defined.status().code(), Code::kFailedPrecondition);
+  EXPECT_FALSE(ParseAgentSocketPath("<domain").ok());
+}
+
 TEST(AccelTest, ExplicitChoicesAndErrors) {
   EXPECT_EQ(*ResolveAccel("tcg"), Accel::kTcg);
   EXPECT_EQ(*ResolveAccel("kvm"), Accel::kKvm);

@@ -1,77 +1,21 @@
 #include "libvirt/libvirt_hypervisor.h"
 
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-
 #include <fstream>
-#include <random>
 #include <vector>
 
+#include "core/kill_point.h"
 #include "core/log.h"
 #include "core/sha256.h"
 #include "hypervisor/host_uri.h"
+#include "hypervisor/line_agent_channel.h"
+#include "libvirt/libvirt_refs.h"
+#include "libvirt/volume_bytes.h"
 
 namespace vdswap {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// RAII for libvirt object references.
-template <typename T, int (*Free)(T)>
-class Ref {
- public:
-  explicit Ref(T p = nullptr) : p_(p) {}
-  Ref(Ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
-  Ref& operator=(Ref&& o) noexcept {
-    std::swap(p_, o.p_);
-    return *this;
-  }
-  ~Ref() {
-    if (p_) Free(p_);
-  }
-  T get() const { return p_; }
-  explicit operator bool() const { return p_ != nullptr; }
-
- private:
-  T p_;
-};
-using ConnRef = Ref<virConnectPtr, virConnectClose>;
-using DomRef = Ref<virDomainPtr, virDomainFree>;
-using PoolRef = Ref<virStoragePoolPtr, virStoragePoolFree>;
-using VolRef = Ref<virStorageVolPtr, virStorageVolFree>;
-using StreamRef = Ref<virStreamPtr, virStreamFree>;
-using NetRef = Ref<virNetworkPtr, virNetworkFree>;
-
-std::string LastError() {
-  const char* m = virGetLastErrorMessage();
-  return m ? m : "unknown libvirt error";
-}
-
-int LastErrorCode() {
-  virErrorPtr e = virGetLastError();
-  return e ? e->code : VIR_ERR_OK;
-}
-
-Status LibvirtError(const std::string& what) {
-  int code = LastErrorCode();
-  std::string msg = what + ": " + LastError();
-  if (code == VIR_ERR_NO_DOMAIN || code == VIR_ERR_NO_STORAGE_POOL ||
-      code == VIR_ERR_NO_STORAGE_VOL) {
-    return NotFound(msg);
-  }
-  if (code == VIR_ERR_SYSTEM_ERROR || code == VIR_ERR_RPC || code == VIR_ERR_NO_CONNECT ||
-      code == VIR_ERR_AGENT_UNRESPONSIVE) {
-    return Unavailable(msg);
-  }
-  return Internal(msg);
-}
-
-std::string FreeString(char* s) {
-  std::string out = s ? s : "";
-  free(s);
-  return out;
-}
 
 std::string ConsoleLogVolume(const std::string& vm) { return vm + "-console.log"; }
 
@@ -104,81 +48,57 @@ Result<PoolRef> LookupPool(virConnectPtr conn, const HostRef& host) {
   return pool;
 }
 
-// The agent channel over a non-blocking libvirt stream, with JSON-lines framing and
-// request ids so replies to abandoned requests are skipped.
-class LibvirtAgentChannel : public AgentChannel {
+// The bytes of a remote VM's agent channel: a non-blocking libvirt stream.
+class LibvirtByteStream : public ByteStream {
   static constexpr auto kAliveCheckEvery = std::chrono::milliseconds(500);
+  static constexpr auto kPollEvery = std::chrono::milliseconds(5);
 
  public:
-  LibvirtAgentChannel(ConnRef conn, StreamRef stream, std::string vm)
-      : conn_(std::move(conn)), stream_(std::move(stream)), vm_(std::move(vm)) {
-    std::random_device rd;
-    prefix_ = std::to_string(rd()) + "-";
-  }
-  ~LibvirtAgentChannel() override {
-    if (stream_) virStreamAbort(stream_.get());
-  }
+  LibvirtByteStream(ConnRef conn, StreamRef stream)
+      : conn_(std::move(conn)), stream_(std::move(stream)) {}
+  // Aborted before it is freed and before its connection is closed (docs/operations.md).
+  ~LibvirtByteStream() override { virStreamAbort(stream_.get()); }
 
-  Result<Json> Call(AgentOp op, const Json& fields, std::chrono::milliseconds timeout) override {
-    auto deadline = Clock::now() + timeout;
-    Json id = prefix_ + std::to_string(++seq_);
-    std::string line = EncodeRequest(id, op, fields) + "\n";
-    std::string op_name(AgentOpName(op));
-    size_t off = 0;
-    while (off < line.size()) {
-      int n = virStreamSend(stream_.get(), line.data() + off, line.size() - off);
+  Status Send(std::string_view data, Deadline deadline) override {
+    while (!data.empty()) {
+      int n = virStreamSend(stream_.get(), data.data(), data.size());
       if (n > 0) {
-        off += static_cast<size_t>(n);
+        data.remove_prefix(static_cast<size_t>(n));
       } else if (n == -2 && Clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        std::this_thread::sleep_for(kPollEvery);
       } else {
-        return Unavailable("agent of vm '" + vm_ + "': cannot send '" + op_name +
-                           "': " + LastError());
+        return Unavailable(n == -2 ? "timed out" : LastError());
       }
     }
-    char chunk[4096];
+    return Status::Ok();
+  }
+
+  Result<size_t> Receive(std::string& out, Deadline deadline) override {
+    char chunk[16384];
     auto next_alive_check = Clock::now() + kAliveCheckEvery;
     while (true) {
-      size_t nl;
-      while ((nl = buf_.find('\n')) != std::string::npos) {
-        auto reply = DecodeReply(std::string_view(buf_).substr(0, nl));
-        buf_.erase(0, nl + 1);
-        // A late reply to an earlier request, or noise.
-        if (!reply.ok() || reply->id != id) continue;
-        if (reply->result.ok()) return std::move(reply->result);
-        const Status& err = reply->result.status();
-        return Status(err.code(), "agent of vm '" + vm_ + "': " + err.message());
-      }
-      if (Clock::now() >= deadline) {
-        return Unavailable("agent of vm '" + vm_ + "' did not answer '" + op_name + "' within " +
-                           std::to_string(timeout.count()) + " ms");
-      }
       int n = virStreamRecv(stream_.get(), chunk, sizeof chunk);
       if (n > 0) {
-        buf_.append(chunk, static_cast<size_t>(n));
-      } else if (n == -2) {
-        // Nothing yet. A stream whose libvirtd went away (restarted) reads like this
-        // forever: check the connection now and then rather than wait out the deadline.
-        if (Clock::now() >= next_alive_check && virConnectIsAlive(conn_.get()) != 1) {
-          return Unavailable("agent channel of vm '" + vm_ + "' lost during '" + op_name +
-                             "': the connection to libvirtd closed");
-        }
-        if (Clock::now() >= next_alive_check) next_alive_check = Clock::now() + kAliveCheckEvery;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      } else {
-        return Unavailable("agent channel of vm '" + vm_ +
-                           "' closed: " + (n == 0 ? std::string("end of stream") : LastError()));
+        out.append(chunk, static_cast<size_t>(n));
+        return static_cast<size_t>(n);
       }
+      if (n != -2) return Unavailable(n == 0 ? std::string("end of stream") : LastError());
+      if (Clock::now() >= deadline) return size_t{0};
+      // Nothing yet. A stream whose libvirtd went away (restarted) reads like this
+      // forever: check the connection now and then rather than wait out the deadline.
+      if (Clock::now() >= next_alive_check) {
+        if (virConnectIsAlive(conn_.get()) != 1) {
+          return Unavailable("the connection to libvirtd closed");
+        }
+        next_alive_check = Clock::now() + kAliveCheckEvery;
+      }
+      std::this_thread::sleep_for(kPollEvery);
     }
   }
 
  private:
   ConnRef conn_;
   StreamRef stream_;
-  std::string vm_;
-  std::string prefix_;
-  uint64_t seq_ = 0;
-  std::string buf_;
 };
 
 }  // namespace
@@ -285,44 +205,31 @@ Result<uint64_t> LibvirtHypervisor::UploadVolume(const HostRef& host, const std:
   if (!in) return NotFound("cannot read '" + local_path + "'");
   const uint64_t size = static_cast<uint64_t>(in.tellg());
   in.seekg(0);
+  ASSIGN_OR_RETURN(HostUri uri, ParseHostUri(host.uri));
   RETURN_IF_ERROR(DeleteVolume(host, volume));  // a partial upload of an earlier attempt
   CONNECT_OR_RETURN(conn, host);
   ASSIGN_OR_RETURN(PoolRef pool, LookupPool(conn.get(), host));
   std::string xml = VolumeXml(volume, size, "raw");
   VolRef vol(virStorageVolCreateXML(pool.get(), xml.c_str(), 0));
   if (!vol) return LibvirtError("creating volume '" + volume + "'");
-  StreamRef stream(virStreamNew(conn.get(), 0));
-  auto fail = [&](const std::string& what) {
-    Status s = LibvirtError(what);
-    if (stream) virStreamAbort(stream.get());
-    virStorageVolDelete(vol.get(), 0);
-    return s;
-  };
-  if (virStorageVolUpload(vol.get(), stream.get(), 0, size, 0) != 0) return fail("upload");
-  std::vector<char> buf(1 << 20);
-  uint64_t sent = 0;
+  KillPoint("upload/created");
   auto last = Clock::now();
-  while (sent < size) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    size_t n = static_cast<size_t>(in.gcount());
-    if (n == 0) return fail("reading '" + local_path + "'");
-    for (size_t off = 0; off < n;) {
-      int w = virStreamSend(stream.get(), buf.data() + off, n - off);
-      if (w < 0) return fail("uploading '" + volume + "'");
-      off += static_cast<size_t>(w);
-    }
-    sent += n;
-    if (progress && Clock::now() - last > std::chrono::seconds(1)) {
-      last = Clock::now();
-      progress({{"phase", "upload"},
-                {"volume", volume},
-                {"bytes", sent},
-                {"message", "uploading " + volume + " to " + host.name + ": " +
-                                std::to_string(sent * 100 / size) + "%"}});
-    }
+  auto report = [&](uint64_t sent) {
+    if (!progress || Clock::now() - last < std::chrono::seconds(1)) return;
+    last = Clock::now();
+    progress({{"phase", "upload"},
+              {"volume", volume},
+              {"bytes", sent},
+              {"message", "uploading " + volume + " to " + host.name + ": " +
+                              std::to_string(sent * 100 / size) + "%"}});
+  };
+  Status written = WriteVolume(conn.get(), vol.get(), uri.IsLocal(), in, size, report);
+  if (!written.ok()) {
+    virStorageVolDelete(vol.get(), 0);
+    return written;
   }
-  if (virStreamFinish(stream.get()) != 0) return fail("finishing upload of '" + volume + "'");
-  return sent;
+  KillPoint("upload/written");
+  return size;
 }
 
 Result<std::string> LibvirtHypervisor::CreateOverlay(const HostRef& host, const std::string& volume,
@@ -373,29 +280,16 @@ Result<uint64_t> LibvirtHypervisor::VolumeAllocation(const HostRef& host,
 
 Result<std::string> LibvirtHypervisor::VolumeSha256(const HostRef& host,
                                                     const std::string& volume) {
+  ASSIGN_OR_RETURN(HostUri uri, ParseHostUri(host.uri));
   CONNECT_OR_RETURN(conn, host);
   ASSIGN_OR_RETURN(PoolRef pool, LookupPool(conn.get(), host));
   VolRef vol(virStorageVolLookupByName(pool.get(), volume.c_str()));
   if (!vol) return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
-  StreamRef stream(virStreamNew(conn.get(), 0));
-  if (!stream) return LibvirtError("stream");
-  // Length 0: the whole volume.
-  if (virStorageVolDownload(vol.get(), stream.get(), 0, 0, 0) != 0) {
-    return LibvirtError("reading volume '" + volume + "' on host '" + host.name + "'");
-  }
   Sha256 sha;
-  std::vector<char> buf(size_t{256} << 10);
-  while (true) {
-    int n = virStreamRecv(stream.get(), buf.data(), buf.size());
-    if (n < 0) {
-      Status s = LibvirtError("reading volume '" + volume + "' on host '" + host.name + "'");
-      virStreamAbort(stream.get());
-      return s;
-    }
-    if (n == 0) break;
-    sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
-  }
-  if (virStreamFinish(stream.get()) != 0) return LibvirtError("volume stream");
+  RETURN_IF_ERROR(
+      ReadVolume(conn.get(), vol.get(), uri.IsLocal(), 0, 0, [&sha](std::string_view bytes) {
+        sha.Update(bytes);
+      }).WithContext("host '" + host.name + "'"));
   return sha.HexDigest();
 }
 
@@ -535,23 +429,10 @@ Result<std::string> LibvirtHypervisor::ConsoleLog(const HostRef& host, const std
   const uint64_t offset = size > max_bytes ? size - max_bytes : 0;
   std::string out;
   if (size == offset) return out;
-  StreamRef stream(virStreamNew(conn.get(), 0));
-  if (!stream) return LibvirtError("stream");
-  if (virStorageVolDownload(vol.get(), stream.get(), offset, size - offset, 0) != 0) {
-    return LibvirtError("reading the console log of vm '" + vm + "'");
-  }
-  std::vector<char> buf(size_t{64} << 10);
-  while (true) {
-    int n = virStreamRecv(stream.get(), buf.data(), buf.size());
-    if (n < 0) {
-      Status s = LibvirtError("reading the console log of vm '" + vm + "'");
-      virStreamAbort(stream.get());
-      return s;
-    }
-    if (n == 0) break;
-    out.append(buf.data(), static_cast<size_t>(n));
-  }
-  if (virStreamFinish(stream.get()) != 0) return LibvirtError("console log stream");
+  ASSIGN_OR_RETURN(HostUri uri, ParseHostUri(host.uri));
+  RETURN_IF_ERROR(ReadVolume(conn.get(), vol.get(), uri.IsLocal(), offset, size - offset,
+                             [&out](std::string_view bytes) { out.append(bytes); })
+                      .WithContext("the console log of vm '" + vm + "'"));
   return out;
 }
 
@@ -629,14 +510,31 @@ Result<std::unique_ptr<AgentChannel>> LibvirtHypervisor::OpenAgent(const HostRef
   CONNECT_OR_RETURN(conn, host);
   ASSIGN_OR_RETURN(DomRef dom, LookupManagedDomain(conn.get(), vm));
   if (virDomainIsActive(dom.get()) != 1) return Unavailable("vm '" + vm + "' is not running");
-  StreamRef stream(virStreamNew(conn.get(), VIR_STREAM_NONBLOCK));
-  if (!stream) return LibvirtError("stream");
-  if (virDomainOpenChannel(dom.get(), kAgentChannel, stream.get(), VIR_DOMAIN_CHANNEL_FORCE) != 0) {
-    return Unavailable("cannot open the agent channel of vm '" + vm + "': " + LastError());
+  ASSIGN_OR_RETURN(HostUri uri, ParseHostUri(host.uri));
+  std::unique_ptr<ByteStream> bytes;
+  if (uri.IsLocal()) {
+    // QEMU's own socket, as libvirt reaches qemu-guest-agent: no libvirt stream that a
+    // client killed mid-call could leave libvirtd to trip over.
+    std::string xml = FreeString(virDomainGetXMLDesc(dom.get(), 0));
+    if (xml.empty()) return LibvirtError("vm '" + vm + "' definition");
+    ASSIGN_OR_RETURN(std::string path, ParseAgentSocketPath(xml));
+    auto connected = ConnectUnixSocket(path);
+    if (!connected.ok()) {
+      return Unavailable("cannot open the agent channel of vm '" + vm +
+                         "': " + connected.status().message());
+    }
+    bytes = std::move(*connected);
+  } else {
+    StreamRef stream(virStreamNew(conn.get(), VIR_STREAM_NONBLOCK));
+    if (!stream) return LibvirtError("stream");
+    if (virDomainOpenChannel(dom.get(), kAgentChannel, stream.get(), VIR_DOMAIN_CHANNEL_FORCE) !=
+        0) {
+      return Unavailable("cannot open the agent channel of vm '" + vm + "': " + LastError());
+    }
+    virConnectRef(conn.get());
+    bytes = std::make_unique<LibvirtByteStream>(ConnRef(conn.get()), std::move(stream));
   }
-  virConnectRef(conn.get());
-  return std::unique_ptr<AgentChannel>(
-      new LibvirtAgentChannel(ConnRef(conn.get()), std::move(stream), vm));
+  return std::unique_ptr<AgentChannel>(new LineAgentChannel(std::move(bytes), vm));
 }
 
 }  // namespace vdswap

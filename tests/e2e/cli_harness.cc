@@ -39,10 +39,25 @@ bool DaemonProcess::Restart() {
 
 bool DaemonProcess::KillAndRestart() { return Restart(); }
 
+int DaemonProcess::WaitForExit(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pid_ > 0) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return exit_status_;
+}
+
 bool DaemonProcess::Spawn() {
   std::vector<std::string> argv = {VDSWAPD_BIN, "--state-dir", dir_->path(), "--log-level",
                                    "warning"};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
+  exit_status_ = -1;
   pid_ = fork();
   if (pid_ == 0) {
     std::vector<char*> args;
@@ -58,6 +73,7 @@ bool DaemonProcess::Spawn() {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      exit_status_ = status;
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ class DaemonProcess {
   bool Restart();
   // Kill() then Restart().
   bool KillAndRestart();
+  // Waits up to `timeout` for the daemon to exit on its own (it may already have, during
+  // Start or Restart); returns its wait status, or -1 when it still runs.
+  int WaitForExit(std::chrono::milliseconds timeout);
   ~DaemonProcess();
 
   const std::string& state_dir() const { return dir_->path(); }
@@ -39,6 +43,7 @@ class DaemonProcess {
   std::unique_ptr<TempDir> dir_;
   std::vector<std::string> extra_;
   pid_t pid_ = -1;
+  int exit_status_ = -1;  // of a daemon that exited while Spawn waited for it
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed).
