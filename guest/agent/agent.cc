@@ -95,7 +95,7 @@ Result<Json> Agent::Dispatch(const AgentRequest& req) {
 
 HelloReply Agent::Hello() const {
   OsRelease os = env_.ReadOsRelease();
-  return {kVersion, env_.BootId(), env_.Arch(), os["ID"], os["VERSION_ID"]};
+  return {kVersion, env_.BootId(), env_.Arch(), os["ID"], os["VERSION_ID"], os["IMAGE_VERSION"]};
 }
 
 AppStatus Agent::App() const {

@@ -10,7 +10,8 @@ namespace {
 class VmListRouteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    RegisterFleetRoutes(router_, *tb_.hosts, *tb_.templates, *tb_.vms, *tb_.vm_table, engine_);
+    RegisterFleetRoutes(router_, *tb_.hosts, *tb_.host_images, *tb_.templates, *tb_.vms,
+                        *tb_.vm_table, engine_);
   }
 
   Result<Json> ListVms(std::map<std::string, std::string> query) {

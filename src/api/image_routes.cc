@@ -22,6 +22,9 @@ void RegisterImageRoutes(Router& router, ImageStore& images) {
     ASSIGN_OR_RETURN(req.cmdline, BodyField<std::string>(r.body, "cmdline", ""));
     ASSIGN_OR_RETURN(req.name, BodyField<std::string>(r.body, "name", ""));
     ASSIGN_OR_RETURN(req.version, BodyField<std::string>(r.body, "version", ""));
+    ASSIGN_OR_RETURN(req.os_id, BodyField<std::string>(r.body, "os_id", ""));
+    ASSIGN_OR_RETURN(req.os_version, BodyField<std::string>(r.body, "os_version", ""));
+    ASSIGN_OR_RETURN(req.firmware, BodyField<std::string>(r.body, "firmware", "bios"));
     if (req.disk.empty()) return InvalidArgument("field 'disk' is required");
     ASSIGN_OR_RETURN(ImageInfo info, images.ImportOs(req, r.progress));
     return info.ToJson();

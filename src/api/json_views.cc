@@ -26,9 +26,17 @@ Json HostJson(const HostInfo& h) {
   return {{"name", h.name}, {"uri", h.uri}, {"pool", h.pool}, {"pool_path", h.pool_path}};
 }
 
-Json HostJson(const HostInfo& h, int64_t vm_count) {
+Json HostJson(const HostInfo& h, int64_t vm_count, const std::vector<BadImageCopy>& bad_copies) {
   Json j = HostJson(h);
   j["vms"] = vm_count;
+  Json bad = Json::array();
+  for (const auto& c : bad_copies) {
+    bad.push_back({{"volume", c.volume},
+                   {"image", "sha256:" + c.digest},
+                   {"detail", c.detail},
+                   {"found_at", c.found_at}});
+  }
+  j["bad_image_volumes"] = std::move(bad);
   return j;
 }
 
@@ -95,6 +103,9 @@ Json VmInspectionJson(const VmInspection& i) {
         app["running_version"] = i.guest->running_version;
         app["health_output"] = i.guest->health_output;
         if (i.guest->last_downtime_ms) app["last_downtime_ms"] = *i.guest->last_downtime_ms;
+        j["os"] = {{"id", i.guest->os_id},
+                   {"version", i.guest->os_version},
+                   {"image_version", i.guest->os_image_version}};
       } else {
         j["agent_error"] = i.agent_status.message();
         app["healthy"] = false;

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "fleet/host_images.h"
 #include "fleet/host_registry.h"
 #include "fleet/template_store.h"
 #include "fleet/vm_service.h"
@@ -15,7 +16,9 @@ namespace vdswap {
 
 // {name, uri, pool, pool_path} and, for lists, {..., vms}.
 Json HostJson(const HostInfo& h);
-Json HostJson(const HostInfo& h, int64_t vm_count);
+// With its VM count and the image volumes found not to hold their image's bytes while
+// VMs used them (kept, not deleted; "bad_image_volumes").
+Json HostJson(const HostInfo& h, int64_t vm_count, const std::vector<BadImageCopy>& bad_copies);
 // {name, version, ref, os, app, memory_mib, cpus, data_bytes}
 Json TemplateJson(const Template& t);
 // {name, host, template, state, address, error}: a row of `vm ls` (`address`: the first

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <map>
+
 #include "core/version.h"
 
 namespace vdswap {
@@ -53,6 +55,19 @@ void RegisterStatusRoutes(Router& router, Metrics& metrics, Db& db, Inventory in
                    ByState([&vms = inv.vms] { return vms.CountByState(); }));
   metrics.AddGauge("vdswap_rollouts_by_state", "The rollouts in each state.",
                    ByState([&rollouts = inv.rollouts] { return rollouts.CountByState(); }));
+  metrics.AddGauge(
+      "vdswap_bad_image_volumes",
+      "Image volumes on a host found not to hold their image's bytes, kept because VMs use "
+      "them (host ls: bad_image_volumes).",
+      [&host_images = inv.host_images] {
+        std::map<std::string, double> per_host;
+        if (auto bad = host_images.BadCopies(""); bad.ok()) {
+          for (const auto& [host, copy] : *bad) per_host[host] += 1;
+        }
+        std::vector<std::pair<std::string, double>> out;
+        for (const auto& [host, n] : per_host) out.emplace_back(Label("host", host), n);
+        return out;
+      });
   metrics.AddGauge("vdswap_objects", "Objects in the inventory, by kind.", [inv] {
     std::vector<std::pair<std::string, double>> out;
     auto counts = Counts(inv);

@@ -5,6 +5,7 @@
 
 #include "api/metrics.h"
 #include "api/router.h"
+#include "fleet/host_images.h"
 #include "fleet/host_registry.h"
 #include "fleet/template_store.h"
 #include "fleet/vm_table.h"
@@ -25,6 +26,7 @@ struct DaemonInfo {
 // The table owners the counts come from.
 struct Inventory {
   HostRegistry& hosts;
+  HostImages& host_images;
   ImageStore& images;
   TemplateStore& templates;
   VmTable& vms;

@@ -61,14 +61,18 @@ void RegisterImageCommands(CLI::App& app, CliContext& ctx) {
   });
 
   struct ImportArgs {
-    std::string disk, kernel, initrd, cmdline, name, version;
+    std::string disk, kernel, initrd, cmdline, name, version, os_id, os_version;
+    std::string firmware = "bios";
   };
   auto import_args = std::make_shared<ImportArgs>();
   auto* import = image->add_subcommand(
       "import-os",
-      "Import a bootable OS disk (raw or qcow2, no backing file) as an OS image, with an\n"
-      "optional kernel, initrd and command line for direct kernel boot. Its\n"
-      "/etc/os-release (read from ext4 disks) is checked against apps' `requires`.");
+      "Import a bootable OS disk (raw or qcow2, no backing file) as an OS image. Without\n"
+      "--kernel the disk boots with its own bootloader (BIOS, or UEFI with --firmware efi);\n"
+      "with it, directly (--initrd, --cmdline). Its os-release, read from an ext2/3/4 root\n"
+      "(the whole disk or a partition of an MBR or GPT table), is checked against apps'\n"
+      "`requires`; where it cannot be read (XFS, LVM, encrypted, qcow2), state it with\n"
+      "--os-id and --os-version.");
   import->add_option("DISK", import_args->disk, "Disk image file")->required();
   import->add_option("--kernel", import_args->kernel, "Kernel for direct boot");
   import->add_option("--initrd", import_args->initrd, "Initrd for direct boot");
@@ -76,6 +80,12 @@ void RegisterImageCommands(CLI::App& app, CliContext& ctx) {
   import->add_option("--name", import_args->name, "Image name")->required();
   import->add_option("--version", import_args->version,
                      "Image version (default: os-release VERSION_ID)");
+  import->add_option("--os-id", import_args->os_id,
+                     "The OS's os-release ID, when vdswap cannot read it (with --os-version)");
+  import->add_option("--os-version", import_args->os_version,
+                     "The OS's os-release VERSION_ID (with --os-id)");
+  import->add_option("--firmware", import_args->firmware, "bios (default) or efi (OVMF)")
+      ->check(CLI::IsMember({"bios", "efi"}));
   import->callback([&ctx, import_args] {
     auto abs = [](const std::string& p) { return p.empty() ? p : AbsolutePath(p);
 };
@@ -85,7 +95,10 @@ auto out = ctx.Call(Method::kPost, "/v1/images/import-os",
                          {"initrd", abs(import_args->initrd)},
                          {"cmdline", import_args->cmdline},
                          {"name", import_args->name},
-                         {"version", import_args->version}},
+                         {"version", import_args->version},
+                         {"os_id", import_args->os_id},
+                         {"os_version", import_args->os_version},
+                         {"firmware", import_args->firmware}},
                     true);
 if (!out.ok()) return;
 ctx.Print(*out, [&] {

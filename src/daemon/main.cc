@@ -228,9 +228,9 @@ int Run(const Flags& flags) {
   RolloutEngine rollouts(rollout_store, vm_table, templates, hosts, swapper, agent, clock);
   rollouts.Observe(&rollout_metrics);
   rollouts.PrefetchWith(&disks);
-  RegisterStatusRoutes(router, metrics, **db, {hosts, images, templates, vm_table, rollout_store},
-                       info);
-  RegisterFleetRoutes(router, hosts, templates, vms, vm_table, rollouts);
+  RegisterStatusRoutes(router, metrics, **db,
+                       {hosts, host_images, images, templates, vm_table, rollout_store}, info);
+  RegisterFleetRoutes(router, hosts, host_images, templates, vms, vm_table, rollouts);
 
   HttpServer server(router, metrics);
   std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;

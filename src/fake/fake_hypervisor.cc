@@ -240,6 +240,9 @@ Result<uint64_t> FakeHypervisor::UploadVolume(const HostRef& host, const std::st
   if (stat(local_path.c_str(), &st) != 0) return NotFound("cannot read '" + local_path + "'");
   ASSIGN_OR_RETURN(std::string sha, Sha256::OfFile(local_path));
   std::lock_guard lock(mu_);
+  if (volumes_[PoolPath(host)].count(volume)) {
+    return AlreadyExists("volume '" + volume + "' exists on host '" + host.name + "'");
+  }
   volumes_[PoolPath(host)][volume] = static_cast<uint64_t>(st.st_size);
   volume_sha_[PoolPath(host) + "/" + volume] = sha;
   uploaded_[host.name] += static_cast<uint64_t>(st.st_size);
@@ -247,8 +250,11 @@ Result<uint64_t> FakeHypervisor::UploadVolume(const HostRef& host, const std::st
 }
 
 Result<std::string> FakeHypervisor::CreateOverlay(const HostRef& host, const std::string& volume,
-                                                  const std::string&, const std::string&) {
-  return CreateBlankVolume(host, volume, 0);
+                                                  const std::string& backing, const std::string&) {
+  ASSIGN_OR_RETURN(std::string path, CreateBlankVolume(host, volume, 0));
+  std::lock_guard lock(mu_);
+  backing_[path] = backing;
+  return path;
 }
 
 Result<std::string> FakeHypervisor::CreateBlankVolume(const HostRef& host,
@@ -266,7 +272,25 @@ Status FakeHypervisor::DeleteVolume(const HostRef& host, const std::string& volu
   log_.push_back("delete-volume " + host.name + " " + volume);
   volumes_[PoolPath(host)].erase(volume);
   volume_sha_.erase(PoolPath(host) + "/" + volume);
+  backing_.erase(PoolPath(host) + "/" + volume);
   return Status::Ok();
+}
+
+Result<std::vector<std::string>> FakeHypervisor::VolumeUsers(const HostRef& host,
+                                                             const std::string& volume) {
+  std::lock_guard lock(mu_);
+  const std::string path = PoolPath(host) + "/" + volume;
+  std::vector<std::string> users;
+  for (const auto& [overlay, backing] : backing_) {
+    if (backing == path) users.push_back(overlay.substr(overlay.rfind('/') + 1));
+  }
+  for (const auto& [name, vm] : vms_) {
+    bool uses = false;
+    for (const DiskSpec* d : {&vm.spec.os, &vm.spec.app, &vm.spec.data}) uses |= d->path == path;
+    for (const DiskSpec& d : vm.disks) uses |= d.path == path;
+    if (uses) users.push_back("domain " + name);
+  }
+  return users;
 }
 
 Result<std::string> FakeHypervisor::VolumeSha256(const HostRef& host, const std::string& volume) {
@@ -282,14 +306,6 @@ Result<std::string> FakeHypervisor::VolumeSha256(const HostRef& host, const std:
 void FakeHypervisor::CorruptVolume(const HostRef& host, const std::string& volume) {
   std::lock_guard lock(mu_);
   volume_sha_[PoolPath(host) + "/" + volume] = Sha256::Of("corrupted " + volume);
-}
-
-Result<uint64_t> FakeHypervisor::VolumeAllocation(const HostRef& host, const std::string& volume) {
-  std::lock_guard lock(mu_);
-  auto& pool = volumes_[PoolPath(host)];
-  auto it = pool.find(volume);
-  if (it == pool.end()) return NotFound("volume '" + volume + "' not found");
-  return it->second;
 }
 
 Status FakeHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {

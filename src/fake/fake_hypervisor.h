@@ -94,7 +94,8 @@ class FakeHypervisor : public Hypervisor {
   Result<std::string> CreateBlankVolume(const HostRef& host, const std::string& volume,
                                         uint64_t bytes) override;
   Status DeleteVolume(const HostRef& host, const std::string& volume) override;
-  Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) override;
+  Result<std::vector<std::string>> VolumeUsers(const HostRef& host,
+                                               const std::string& volume) override;
   // The uploaded file's SHA-256 (of no bytes for blank volumes and overlays).
   Result<std::string> VolumeSha256(const HostRef& host, const std::string& volume) override;
   Status DefineAndStart(const HostRef& host, const VmSpec& spec) override;
@@ -154,7 +155,8 @@ class FakeHypervisor : public Hypervisor {
   std::map<std::string, uint64_t> uploaded_;
   std::map<std::string, std::map<std::string, uint64_t>> volumes_;  // pool path -> name -> size
   std::map<std::string, std::string>
-      volume_sha_;  // pool path + "/" + name -> uploaded bytes' digest
+      volume_sha_;                              // pool path + "/" + name -> uploaded bytes' digest
+  std::map<std::string, std::string> backing_;  // overlay's path -> its backing file
   std::map<std::string, Vm> vms_;
   std::set<std::string> unhealthy_;  // by name (names are unique across hosts)
   std::map<std::string, bool> networks_ = {{"default", true}};  // name -> active

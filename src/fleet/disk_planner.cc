@@ -41,6 +41,7 @@ Result<VmSpec> DiskPlanner::Spec(const VmRecord& vm, const HostRef& host, const 
   spec.kernel = disks.os_on_host.kernel;
   spec.initrd = disks.os_on_host.initrd;
   spec.cmdline = disks.os.cmdline();
+  spec.efi = disks.os.firmware() == "efi";
   spec.os = {kOsSerial, os_volume_path, "qcow2", false};
   spec.app = {kAppSerial, disks.app_on_host.disk, "raw", true};
   spec.data = {kDataSerial, data_path, "qcow2", false};

@@ -46,6 +46,15 @@ Result<StatusReply> GuestAgent::LiveStatus(const HostRef& host, const std::strin
   return agent.GetStatus(timeout);
 }
 
+Result<GuestAgent::LiveGuest> GuestAgent::LiveView(const HostRef& host, const std::string& vm,
+                                                   milliseconds timeout) {
+  ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
+  LiveGuest out;
+  ASSIGN_OR_RETURN(out.hello, agent.Hello(timeout));
+  ASSIGN_OR_RETURN(out.status, agent.GetStatus(timeout));
+  return out;
+}
+
 Result<AppStatus> GuestAgent::AwaitHealthy(const HostRef& host, const std::string& vm,
                                            milliseconds timeout) {
   const auto deadline = clock_.Now() + timeout;

@@ -32,6 +32,13 @@ class GuestAgent {
   // The agent's live view of the guest and its app.
   Result<StatusReply> LiveStatus(const HostRef& host, const std::string& vm,
                                  std::chrono::milliseconds timeout);
+  // The same and who the guest is (its OS), over one channel, each call within `timeout`.
+  struct LiveGuest {
+    HelloReply hello;
+    StatusReply status;
+  };
+  Result<LiveGuest> LiveView(const HostRef& host, const std::string& vm,
+                             std::chrono::milliseconds timeout);
   // Waits (retrying every 250 ms of `clock`) until the agent answers, then until its app
   // is healthy; returns StartApp's result. The last error when `timeout` passes first.
   Result<AppStatus> AwaitHealthy(const HostRef& host, const std::string& vm,

@@ -57,11 +57,11 @@ class GatedUploads : public Hypervisor {
                                         uint64_t n) override {
     return hv_.CreateBlankVolume(h, v, n);
   }
+  Result<std::vector<std::string>> VolumeUsers(const HostRef& h, const std::string& v) override {
+    return hv_.VolumeUsers(h, v);
+  }
   Status DeleteVolume(const HostRef& h, const std::string& v) override {
     return hv_.DeleteVolume(h, v);
-  }
-  Result<uint64_t> VolumeAllocation(const HostRef& h, const std::string& v) override {
-    return hv_.VolumeAllocation(h, v);
   }
   Result<std::string> VolumeSha256(const HostRef& h, const std::string& v) override {
     return hv_.VolumeSha256(h, v);
@@ -273,6 +273,112 @@ TEST(ImageDistributorTest, VolumeDeletedBehindOurBackIsUploadedAgain) {
   ASSERT_TRUE(tb.hv.DeleteVolume(h1, ImageDistributor::DiskVolume(*app)).ok());
   ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), 2 * app->size_bytes);
+}
+
+}  // namespace
+}  // namespace vdswap::testing
+
+namespace vdswap::testing {
+namespace {
+
+TEST(VolumeMismatchTest, ComparesContentOnly) {
+  EXPECT_EQ(VolumeMismatch("volume 'v'", "ab12", "ab12"), "");
+  std::string m = VolumeMismatch("volume 'v'", "ab12", "cd34");
+  EXPECT_NE(m.find("volume 'v' is corrupt"), std::string::npos) << m;
+  EXPECT_NE(m.find("cd34"), std::string::npos) << m;
+}
+
+// Images over the inline limit (here: every image) are checked in the background, by
+// content: the swap that asked goes on, and a volume found corrupt is replaced by the next.
+TEST(ImageDistributorTest, LargeImagesAreCheckedByContentInTheBackground) {
+  FleetTestbed tb;
+  ImageDistributor distributor(
+      *tb.host_images, tb.hv, tb.clock,
+      {.inline_check_limit = 0, .background_check_every = std::chrono::seconds(3600)});
+  auto app = tb.images->Resolve("web:1");
+  ASSERT_TRUE(app.ok());
+  HostRef h1{"h1", "fake:///", "p"};
+  const std::string volume = ImageDistributor::DiskVolume(*app);
+  ASSERT_TRUE(distributor.Ensure(h1, *app, nullptr).ok());
+  // Rechecks within the interval cost nothing: the volume is not read back.
+  distributor.Recheck(app->digest);
+  ASSERT_TRUE(distributor.Ensure(h1, *app, nullptr).ok());
+  distributor.WaitForBackgroundChecks();
+  EXPECT_FALSE(tb.LogMentions("sha256 h1 " + volume));
+
+  tb.hv.CorruptVolume(h1, volume);
+  tb.clock.Advance(std::chrono::hours(2));
+  distributor.Recheck(app->digest);
+  ASSERT_TRUE(distributor.Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "the check does not hold up the use";
+  distributor.WaitForBackgroundChecks();
+  EXPECT_TRUE(tb.LogMentions("sha256 h1 " + volume));
+  auto recorded = tb.host_images->Find("h1", app->digest, volume);
+  ASSERT_TRUE(recorded.ok() && *recorded);
+  EXPECT_NE((*recorded)->mismatch.find("is corrupt"), std::string::npos);
+
+  ASSERT_TRUE(distributor.Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), 2 * app->size_bytes) << "unused: replaced in place";
+  EXPECT_EQ(*tb.hv.VolumeSha256(h1, volume), app->digest);
+  EXPECT_EQ((*tb.host_images->Find("h1", app->digest, volume))->mismatch, "");
+}
+
+// A corrupt volume that a VM uses (attached, or the backing file of an overlay) is never
+// deleted: it is reported and new users get a fresh copy under a new name.
+TEST(ImageDistributorTest, AVolumeInUseIsNeverDeletedNewUsersGetAFreshCopy) {
+  FleetTestbed tb;
+  tb.CreateVms({"a"});
+  auto host = tb.hosts->Get("h1");
+  ASSERT_TRUE(host.ok());
+  auto t = tb.templates->Get("web:1");
+  ASSERT_TRUE(t.ok());
+  for (const std::string& digest : {t->app_digest, t->os_digest}) {
+    auto image = tb.images->Resolve(digest);
+    ASSERT_TRUE(image.ok());
+    const std::string volume = ImageDistributor::DiskVolume(*image);
+    auto users = tb.hv.VolumeUsers(*host, volume);
+    ASSERT_TRUE(users.ok());
+    EXPECT_FALSE(users->empty()) << volume << " should be in use by vm a";
+    tb.hv.CorruptVolume(*host, volume);
+    tb.distributor->Recheck(digest);
+    std::vector<std::string> messages;
+    auto on_host = tb.distributor->Ensure(
+        *host, *image, [&](const Json& e) { messages.push_back(e.value("message", "")); });
+    ASSERT_TRUE(on_host.ok()) << on_host.status().ToString();
+    const std::string fresh =
+        volume.substr(0, volume.rfind('.')) + "-2" + volume.substr(volume.rfind('.'));
+    EXPECT_EQ(on_host->disk.substr(on_host->disk.rfind('/') + 1), fresh);
+    EXPECT_FALSE(tb.LogMentions("delete-volume h1 " + volume)) << "deleted under its users";
+    EXPECT_TRUE(tb.hv.FindVolume(*host, volume).ok());
+    EXPECT_TRUE(std::any_of(messages.begin(), messages.end(), [](const std::string& m) {
+      return m.find("in use, kept") != std::string::npos;
+    })) << ::testing::PrintToString(messages);
+  }
+  auto bad = tb.host_images->BadCopies("h1");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->size(), 2u);
+  // The next VM is made from the fresh copies.
+  tb.CreateVms({"b"});
+  auto state = tb.hv.GetState(*host, "b");
+  ASSERT_TRUE(state.ok());
+  EXPECT_NE(state->Disk(kAppSerial)->path.find("-2.erofs"), std::string::npos);
+}
+
+// A volume of the image's name that no record names (the record was lost) and that VMs
+// use is adopted when it holds the image's bytes: no second upload, nothing deleted.
+TEST(ImageDistributorTest, AnUnrecordedVolumeInUseIsAdoptedWhenIntact) {
+  FleetTestbed tb;
+  tb.CreateVms({"a"});
+  auto host = tb.hosts->Get("h1");
+  auto t = tb.templates->Get("web:1");
+  auto app = tb.images->Resolve(t->app_digest);
+  ASSERT_TRUE(host.ok() && app.ok());
+  const uint64_t uploaded = tb.hv.UploadedBytes("h1");
+  ASSERT_TRUE(tb.db->Exec("DELETE FROM host_images").ok());
+  ASSERT_TRUE(tb.distributor->Ensure(*host, *app, nullptr).ok());
+  EXPECT_EQ(tb.hv.UploadedBytes("h1"), uploaded);
+  EXPECT_FALSE(tb.LogMentions("delete-volume h1 " + ImageDistributor::DiskVolume(*app)));
+  EXPECT_EQ(*tb.host_images->Count(), 1);
 }
 
 }  // namespace

@@ -160,16 +160,24 @@ Result<VmInspection> VmService::Inspect(const std::string& name) {
     return out;
   }
   out.interfaces = Interfaces(out.vm, host);
-  auto st = agent_.LiveStatus(host, name, kStatusTimeout);
-  out.agent_status = st.status();
-  if (!st.ok()) return out;
+  auto view = agent_.LiveView(host, name, kStatusTimeout);
+  out.agent_status = view.status();
+  if (!view.ok()) return out;
+  const StatusReply& st = view->status;
   VmInspection::Guest g;
-  g.boot_id = st->boot_id;
-  g.healthy = st->app.healthy;
-  g.app_state = std::string(AppStateName(st->app.state));
-  g.running_version = st->app.version;
-  g.health_output = st->app.health_output;
-  g.last_downtime_ms = st->app.last_downtime_ms;
+  g.boot_id = st.boot_id;
+  g.healthy = st.app.healthy;
+  g.app_state = std::string(AppStateName(st.app.state));
+  g.running_version = st.app.version;
+  g.health_output = st.app.health_output;
+  g.last_downtime_ms = st.app.last_downtime_ms;
+  // Guest text, shown to operators: only well-formed names and versions pass.
+  auto checked = [](const std::string& v, bool (*valid)(std::string_view)) {
+    return v.empty() || valid(v) ? v : std::string("(invalid)");
+  };
+  g.os_id = checked(view->hello.os_id, IsValidName);
+  g.os_version = checked(view->hello.os_version_id, IsValidVersion);
+  g.os_image_version = checked(view->hello.os_image_version, IsValidVersion);
   out.guest = g;
   return out;
 }

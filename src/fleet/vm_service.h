@@ -40,6 +40,9 @@ struct VmInspection {
     bool healthy = false;
     std::string app_state, running_version, health_output;
     std::optional<int64_t> last_downtime_ms;
+    // The OS the guest runs, as its agent reports it (os-release ID, VERSION_ID,
+    // IMAGE_VERSION), each "(invalid)" when it is not a well-formed name or version.
+    std::string os_id, os_version, os_image_version;
   };
   // A NIC with the addresses its host's DHCP server leased to it (IPv4 first).
   struct Interface {

@@ -40,6 +40,7 @@ struct VmSpec {
   int memory_mib = 256;
   int cpus = 1;
   std::string kernel, initrd, cmdline;  // direct kernel boot when kernel is set
+  bool efi = false;                     // UEFI firmware (OVMF) instead of BIOS
   DiskSpec os, app, data;
   std::vector<NicSpec> nics;  // in order; the guest sees them in this order
 };
@@ -94,8 +95,9 @@ class Hypervisor {
   virtual Result<std::string> EnsurePool(const HostRef& host) = 0;
   // The volume's path when the pool holds `volume`, else kNotFound.
   virtual Result<std::string> FindVolume(const HostRef& host, const std::string& volume) = 0;
-  // Uploads a local file as a new volume (replacing a partial one left by an earlier
-  // attempt) and returns the number of bytes sent. On failure the volume is deleted.
+  // Uploads a local file as a new volume and returns the number of bytes sent.
+  // kAlreadyExists when the pool has a volume of that name (callers decide what may be
+  // deleted: see VolumeUsers). On failure the new volume is deleted.
   virtual Result<uint64_t> UploadVolume(const HostRef& host, const std::string& volume,
                                         const std::string& local_path,
                                         const ProgressFn& progress) = 0;
@@ -108,8 +110,11 @@ class Hypervisor {
                                                 uint64_t bytes) = 0;
   // Deletes a volume; a missing one is fine.
   virtual Status DeleteVolume(const HostRef& host, const std::string& volume) = 0;
-  // Current size on disk of a volume (allocation), for accounting.
-  virtual Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) = 0;
+  // What on the host uses `volume`: the pool's volumes backed by it (overlays) and the
+  // domains that have it as a disk (live or in their definition), by name. Empty when
+  // nothing does. An image volume is never deleted or overwritten while this is not empty.
+  virtual Result<std::vector<std::string>> VolumeUsers(const HostRef& host,
+                                                       const std::string& volume) = 0;
   // Lower-case hex SHA-256 of a volume's bytes as the host holds them (read through the
   // hypervisor, so it works for remote hosts). kNotFound for a missing volume.
   virtual Result<std::string> VolumeSha256(const HostRef& host, const std::string& volume) = 0;
@@ -123,7 +128,8 @@ class Hypervisor {
   // Returns ok once the VM is off. A stopped VM is fine.
   virtual Status Shutdown(const HostRef& host, const std::string& vm,
                           std::chrono::milliseconds grace) = 0;
-  // Forces the VM off and removes its definition. Missing is fine.
+  // Forces the VM off and removes its definition and what the host keeps for it beside its
+  // disks (console log, UEFI variables). Missing is fine.
   virtual Status Destroy(const HostRef& host, const std::string& vm) = 0;
   virtual Result<VmLiveState> GetState(const HostRef& host, const std::string& vm) = 0;
 

@@ -16,6 +16,7 @@
 #include "image/caller_file.h"
 #include "image/manifest.h"
 #include "image/oci.h"
+#include "image/os_release_reader.h"
 
 namespace fs = std::filesystem;
 
@@ -176,6 +177,10 @@ std::string ImageInfo::cmdline() const {
   return meta.contains("boot") ? meta["boot"].value("cmdline", "") : "";
 }
 
+std::string ImageInfo::firmware() const {
+  return meta.contains("boot") ? meta["boot"].value("firmware", "") : "";
+}
+
 Json ImageInfo::ToJson() const {
   Json j = {{"digest", "sha256:" + digest}, {"kind", KindName(kind)},   {"name", name},
             {"version", version},           {"size_bytes", size_bytes}, {"path", disk_path()},
@@ -331,6 +336,44 @@ ImageStore::ActiveStaging::~ActiveStaging() {
   store_.active_.erase(path_);
 }
 
+namespace {
+
+// --os-id/--os-version (both or neither) and --firmware.
+Status CheckStatedOs(const OsImportRequest& req) {
+  if (req.os_id.empty() != req.os_version.empty()) {
+    return InvalidArgument("--os-id and --os-version go together");
+  }
+  if (!req.os_id.empty() && (!IsValidName(req.os_id) || !IsValidVersion(req.os_version))) {
+    return InvalidArgument(
+        "--os-id must match [a-z0-9][a-z0-9._-]{0,62} and --os-version be "
+        "1-64 of [A-Za-z0-9._+-]");
+  }
+  if (!req.firmware.empty() && req.firmware != "bios" && req.firmware != "efi") {
+    return InvalidArgument("firmware '" + Printable(req.firmware) + "' must be bios or efi");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+OsRelease ImageStore::OsReleaseOf(const OsImportRequest& req, const std::string& format,
+                                  const std::string& disk, const ProgressFn& progress) {
+  if (!req.os_id.empty()) return {{"ID", req.os_id}, {"VERSION_ID", req.os_version}};
+  OsReleaseProbe probe;
+  if (format == "raw") {
+    probe = ReadOsRelease(runner_, disk);
+  } else {
+    probe.not_found = "os-release is read from raw disks only (this one is " + format + ")";
+  }
+  if (!probe.fields.empty()) return probe.fields;
+  const std::string warning = "no os-release found on '" + req.disk + "': " + probe.not_found +
+                              "; apps that require an os_id will not match it: state it with "
+                              "--os-id ID --os-version V";
+  VLOG(kWarning) << warning;
+  if (progress) progress({{"phase", "inspect"}, {"message", warning}});
+  return {};
+}
+
 Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const ProgressFn& progress) {
   if (!IsValidName(req.name)) {
     return InvalidArgument("image name '" + req.name + "' must match [a-z0-9][a-z0-9._-]{0,62}");
@@ -341,6 +384,7 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
                            "' must be 1-64 of [A-Za-z0-9._+-]");
   }
   RETURN_IF_ERROR(CheckCmdline(req.cmdline));
+  RETURN_IF_ERROR(CheckStatedOs(req));
   // The daemon reads these as root for a caller who may not be: each is opened once,
   // checked on its descriptor and copied from it (image/caller_file.h). Every later step
   // (qemu-img, debugfs, hashing) works on the private copy in the staging directory.
@@ -395,15 +439,7 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
     return Internal("cannot rename '" + copy + "': " + strerror(errno));
   }
 
-  OsRelease os_release;
-  if (format == "raw") {
-    for (const char* p : {"/etc/os-release", "/usr/lib/os-release"}) {
-      auto out = runner_.Run({"debugfs", "-R", std::string("cat ") + p, disk_dst}, {});
-      if (!out.ok()) break;
-      os_release = ParseOsRelease(out->out);
-      if (os_release.count("ID")) break;
-    }
-  }
+  const OsRelease os_release = OsReleaseOf(req, format, disk_dst, progress);
 
   StartWriteback(disk_dst);
   ASSIGN_OR_RETURN(std::string disk_hex, Sha256::OfFile(disk_dst));
@@ -423,6 +459,10 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
     id += "cmdline " + Sha256::Of(req.cmdline) + "\n";
     boot["cmdline"] = req.cmdline;
   }
+  if (req.firmware == "efi") {
+    id += "firmware efi\n";
+    boot["firmware"] = "efi";
+  }
   ImageInfo info;
   info.digest = Sha256::Of(id);
   info.kind = ImageKind::kOs;
@@ -436,6 +476,7 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
   }
   info.size_bytes = disk.size();
   info.meta = {{"format", format},
+               {"disk_sha256", disk_hex},
                {"os_release", os_release},
                {"boot", boot},
                {"virtual_size", qinfo->value("virtual-size", uint64_t{0})}};

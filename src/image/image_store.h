@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/progress.h"
 #include "core/status.h"
+#include "image/manifest.h"
 #include "image/tree_stager.h"
 #include "store/db.h"
 
@@ -35,6 +36,8 @@ struct ImageInfo {
   std::string kernel_path() const;
   std::string initrd_path() const;
   std::string cmdline() const;
+  // "efi" for an OS image that boots with UEFI firmware, else "" (BIOS).
+  std::string firmware() const;
   Json ToJson() const;
 };
 
@@ -49,6 +52,9 @@ struct OsImportRequest {
   std::string kernel, initrd, cmdline;
   std::string name;
   std::string version;  // default: os-release VERSION_ID, else "1"
+  // The OS, stated by the caller where vdswap cannot read its os-release (both or none).
+  std::string os_id, os_version;
+  std::string firmware;  // "bios" (default, also "") or "efi" (OVMF)
 };
 
 // Builds, imports, finds and deletes images under STATE_DIR/images, recording them in
@@ -104,6 +110,11 @@ class ImageStore {
   };
 
   Result<ImageInfo> Record(ImageInfo info, const std::string& staged_dir);
+  // The os-release of an OS disk being imported: as the request states it, else read from
+  // the staged `disk` of `format`; empty (with a warning in the log and on `progress`)
+  // when neither.
+  OsRelease OsReleaseOf(const OsImportRequest& req, const std::string& format,
+                        const std::string& disk, const ProgressFn& progress);
   Result<ImageInfo> Load(const std::string& digest);
   // `existing` when `wanted` has its name and version, else kAlreadyExists naming it.
   static Result<ImageInfo> Same(const ImageInfo& existing, const ImageInfo& wanted);

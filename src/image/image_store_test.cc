@@ -402,6 +402,38 @@ TEST_F(ImageStoreTest, ImportsRawOsDiskReadingOsRelease) {
   EXPECT_EQ(r->cmdline(), "console=ttyS0");
 }
 
+// Where os-release cannot be read (here a qcow2 disk), the caller states the OS; the
+// firmware is part of the image.
+TEST_F(ImageStoreTest, ImportOsTakesTheStatedOsAndFirmware) {
+  std::string disk = dir_->path() + "/os.qcow2";
+  ASSERT_TRUE(runner_.RunOk({"qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"}).ok());
+  std::vector<Json> progress;
+  auto plain = store_->ImportOs({disk, "", "", "", "os", "1"},
+                                [&](const Json& e) { progress.push_back(e); });
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_TRUE(plain->meta["os_release"].empty());
+  ASSERT_FALSE(progress.empty());
+  EXPECT_NE(progress.back().value("message", "").find("--os-id"), std::string::npos);
+
+  OsImportRequest req{disk, "", "", "", "rhel", ""};
+  req.os_id = "rhel";
+  req.os_version = "9.4";
+  req.firmware = "efi";
+  auto stated = store_->ImportOs(req, nullptr);
+  ASSERT_TRUE(stated.ok()) << stated.status().ToString();
+  EXPECT_EQ(stated->meta["os_release"]["ID"], "rhel");
+  EXPECT_EQ(stated->version, "9.4");
+  EXPECT_EQ(stated->firmware(), "efi");
+  EXPECT_NE(stated->digest, plain->digest);
+  EXPECT_EQ(stated->meta["disk_sha256"], plain->meta["disk_sha256"]);
+
+  req.os_version.clear();
+  EXPECT_EQ(store_->ImportOs(req, nullptr).status().code(), Code::kInvalidArgument);
+  req.os_version = "9";
+  req.firmware = "coreboot";
+  EXPECT_EQ(store_->ImportOs(req, nullptr).status().code(), Code::kInvalidArgument);
+}
+
 TEST_F(ImageStoreTest, ImportOsRefusesBackingFilesAndJunk) {
   std::string base = dir_->path() + "/base.img";
   std::string overlay = dir_->path() + "/overlay.qcow2";

@@ -152,8 +152,12 @@ std::string DomainXml(const VmSpec& spec, Accel accel, const std::string& consol
     << "  <metadata><vdswap:vm xmlns:vdswap='" << kVmMetadataNs << "'/></metadata>\n"
     << "  <memory unit='MiB'>" << spec.memory_mib << "</memory>\n"
     << "  <vcpu>" << spec.cpus << "</vcpu>\n"
-    << "  <os>\n"
+    << (spec.efi ? "  <os firmware='efi'>\n" : "  <os>\n")
     << "    <type arch='x86_64' machine='pc'>hvm</type>\n";
+  if (spec.efi) {
+    // OVMF without Secure Boot (the guest's own bootloader need not be signed).
+    x << "    <firmware><feature enabled='no' name='secure-boot'/></firmware>\n";
+  }
   if (!spec.kernel.empty()) {
     x << "    <kernel>" << Esc(spec.kernel) << "</kernel>\n";
     if (!spec.initrd.empty()) x << "    <initrd>" << Esc(spec.initrd) << "</initrd>\n";
@@ -227,6 +231,10 @@ Result<std::string> ParsePoolPath(const std::string& xml) {
   ASSIGN_OR_RETURN(std::string path, XPathString(xml, "string(/pool/target/path)"));
   if (path.empty()) return Internal("pool XML has no target path");
   return path;
+}
+
+Result<std::string> ParseVolumeBackingPath(const std::string& xml) {
+  return XPathString(xml, "string(/volume/backingStore/path)");
 }
 
 Result<std::string> ParseAgentSocketPath(const std::string& xml) {

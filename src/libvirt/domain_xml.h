@@ -18,7 +18,8 @@ inline constexpr char kVmMetadataNs[] = "https://vdswap.dev/xmlns/vm/1";
 Result<Accel> ResolveAccel(const std::string& flag);
 
 // Pure XML builders for libvirt; golden-tested. Every value is escaped.
-// The domain: i440fx `pc` machine with ACPI (needed for hot-unplug), direct kernel boot,
+// The domain: i440fx `pc` machine with ACPI (needed for hot-unplug), direct kernel boot
+// or the disk's own bootloader (BIOS, or OVMF without Secure Boot for `spec.efi`),
 // virtio disks with fixed serials (os=vda, app=vdb read-only, data=vdc), one virtio NIC
 // per `spec.nics` entry on its libvirt network with its fixed MAC, the agent channel,
 // and a serial console logged to `console_log`. `uuid` (may be
@@ -40,6 +41,8 @@ Result<std::vector<DiskSpec>> ParseDomainDisks(const std::string& xml);
 Result<std::vector<NicSpec>> ParseDomainNics(const std::string& xml);
 // Reads a pool's target path out of its XML.
 Result<std::string> ParsePoolPath(const std::string& xml);
+// The backing file of a volume, out of its XML ("" when it has none).
+Result<std::string> ParseVolumeBackingPath(const std::string& xml);
 // The path of the unix socket QEMU listens on for the agent channel, out of a running
 // domain's live XML (libvirt picks it when the domain starts). kFailedPrecondition when
 // the channel has none.

@@ -55,6 +55,14 @@ TEST(DomainXmlTest, KvmDiskBootGolden) {
   ExpectGolden("domain_kvm.xml", DomainXml(s, Accel::kKvm, "/pool/web-1-console.log"));
 }
 
+TEST(DomainXmlTest, EfiDiskBootGolden) {
+  VmSpec s = Spec();
+  s.kernel.clear();
+  s.initrd.clear();
+  s.efi = true;
+  ExpectGolden("domain_efi.xml", DomainXml(s, Accel::kTcg, "/pool/web-1-console.log"));
+}
+
 TEST(DomainXmlTest, RedefinitionKeepsUuid) {
   std::string xml = DomainXml(Spec(), Accel::kTcg, "/x", "0b8e4f1c-1111-2222-3333-444455556666");
   EXPECT_NE(xml.find("<uuid>0b8e4f1c-1111-2222-3333-444455556666</uuid>"), std::string::npos);

@@ -1,5 +1,6 @@
 #include "libvirt/libvirt_hypervisor.h"
 
+#include <algorithm>
 #include <fstream>
 #include <vector>
 
@@ -206,9 +207,11 @@ Result<uint64_t> LibvirtHypervisor::UploadVolume(const HostRef& host, const std:
   const uint64_t size = static_cast<uint64_t>(in.tellg());
   in.seekg(0);
   ASSIGN_OR_RETURN(HostUri uri, ParseHostUri(host.uri));
-  RETURN_IF_ERROR(DeleteVolume(host, volume));  // a partial upload of an earlier attempt
   CONNECT_OR_RETURN(conn, host);
   ASSIGN_OR_RETURN(PoolRef pool, LookupPool(conn.get(), host));
+  if (VolRef existing(virStorageVolLookupByName(pool.get(), volume.c_str())); existing) {
+    return AlreadyExists("volume '" + volume + "' exists on host '" + host.name + "'");
+  }
   std::string xml = VolumeXml(volume, size, "raw");
   VolRef vol(virStorageVolCreateXML(pool.get(), xml.c_str(), 0));
   if (!vol) return LibvirtError("creating volume '" + volume + "'");
@@ -267,15 +270,39 @@ Status LibvirtHypervisor::DeleteVolume(const HostRef& host, const std::string& v
   return Status::Ok();
 }
 
-Result<uint64_t> LibvirtHypervisor::VolumeAllocation(const HostRef& host,
-                                                     const std::string& volume) {
+Result<std::vector<std::string>> LibvirtHypervisor::VolumeUsers(const HostRef& host,
+                                                                const std::string& volume) {
   CONNECT_OR_RETURN(conn, host);
   ASSIGN_OR_RETURN(PoolRef pool, LookupPool(conn.get(), host));
+  std::vector<std::string> users;
   VolRef vol(virStorageVolLookupByName(pool.get(), volume.c_str()));
-  if (!vol) return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
-  virStorageVolInfo info{};
-  if (virStorageVolGetInfo(vol.get(), &info) != 0) return LibvirtError("volume info");
-  return static_cast<uint64_t>(info.allocation);
+  if (!vol) return users;
+  const std::string path = FreeString(virStorageVolGetPath(vol.get()));
+  virStorageVolPtr* vols = nullptr;
+  const int nvols = virStoragePoolListAllVolumes(pool.get(), &vols, 0);
+  if (nvols < 0) return LibvirtError("listing the volumes of pool '" + host.pool + "'");
+  for (int i = 0; i < nvols; ++i) {
+    VolRef v(vols[i]);
+    auto backing = ParseVolumeBackingPath(FreeString(virStorageVolGetXMLDesc(v.get(), 0)));
+    if (backing.ok() && *backing == path) users.push_back(virStorageVolGetName(v.get()));
+  }
+  free(vols);
+  virDomainPtr* doms = nullptr;
+  const int ndoms = virConnectListAllDomains(conn.get(), &doms, 0);
+  if (ndoms < 0) return LibvirtError("listing the domains of host '" + host.name + "'");
+  for (int i = 0; i < ndoms; ++i) {
+    DomRef d(doms[i]);
+    for (unsigned flags : {0u, static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE)}) {
+      auto disks = ParseDomainDisks(FreeString(virDomainGetXMLDesc(d.get(), flags)));
+      if (disks.ok() && std::any_of(disks->begin(), disks->end(),
+                                    [&](const DiskSpec& disk) { return disk.path == path; })) {
+        users.push_back(std::string("domain ") + virDomainGetName(d.get()));
+        break;
+      }
+    }
+  }
+  free(doms);
+  return users;
 }
 
 Result<std::string> LibvirtHypervisor::VolumeSha256(const HostRef& host,
@@ -344,13 +371,24 @@ Status LibvirtHypervisor::Shutdown(const HostRef& host, const std::string& vm,
 Status LibvirtHypervisor::Destroy(const HostRef& host, const std::string& vm) {
   CONNECT_OR_RETURN(conn, host);
   DomRef dom(virDomainLookupByName(conn.get(), vm.c_str()));
-  if (!dom) return Status::Ok();
-  if (!IsManaged(dom.get())) return NotManagedError(vm);
-  if (virDomainIsActive(dom.get()) == 1 && virDomainDestroy(dom.get()) != 0) {
-    return LibvirtError("destroying vm '" + vm + "'");
+  if (dom) {
+    if (!IsManaged(dom.get())) return NotManagedError(vm);
+    if (virDomainIsActive(dom.get()) == 1 && virDomainDestroy(dom.get()) != 0) {
+      return LibvirtError("destroying vm '" + vm + "'");
+    }
+    // With its UEFI variable store, if it has one (libvirt refuses to leave one behind).
+    if (virDomainUndefineFlags(dom.get(), VIR_DOMAIN_UNDEFINE_NVRAM) != 0) {
+      return LibvirtError("undefining vm '" + vm + "'");
+    }
   }
-  if (virDomainUndefine(dom.get()) != 0) return LibvirtError("undefining vm '" + vm + "'");
-  return Status::Ok();
+  // The console log is a file in the pool that libvirt learns of by a refresh.
+  PoolRef pool(virStoragePoolLookupByName(conn.get(), host.pool.c_str()));
+  if (!pool || virStoragePoolRefresh(pool.get(), 0) != 0) {
+    VLOG(kWarning) << "vm '" << vm << "': console log left in pool '" << host.pool
+                   << "': " << LastError();
+    return Status::Ok();
+  }
+  return DeleteVolume(host, ConsoleLogVolume(vm));
 }
 
 Result<VmLiveState> LibvirtHypervisor::GetState(const HostRef& host, const std::string& vm) {

@@ -35,7 +35,8 @@ class LibvirtHypervisor : public Hypervisor {
   Result<std::string> CreateBlankVolume(const HostRef& host, const std::string& volume,
                                         uint64_t bytes) override;
   Status DeleteVolume(const HostRef& host, const std::string& volume) override;
-  Result<uint64_t> VolumeAllocation(const HostRef& host, const std::string& volume) override;
+  Result<std::vector<std::string>> VolumeUsers(const HostRef& host,
+                                               const std::string& volume) override;
   Result<std::string> VolumeSha256(const HostRef& host, const std::string& volume) override;
   Status DefineAndStart(const HostRef& host, const VmSpec& spec) override;
   Status Start(const HostRef& host, const std::string& vm) override;

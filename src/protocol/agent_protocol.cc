@@ -177,10 +177,9 @@ const char* OtherAppSerial(std::string_view serial) {
 }
 
 Json ToJson(const HelloReply& m) {
-  return {{"agent", m.agent_version},
-          {"boot_id", m.boot_id},
-          {"arch", m.arch},
-          {"os_release", {{"ID", m.os_id}, {"VERSION_ID", m.os_version_id}}}};
+  Json os = {{"ID", m.os_id}, {"VERSION_ID", m.os_version_id}};
+  if (!m.os_image_version.empty()) os["IMAGE_VERSION"] = m.os_image_version;
+  return {{"agent", m.agent_version}, {"boot_id", m.boot_id}, {"arch", m.arch}, {"os_release", os}};
 }
 
 Json ToJson(const AppStatus& m) {
@@ -239,6 +238,8 @@ Result<HelloReply> FromJson<HelloReply>(const Json& j) {
   FieldReader os = r.Object("os_release");
   m.os_id = os.String("ID");
   m.os_version_id = os.String("VERSION_ID");
+  m.os_image_version = os.OptionalString("IMAGE_VERSION");
+  RETURN_IF_ERROR(os.status());
   RETURN_IF_ERROR(r.status());
   return m;
 }

@@ -87,11 +87,12 @@ struct SlotRequest {
 
 // hello's result.
 struct HelloReply {
-  std::string agent_version;  // "agent"
-  std::string boot_id;        // changes on every boot of the guest
-  std::string arch;           // "x86_64"
-  std::string os_id;          // os_release.ID
-  std::string os_version_id;  // os_release.VERSION_ID
+  std::string agent_version;     // "agent"
+  std::string boot_id;           // changes on every boot of the guest
+  std::string arch;              // "x86_64"
+  std::string os_id;             // os_release.ID
+  std::string os_version_id;     // os_release.VERSION_ID
+  std::string os_image_version;  // os_release.IMAGE_VERSION ("" when the OS has none)
 
   bool operator==(const HelloReply&) const = default;
 };

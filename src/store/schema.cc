@@ -205,6 +205,18 @@ DELETE FROM swap_journal WHERE seq <= (SELECT t.seq FROM swap_journal t WHERE
   t.vm = swap_journal.vm AND t.phase = 'done' AND t.step IN ('done', 'rolled_back', 'failed')
   ORDER BY t.seq DESC LIMIT 1 OFFSET 3);
 )sql",
+      // 6: image volumes checked by content. What vdswapd uploaded (its SHA-256 and
+      // size) under which volume name, what the last check of it found ('' while it
+      // matched), and the copies found bad while VMs used them (kept, never deleted under
+      // an overlay; JSON array of {digest, volume, detail, at}). Older rows name the
+      // default volume ('') and get their digest read from the image when next checked.
+      R"sql(
+ALTER TABLE host_images ADD COLUMN volume_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE host_images ADD COLUMN disk_sha256 TEXT NOT NULL DEFAULT '';
+ALTER TABLE host_images ADD COLUMN disk_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE host_images ADD COLUMN mismatch TEXT NOT NULL DEFAULT '';
+ALTER TABLE host_images ADD COLUMN bad_copies TEXT NOT NULL DEFAULT '[]';
+)sql",
   };
   return kMigrations;
 }

@@ -436,7 +436,7 @@ TEST_F(FleetE2eTest, RolloutErrorsAndExitCodes) {
   EXPECT_EQ(Ok({"vm", "inspect", "a1"})["template"], "web:1");
 }
 
-// The fields DESIGN.md §4 promises for `rollout status --vms` and `vm inspect`.
+// The fields docs/api.md promises for `rollout status --vms`, `vm inspect` and `host ls`.
 TEST_F(FleetE2eTest, RolloutStatusAndVmInspectHaveEveryContractField) {
   AddFleetBasics();
   Ok({"vm", "create", "a1", "--template", "web:1"});
@@ -462,6 +462,12 @@ TEST_F(FleetE2eTest, RolloutStatusAndVmInspectHaveEveryContractField) {
   for (const char* key : {"network", "mac", "addresses"}) {
     EXPECT_TRUE(vm["interfaces"][0].contains(key)) << key << " missing: " << vm.dump();
   }
+  for (const char* key : {"id", "version", "image_version"}) {
+    EXPECT_TRUE(vm["os"].contains(key)) << "os." << key << " missing: " << vm.dump();
+  }
+  EXPECT_FALSE(vm["os"].value("id", "").empty()) << "the guest's OS, as its agent reports it";
+  Json hosts = Ok({"host", "ls"});
+  EXPECT_TRUE(hosts[0]["bad_image_volumes"].is_array()) << hosts.dump();
   Json failed = Cli({"vm", "inspect", "nope"}, &rc);
   EXPECT_EQ(rc, 3);
   EXPECT_TRUE(failed.is_object()) << "-o json prints one JSON document for every command";
