@@ -214,8 +214,9 @@ Result<std::string> ImageDistributor::CheckWhenDue(const HostRef& host, const Im
     std::lock_guard lock(local_mu_);
     checked_[key] = {clock_.Now(), false};
   }
-  if (!mismatch.empty())
+  if (!mismatch.empty()) {
     RETURN_IF_ERROR(host_images_.SetMismatch(host.name, image.digest, mismatch));
+  }
   return mismatch;
 }
 

@@ -18,7 +18,8 @@ class OsReleaseReaderTest : public ::testing::Test {
   }
   // An ext4 filesystem of 8 MiB holding `file` with `text` (no file when `file` is "").
   std::string Root(const std::string& file, const std::string& text) {
-    const std::string tree = dir_->path() + "/tree", img = dir_->path() + "/root.img";
+    const std::string tree = dir_->path() + "/tree";
+    std::string img = dir_->path() + "/root.img";
     Run({"mkdir", "-p", tree + "/etc", tree + "/usr/lib"});
     if (!file.empty()) {
       EXPECT_TRUE(WriteFileAtomic(tree + file, text).ok());
@@ -29,7 +30,7 @@ class OsReleaseReaderTest : public ::testing::Test {
   // A 16 MiB disk with `table` ("dos" or "gpt"): partition 1 (1 MiB, empty) at sector
   // 2048, partition 2 = `root` at sector 4096.
   std::string Partitioned(const std::string& table, const std::string& root) {
-    const std::string disk = dir_->path() + "/disk-" + table + ".img";
+    std::string disk = dir_->path() + "/disk-" + table + ".img";
     Run({"truncate", "-s", "16M", disk});
     const std::string types = table == "gpt" ? "C12A7328-F81F-11D2-BA4B-00A0C93EC93B,"
                                                "0FC63DAF-8483-4772-8E79-3D69D8477DE4"

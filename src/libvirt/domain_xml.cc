@@ -242,8 +242,9 @@ Result<std::string> ParseAgentSocketPath(const std::string& xml) {
       std::string("/domain/devices/channel[@type='unix'][target/@name='") + kAgentChannel + "']";
   ASSIGN_OR_RETURN(std::string path,
                    XPathString(xml, "string(" + channel + "/source[@mode='bind']/@path)"));
-  if (path.empty())
+  if (path.empty()) {
     return FailedPrecondition("the domain has no unix socket for its agent channel");
+  }
   return path;
 }
 
