@@ -11,7 +11,7 @@
 
 namespace vdswap {
 
-// The API's JSON shapes of domain values (DESIGN.md §4): the one place they are written,
+// The API's JSON shapes of domain values (docs/api.md): the one place they are written,
 // so routes and their contracts change together. Pure functions.
 
 // {name, uri, pool, pool_path} and, for lists, {..., vms}.
@@ -33,7 +33,7 @@ Json VmInspectionJson(const VmInspection& i);
 // {id, to, state, error, created_at, updated_at, policy, counts: {STATE: N}, in_flight:
 //  [VM], failures: [{vm, state, error}], eta_ms, downtime_ms: {p50, p95, max}} and with
 //  `with_vms` vms: [{vm, host, state, from, to, downtime_ms, started_at_ms, finished_at_ms,
-//  error}] (DESIGN.md §4).
+//  error}] (docs/api.md).
 Json RolloutJson(const Rollout& r, bool with_vms);
 
 }  // namespace vdswap

@@ -12,7 +12,7 @@
 
 namespace vdswap {
 
-// The exit code contract of DESIGN §4: 0 ok, 1 failed, 2 invalid input, 3 not found,
+// The exit code contract of docs/api.md: 0 ok, 1 failed, 2 invalid input, 3 not found,
 // 4 conflict or failed precondition, 5 daemon unreachable; and 6 unauthorized (the
 // daemon refused the bearer token), which Call sets itself.
 int ExitCodeFor(const Status& status);
@@ -55,7 +55,7 @@ class CliContext {
   // Reports a failure on stderr and sets exit_code from it.
   void Fail(const Status& status);
   // With -o json, when the command ended on a failure it reported, prints that failure as
-  // the command's one document: {"error": {"code", "message"}} (DESIGN.md §4).
+  // the command's one document: {"error": {"code", "message"}} (docs/api.md).
   void PrintErrorDocument() const;
 
  private:

@@ -12,7 +12,7 @@
 
 namespace vdswap {
 
-// The app manifest, /vdswap.json at the root of an app image (DESIGN §2). Every path is
+// The app manifest, /vdswap.json at the root of an app image (docs/architecture.md). Every path is
 // a path inside the app image. Shared by the image builder and the guest agent.
 struct AppManifest {
   struct Stop {

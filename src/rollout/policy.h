@@ -34,7 +34,7 @@ std::string FormatDuration(std::chrono::milliseconds d);
 enum class OnFailure { kPause, kRollback };
 enum class MaxAction { kApp, kOs };
 
-// How a rollout moves its VMs (DESIGN.md §3 "Rollout policy"). Persisted with the
+// How a rollout moves its VMs (docs/architecture.md "Rollouts"). Persisted with the
 // rollout; the defaults move one VM at a time and stop at the first failure.
 struct RolloutPolicy {
   Amount batch{1, false};    // most VMs in flight at once (at least 1)

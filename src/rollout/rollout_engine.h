@@ -37,18 +37,17 @@ class RolloutObserver {
                          int64_t downtime_ms) = 0;
 };
 
-// Rollouts: move a set of VMs to a template version under a RolloutPolicy (DESIGN.md §3):
-// up to `batch` swaps at once, at most `max_per_host` on one host, canaries first, a VM
-// done only after `min_ready` of health, and a failure budget whose excess pauses the
-// rollout or moves every VM it moved back. Each rollout has a coordinator thread and one
-// thread per swap in flight; state and per-VM results live in the RolloutStore, so a
-// restarted daemon resumes them (ResumeAll). Destroying the engine lets in-flight swaps
-// finish and leaves the rollouts as they are for the next start to continue.
-// Every change of a rollout bumps its version, which WaitForChange waits on.
-// With PrefetchWith, a rollout's coordinator first starts putting the target version's
-// images on every host with VMs still to move, one thread per host, while its first
-// batch runs: the swaps on other hosts then find the images there instead of each
-// host uploading when its first VM's turn comes. Thread-safe.
+// Rollouts: move a set of VMs to a template version under a RolloutPolicy (docs/architecture.md
+// "Rollouts"): up to `batch` swaps at once, at most `max_per_host` on one host, canaries first, a
+// VM done only after `min_ready` of health, and a failure budget whose excess pauses the rollout or
+// moves every VM it moved back. Each rollout has a coordinator thread and one thread per swap in
+// flight; state and per-VM results live in the RolloutStore, so a restarted daemon resumes them
+// (ResumeAll). Destroying the engine lets in-flight swaps finish and leaves the rollouts as they
+// are for the next start to continue. Every change of a rollout bumps its version, which
+// WaitForChange waits on. With PrefetchWith, a rollout's coordinator first starts putting the
+// target version's images on every host with VMs still to move, one thread per host, while its
+// first batch runs: the swaps on other hosts then find the images there instead of each host
+// uploading when its first VM's turn comes. Thread-safe.
 class RolloutEngine {
  public:
   RolloutEngine(RolloutStore& store, VmTable& vms, TemplateStore& templates, HostRegistry& hosts,

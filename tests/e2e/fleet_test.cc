@@ -1,6 +1,6 @@
 // The `host`, `image`, `template`, `vm` and `rollout` commands end to end through the real
 // CLI and daemon on `vdswapd --hypervisor fake`: the routes, the -o json shapes and the
-// exit codes of DESIGN.md §4, without real VMs. Each test runs its own daemon on its own
+// exit codes of docs/api.md, without real VMs. Each test runs its own daemon on its own
 // state dir.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
