@@ -354,6 +354,87 @@ Status CheckStatedOs(const OsImportRequest& req) {
   return Status::Ok();
 }
 
+// Everything of an import request that can be checked before a file is read.
+Status CheckOsImportRequest(const OsImportRequest& req) {
+  if (!IsValidName(req.name)) {
+    return InvalidArgument("image name '" + req.name + "' must match [a-z0-9][a-z0-9._-]{0,62}");
+  }
+  if (req.initrd.size() && req.kernel.empty()) return InvalidArgument("--initrd needs --kernel");
+  if (!req.version.empty() && !IsValidVersion(req.version)) {
+    return InvalidArgument("version '" + Printable(req.version) +
+                           "' must be 1-64 of [A-Za-z0-9._+-]");
+  }
+  RETURN_IF_ERROR(CheckCmdline(req.cmdline));
+  return CheckStatedOs(req);
+}
+
+// qemu-img's view of the staged `copy` of the caller's disk `shown` (`bytes` long), when
+// it is an OS disk vdswap takes: raw (whole sectors) or qcow2, with no backing or
+// external data file. kInvalidArgument naming `shown` otherwise.
+Result<Json> CheckOsDisk(CommandRunner& runner, const std::string& copy, const std::string& shown,
+                         uint64_t bytes) {
+  // The copy's path is absolute, so qemu-img takes it for a plain file, never a protocol.
+  auto info_out = runner.RunOk({"qemu-img", "info", "--output=json", "--", copy});
+  if (!info_out.ok()) {
+    return InvalidArgument("disk '" + shown +
+                           "' is not a disk image: " + info_out.status().message());
+  }
+  auto qinfo = ParseJson(info_out->out, "qemu-img info");
+  if (!qinfo.ok()) return Internal("qemu-img info printed something that is not JSON");
+  const std::string format = qinfo->value("format", "");
+  if (format != "raw" && format != "qcow2") {
+    return InvalidArgument("'" + shown + "' is " + format + "; OS images must be raw or qcow2");
+  }
+  if (qinfo->contains("backing-filename")) {
+    return InvalidArgument("'" + shown +
+                           "' has a backing file; flatten it first (qemu-img "
+                           "convert)");
+  }
+  const Json specific = qinfo->value("format-specific", Json::object());
+  if (specific.is_object() && specific.value("data", Json::object()).contains("data-file")) {
+    return InvalidArgument("'" + shown +
+                           "' keeps its data in an external file; convert it first (qemu-img "
+                           "convert)");
+  }
+  if (format == "raw" && bytes % 512 != 0) {
+    return InvalidArgument("'" + shown + "' is not a disk image (its size, " +
+                           std::to_string(bytes) + " bytes, is not a multiple of 512)");
+  }
+  return qinfo;
+}
+
+// What makes an OS image itself: its disk, boot files, command line and firmware, as
+// the text its digest is taken of, and the "boot" meta that says how it boots.
+struct OsIdentity {
+  std::string id;
+  Json boot = Json::object();
+};
+
+Result<OsIdentity> IdentityOf(const OsImportRequest& req, const std::string& staged,
+                              const std::string& disk_hex) {
+  OsIdentity out;
+  out.id = "disk " + disk_hex + "\n";
+  if (!req.kernel.empty()) {
+    ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/vmlinuz"));
+    out.id += "kernel " + h + "\n";
+    out.boot["kernel"] = true;
+  }
+  if (!req.initrd.empty()) {
+    ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/initrd.img"));
+    out.id += "initrd " + h + "\n";
+    out.boot["initrd"] = true;
+  }
+  if (!req.cmdline.empty()) {
+    out.id += "cmdline " + Sha256::Of(req.cmdline) + "\n";
+    out.boot["cmdline"] = req.cmdline;
+  }
+  if (req.firmware == "efi") {
+    out.id += "firmware efi\n";
+    out.boot["firmware"] = "efi";
+  }
+  return out;
+}
+
 }  // namespace
 
 OsRelease ImageStore::OsReleaseOf(const OsImportRequest& req, const std::string& format,
@@ -375,16 +456,7 @@ OsRelease ImageStore::OsReleaseOf(const OsImportRequest& req, const std::string&
 }
 
 Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const ProgressFn& progress) {
-  if (!IsValidName(req.name)) {
-    return InvalidArgument("image name '" + req.name + "' must match [a-z0-9][a-z0-9._-]{0,62}");
-  }
-  if (req.initrd.size() && req.kernel.empty()) return InvalidArgument("--initrd needs --kernel");
-  if (!req.version.empty() && !IsValidVersion(req.version)) {
-    return InvalidArgument("version '" + Printable(req.version) +
-                           "' must be 1-64 of [A-Za-z0-9._+-]");
-  }
-  RETURN_IF_ERROR(CheckCmdline(req.cmdline));
-  RETURN_IF_ERROR(CheckStatedOs(req));
+  RETURN_IF_ERROR(CheckOsImportRequest(req));
   // The daemon reads these as root for a caller who may not be: each is opened once,
   // checked on its descriptor and copied from it (image/caller_file.h). Every later step
   // (qemu-img, debugfs, hashing) works on the private copy in the staging directory.
@@ -407,64 +479,19 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
   if (kernel) RETURN_IF_ERROR(kernel->CopyTo(staged + "/vmlinuz"));
   if (initrd) RETURN_IF_ERROR(initrd->CopyTo(staged + "/initrd.img"));
 
-  // The copy's path is absolute, so qemu-img takes it for a plain file, never a protocol.
-  auto info_out = runner_.RunOk({"qemu-img", "info", "--output=json", "--", copy});
-  if (!info_out.ok()) {
-    return InvalidArgument("disk '" + req.disk +
-                           "' is not a disk image: " + info_out.status().message());
-  }
-  auto qinfo = ParseJson(info_out->out, "qemu-img info");
-  if (!qinfo.ok()) return Internal("qemu-img info printed something that is not JSON");
-  std::string format = qinfo->value("format", "");
-  if (format != "raw" && format != "qcow2") {
-    return InvalidArgument("'" + req.disk + "' is " + format + "; OS images must be raw or qcow2");
-  }
-  if (qinfo->contains("backing-filename")) {
-    return InvalidArgument("'" + req.disk +
-                           "' has a backing file; flatten it first (qemu-img "
-                           "convert)");
-  }
-  const Json specific = qinfo->value("format-specific", Json::object());
-  if (specific.is_object() && specific.value("data", Json::object()).contains("data-file")) {
-    return InvalidArgument("'" + req.disk +
-                           "' keeps its data in an external file; convert it first (qemu-img "
-                           "convert)");
-  }
-  if (format == "raw" && disk.size() % 512 != 0) {
-    return InvalidArgument("'" + req.disk + "' is not a disk image (its size, " +
-                           std::to_string(disk.size()) + " bytes, is not a multiple of 512)");
-  }
+  ASSIGN_OR_RETURN(Json qinfo, CheckOsDisk(runner_, copy, req.disk, disk.size()));
+  const std::string format = qinfo.value("format", "");
   std::string disk_dst = staged + "/os." + format;
   if (rename(copy.c_str(), disk_dst.c_str()) != 0) {
     return Internal("cannot rename '" + copy + "': " + strerror(errno));
   }
-
   const OsRelease os_release = OsReleaseOf(req, format, disk_dst, progress);
 
   StartWriteback(disk_dst);
   ASSIGN_OR_RETURN(std::string disk_hex, Sha256::OfFile(disk_dst));
-  std::string id = "disk " + disk_hex + "\n";
-  Json boot = Json::object();
-  if (kernel) {
-    ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/vmlinuz"));
-    id += "kernel " + h + "\n";
-    boot["kernel"] = true;
-  }
-  if (initrd) {
-    ASSIGN_OR_RETURN(std::string h, Sha256::OfFile(staged + "/initrd.img"));
-    id += "initrd " + h + "\n";
-    boot["initrd"] = true;
-  }
-  if (!req.cmdline.empty()) {
-    id += "cmdline " + Sha256::Of(req.cmdline) + "\n";
-    boot["cmdline"] = req.cmdline;
-  }
-  if (req.firmware == "efi") {
-    id += "firmware efi\n";
-    boot["firmware"] = "efi";
-  }
+  ASSIGN_OR_RETURN(OsIdentity identity, IdentityOf(req, staged, disk_hex));
   ImageInfo info;
-  info.digest = Sha256::Of(id);
+  info.digest = Sha256::Of(identity.id);
   info.kind = ImageKind::kOs;
   info.name = req.name;
   auto vid = os_release.find("VERSION_ID");
@@ -478,8 +505,8 @@ Result<ImageInfo> ImageStore::ImportOs(const OsImportRequest& req, const Progres
   info.meta = {{"format", format},
                {"disk_sha256", disk_hex},
                {"os_release", os_release},
-               {"boot", boot},
-               {"virtual_size", qinfo->value("virtual-size", uint64_t{0})}};
+               {"boot", identity.boot},
+               {"virtual_size", qinfo.value("virtual-size", uint64_t{0})}};
   return Record(std::move(info), staged);
 }
 
