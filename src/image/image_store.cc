@@ -159,6 +159,72 @@ Json StageEvent(const char* phase, const StageStats& s) {
                           std::to_string(s.bytes >> 20) + " MiB"}};
 }
 
+// Unpacks a docker-archive (`docker`) or oci-archive `source` into `outer` (removed
+// after), checks each blob against its digest and applies its layers in order with
+// `stager`; returns the image config.
+Result<ImageConfig> StageArchive(const std::string& source, bool docker, const std::string& outer,
+                                 const StageLimits& limits, TreeStager& stager) {
+  mkdir(outer.c_str(), 0755);
+  TreeStager unpack(outer, limits);
+  RETURN_IF_ERROR(unpack.Apply(source, false));
+  ImageLayout layout;
+  if (docker) {
+    auto text = ReadFile(outer + "/manifest.json");
+    if (!text.ok()) return InvalidArgument("'" + source + "' has no manifest.json");
+    ASSIGN_OR_RETURN(layout, ParseDockerManifest(*text));
+  } else {
+    auto index = ReadFile(outer + "/index.json");
+    if (!index.ok()) return InvalidArgument("'" + source + "' has no index.json");
+    ASSIGN_OR_RETURN(std::string manifest_hex, ParseOciIndex(*index));
+    std::string manifest_path = outer + "/blobs/sha256/" + manifest_hex;
+    RETURN_IF_ERROR(VerifyBlob(manifest_path, manifest_hex));
+    ASSIGN_OR_RETURN(std::string manifest_text, ReadFile(manifest_path));
+    ASSIGN_OR_RETURN(layout, ParseOciManifest(manifest_text));
+  }
+  RETURN_IF_ERROR(VerifyBlob(outer + "/" + layout.config_path, layout.config_digest));
+  auto config_text = ReadFile(outer + "/" + layout.config_path);
+  if (!config_text.ok()) {
+    return InvalidArgument("image config '" + layout.config_path + "' is missing from '" + source +
+                           "'");
+  }
+  ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(*config_text));
+  for (const auto& layer : layout.layers) {
+    RETURN_IF_ERROR(VerifyBlob(outer + "/" + layer.path, layer.digest));
+    RETURN_IF_ERROR(stager.Apply(outer + "/" + layer.path, /*oci_layer=*/true));
+  }
+  fs::remove_all(outer);
+  return config;
+}
+
+// The manifest of staged `tree`: its own /vdswap.json, else one derived from the image
+// `config` (written into the tree); its start command must be an executable in the tree.
+Result<AppManifest> ManifestOf(const std::string& tree, const std::optional<ImageConfig>& config,
+                               const AppBuildRequest& req) {
+  std::string manifest_file = tree + "/" + kManifestPath;
+  AppManifest manifest;
+  struct stat st {};
+  if (lstat(manifest_file.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) return InvalidArgument("manifest: /vdswap.json is not a file");
+    ASSIGN_OR_RETURN(std::string text, ReadFile(manifest_file));
+    ASSIGN_OR_RETURN(manifest, ParseManifest(text));
+  } else if (config) {
+    if (req.name.empty()) {
+      return InvalidArgument("the image has no /vdswap.json: give it a name with --name");
+    }
+    ASSIGN_OR_RETURN(manifest, ManifestFromConfig(*config, req.name, [&tree](const std::string& p) {
+                       return IsExecutableIn(tree, p);
+                     }));
+    RETURN_IF_ERROR(WriteFileAtomic(manifest_file, DumpJson(ManifestToJson(manifest), 2) + "\n"));
+  } else {
+    return InvalidArgument("manifest: '" + req.source + "' has no /vdswap.json");
+  }
+  if (!IsExecutableIn(tree, manifest.start[0])) {
+    return InvalidArgument("manifest: 'start[0]' is '" + manifest.start[0] +
+                           "', which is not an executable file in the image");
+  }
+  return manifest;
+}
+
 }  // namespace
 
 std::string KindName(ImageKind kind) { return kind == ImageKind::kApp ? "app" : "os"; }
@@ -240,65 +306,15 @@ Result<ImageInfo> ImageStore::BuildApp(const AppBuildRequest& req, const Progres
     if (!is_oci && !is_docker) {
       RETURN_IF_ERROR(stager.Apply(source, /*oci_layer=*/false));
     } else {
-      std::string outer = work.path() + "/archive";
-      mkdir(outer.c_str(), 0755);
-      TreeStager unpack(outer, limits_);
-      RETURN_IF_ERROR(unpack.Apply(source, false));
-      ImageLayout layout;
-      if (is_docker) {
-        auto text = ReadFile(outer + "/manifest.json");
-        if (!text.ok()) return InvalidArgument("'" + source + "' has no manifest.json");
-        ASSIGN_OR_RETURN(layout, ParseDockerManifest(*text));
-      } else {
-        auto index = ReadFile(outer + "/index.json");
-        if (!index.ok()) return InvalidArgument("'" + source + "' has no index.json");
-        ASSIGN_OR_RETURN(std::string manifest_hex, ParseOciIndex(*index));
-        std::string manifest_path = outer + "/blobs/sha256/" + manifest_hex;
-        RETURN_IF_ERROR(VerifyBlob(manifest_path, manifest_hex));
-        ASSIGN_OR_RETURN(std::string manifest_text, ReadFile(manifest_path));
-        ASSIGN_OR_RETURN(layout, ParseOciManifest(manifest_text));
-      }
-      RETURN_IF_ERROR(VerifyBlob(outer + "/" + layout.config_path, layout.config_digest));
-      auto config_text = ReadFile(outer + "/" + layout.config_path);
-      if (!config_text.ok()) {
-        return InvalidArgument("image config '" + layout.config_path + "' is missing from '" +
-                               source + "'");
-      }
-      ASSIGN_OR_RETURN(config, ParseImageConfig(*config_text));
-      for (const auto& layer : layout.layers) {
-        RETURN_IF_ERROR(VerifyBlob(outer + "/" + layer.path, layer.digest));
-        RETURN_IF_ERROR(stager.Apply(outer + "/" + layer.path, /*oci_layer=*/true));
-      }
-      fs::remove_all(outer);
+      ASSIGN_OR_RETURN(config,
+                       StageArchive(source, is_docker, work.path() + "/archive", limits_, stager));
     }
     stats = stager.stats();
   } else {
     return InvalidArgument("source '" + source + "' is neither a directory nor a file");
   }
 
-  // The manifest: the tree's own, else one derived from the image config.
-  std::string manifest_file = tree + "/" + kManifestPath;
-  AppManifest manifest;
-  if (lstat(manifest_file.c_str(), &st) == 0) {
-    if (!S_ISREG(st.st_mode)) return InvalidArgument("manifest: /vdswap.json is not a file");
-    ASSIGN_OR_RETURN(std::string text, ReadFile(manifest_file));
-    ASSIGN_OR_RETURN(manifest, ParseManifest(text));
-  } else if (config) {
-    if (req.name.empty()) {
-      return InvalidArgument("the image has no /vdswap.json: give it a name with --name");
-    }
-    ASSIGN_OR_RETURN(manifest, ManifestFromConfig(*config, req.name, [&tree](const std::string& p) {
-                       return IsExecutableIn(tree, p);
-                     }));
-    RETURN_IF_ERROR(WriteFileAtomic(manifest_file, DumpJson(ManifestToJson(manifest), 2) + "\n"));
-  } else {
-    return InvalidArgument("manifest: '" + req.source + "' has no /vdswap.json");
-  }
-  if (!IsExecutableIn(tree, manifest.start[0])) {
-    return InvalidArgument("manifest: 'start[0]' is '" + manifest.start[0] +
-                           "', which is not an executable file in the image");
-  }
-
+  ASSIGN_OR_RETURN(AppManifest manifest, ManifestOf(tree, config, req));
   report("building EROFS image", stats);
   const int64_t stage_ms = MsSince(started);
   std::string staged = work.path() + "/image";
