@@ -132,93 +132,8 @@ Status TreeStager::Extract(const std::string& archive_path, bool oci_layer) {
     if (++stats_.files > limits_.max_entries) {
       return fail(name, "more than " + std::to_string(limits_.max_entries) + " entries");
     }
-
-    // Every parent must be a directory of ours: create missing ones, refuse symlinks.
-    for (size_t i = 1; i < parts->size(); ++i) {
-      std::string p = root_ + "/" + Join(*parts, i);
-      struct stat st {};
-      if (lstat(p.c_str(), &st) == 0) {
-        if (S_ISLNK(st.st_mode)) {
-          return fail(name, "would be written through the symlink '" + Join(*parts, i) + "'");
-        }
-        if (!S_ISDIR(st.st_mode)) return fail(name, "'" + Join(*parts, i) + "' is not a directory");
-      } else if (mkdir(p.c_str(), 0755) != 0) {
-        return fail(name, std::string("mkdir: ") + strerror(errno));
-      }
-    }
-    const std::string rel = Join(*parts, parts->size());
-    const std::string path = root_ + "/" + rel;
-    const mode_t mode = archive_entry_perm(entry) & 07777;
-    const mode_t type = archive_entry_filetype(entry);
-    const char* hardlink = archive_entry_hardlink(entry);
-
-    // A later entry replaces an earlier one; directories merge.
-    struct stat old {};
-    bool exists = lstat(path.c_str(), &old) == 0;
-    if (exists && !(type == AE_IFDIR && S_ISDIR(old.st_mode))) {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-
-    if (hardlink != nullptr) {
-      auto target = Components(hardlink, false);
-      if (!target.ok() || target->empty()) {
-        return fail(name, "hard link to '" + std::string(hardlink) + "' leaves the root");
-      }
-      for (size_t i = 1; i <= target->size(); ++i) {
-        struct stat st {};
-        std::string p = root_ + "/" + Join(*target, i);
-        if (lstat(p.c_str(), &st) != 0 || S_ISLNK(st.st_mode) ||
-            (i == target->size() && !S_ISREG(st.st_mode))) {
-          return fail(name, "hard link target '" + std::string(hardlink) +
-                                "' is not a regular file extracted earlier");
-        }
-      }
-      if (link((root_ + "/" + Join(*target, target->size())).c_str(), path.c_str()) != 0) {
-        return fail(name, std::string("link: ") + strerror(errno));
-      }
-      continue;
-    }
-    switch (type) {
-      case AE_IFDIR:
-        if (!exists && mkdir(path.c_str(), 0755) != 0) {
-          return fail(name, std::string("mkdir: ") + strerror(errno));
-        }
-        chmod(path.c_str(), mode | 0700);
-        break;
-      case AE_IFLNK: {
-        const char* target = archive_entry_symlink(entry);
-        // The link is stored as is: inside the VM it resolves within the app's root.
-        if (target == nullptr || symlink(target, path.c_str()) != 0) {
-          return fail(name, std::string("symlink: ") + strerror(errno));
-        }
-        break;
-      }
-      case AE_IFREG: {
-        UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (!fd.valid()) return fail(name, std::string("create: ") + strerror(errno));
-        la_ssize_t n;
-        while ((n = archive_read_data(a.get(), buf.data(), buf.size())) > 0) {
-          stats_.bytes += static_cast<uint64_t>(n);
-          if (stats_.bytes > limits_.max_bytes) {
-            return fail(name,
-                        "the tree grows past " + std::to_string(limits_.max_bytes) + " bytes");
-          }
-          for (la_ssize_t off = 0; off < n;) {
-            ssize_t w = write(fd.get(), buf.data() + off, static_cast<size_t>(n - off));
-            if (w < 0) return fail(name, std::string("write: ") + strerror(errno));
-            off += w;
-          }
-        }
-        if (n < 0) return fail(name, archive_error_string(a.get()));
-        fchmod(fd.get(), mode);
-        break;
-      }
-      case AE_IFCHR:
-      case AE_IFBLK:
-        return fail(name, "device nodes are not allowed in an app image");
-      default:
-        return fail(name, "FIFOs and sockets are not allowed in an app image");
+    if (Status s = ExtractEntry(a.get(), entry, *parts, buf); !s.ok()) {
+      return fail(name, s.message());
     }
     if (progress_ && std::chrono::steady_clock::now() - last_progress_ > std::chrono::seconds(1)) {
       last_progress_ = std::chrono::steady_clock::now();
@@ -228,6 +143,106 @@ Status TreeStager::Extract(const std::string& archive_path, bool oci_layer) {
   if (rc != ARCHIVE_EOF) {
     return InvalidArgument("archive '" + archive_path + "': " + archive_error_string(a.get()));
   }
+  return Status::Ok();
+}
+
+Status TreeStager::ExtractEntry(archive* a, archive_entry* entry,
+                                const std::vector<std::string>& parts, std::vector<char>& buf) {
+  RETURN_IF_ERROR(MakeParents(parts));
+  const std::string path = root_ + "/" + Join(parts, parts.size());
+  const mode_t mode = archive_entry_perm(entry) & 07777;
+  const mode_t type = archive_entry_filetype(entry);
+
+  // A later entry replaces an earlier one; directories merge.
+  struct stat old {};
+  bool exists = lstat(path.c_str(), &old) == 0;
+  if (exists && !(type == AE_IFDIR && S_ISDIR(old.st_mode))) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  if (const char* hardlink = archive_entry_hardlink(entry)) return LinkHard(path, hardlink);
+  switch (type) {
+    case AE_IFDIR:
+      if (!exists && mkdir(path.c_str(), 0755) != 0) {
+        return InvalidArgument(std::string("mkdir: ") + strerror(errno));
+      }
+      chmod(path.c_str(), mode | 0700);
+      return Status::Ok();
+    case AE_IFLNK: {
+      const char* target = archive_entry_symlink(entry);
+      // The link is stored as is: inside the VM it resolves within the app's root.
+      if (target == nullptr || symlink(target, path.c_str()) != 0) {
+        return InvalidArgument(std::string("symlink: ") + strerror(errno));
+      }
+      return Status::Ok();
+    }
+    case AE_IFREG:
+      return WriteData(a, path, mode, buf);
+    case AE_IFCHR:
+    case AE_IFBLK:
+      return InvalidArgument("device nodes are not allowed in an app image");
+    default:
+      return InvalidArgument("FIFOs and sockets are not allowed in an app image");
+  }
+}
+
+Status TreeStager::MakeParents(const std::vector<std::string>& parts) {
+  // Every parent must be a directory of ours: create missing ones, refuse symlinks.
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::string p = root_ + "/" + Join(parts, i);
+    struct stat st {};
+    if (lstat(p.c_str(), &st) == 0) {
+      if (S_ISLNK(st.st_mode)) {
+        return InvalidArgument("would be written through the symlink '" + Join(parts, i) + "'");
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        return InvalidArgument("'" + Join(parts, i) + "' is not a directory");
+      }
+    } else if (mkdir(p.c_str(), 0755) != 0) {
+      return InvalidArgument(std::string("mkdir: ") + strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+Status TreeStager::LinkHard(const std::string& path, const char* hardlink) {
+  auto target = Components(hardlink, false);
+  if (!target.ok() || target->empty()) {
+    return InvalidArgument("hard link to '" + std::string(hardlink) + "' leaves the root");
+  }
+  for (size_t i = 1; i <= target->size(); ++i) {
+    struct stat st {};
+    std::string p = root_ + "/" + Join(*target, i);
+    if (lstat(p.c_str(), &st) != 0 || S_ISLNK(st.st_mode) ||
+        (i == target->size() && !S_ISREG(st.st_mode))) {
+      return InvalidArgument("hard link target '" + std::string(hardlink) +
+                             "' is not a regular file extracted earlier");
+    }
+  }
+  if (link((root_ + "/" + Join(*target, target->size())).c_str(), path.c_str()) != 0) {
+    return InvalidArgument(std::string("link: ") + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Status TreeStager::WriteData(archive* a, const std::string& path, mode_t mode,
+                             std::vector<char>& buf) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid()) return InvalidArgument(std::string("create: ") + strerror(errno));
+  la_ssize_t n;
+  while ((n = archive_read_data(a, buf.data(), buf.size())) > 0) {
+    stats_.bytes += static_cast<uint64_t>(n);
+    if (stats_.bytes > limits_.max_bytes) {
+      return InvalidArgument("the tree grows past " + std::to_string(limits_.max_bytes) + " bytes");
+    }
+    for (la_ssize_t off = 0; off < n;) {
+      ssize_t w = write(fd.get(), buf.data() + off, static_cast<size_t>(n - off));
+      if (w < 0) return InvalidArgument(std::string("write: ") + strerror(errno));
+      off += w;
+    }
+  }
+  if (n < 0) return InvalidArgument(archive_error_string(a));
+  fchmod(fd.get(), mode);
   return Status::Ok();
 }
 

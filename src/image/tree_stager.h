@@ -1,11 +1,18 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
+
+// libarchive's types, declared to keep its header out of ours.
+struct archive;
+struct archive_entry;
 
 namespace vdswap {
 
@@ -43,6 +50,16 @@ class TreeStager {
  private:
   Status ApplyWhiteouts(const std::string& archive_path);
   Status Extract(const std::string& archive_path, bool oci_layer);
+  // The steps of extracting one entry whose path is `parts` (checked); an error's message
+  // says why, and Extract names the archive and the entry.
+  Status ExtractEntry(archive* a, archive_entry* entry, const std::vector<std::string>& parts,
+                      std::vector<char>& buf);
+  // Creates the missing parents of `parts`, refusing any that is a symlink or no directory.
+  Status MakeParents(const std::vector<std::string>& parts);
+  // A hard link at `path` to `target`, a regular file extracted earlier.
+  Status LinkHard(const std::string& path, const char* target);
+  // The entry's data into a new file at `path` (counted against the byte limit).
+  Status WriteData(archive* a, const std::string& path, mode_t mode, std::vector<char>& buf);
 
   std::string root_;
   StageLimits limits_;
