@@ -289,10 +289,53 @@ void RolloutEngine::Coordinate(int64_t id) {
 }
 
 Status RolloutEngine::Drive(int64_t id, Run& run) {
+  RETURN_IF_ERROR(Rebuild(id, run));
+  Rollout& r = run.rollout;
+  if (r.state == RolloutState::kRollingBack) return RollBack(id, run, r.error);
+  StartPrefetch(run);
+
+  std::unique_lock lock(run_mu_);
+  for (;;) {
+    for (const auto& vm : run.ended) {
+      auto it = run.workers.find(vm);
+      if (it != run.workers.end()) {
+        it->second.join();  // it only has its notifications left; it takes no run_mu_
+        run.workers.erase(it);
+      }
+    }
+    run.ended.clear();
+    // The swaps that ended since the last look, recorded in one write. A crash before
+    // it leaves them swapping, which the next engine settles from the VMs' records.
+    if (!run.outcomes.empty()) {
+      store_.SetVmOutcomes(id, run.outcomes).IgnoreError();
+      run.outcomes.clear();
+      Changed(id);
+    }
+    const uint64_t wake = run.wake;
+    ASSIGN_OR_RETURN(RolloutControl ctl, store_.Control(id));
+    const bool over_budget = run.planner->BudgetExceeded(run.failures - ctl.failures_forgiven);
+    if (ctl.state == RolloutState::kRunning && !stopping_ && !over_budget) {
+      ASSIGN_OR_RETURN(std::optional<bool> released, GateCanaries(id, run, ctl, lock));
+      if (!released) continue;
+      std::vector<size_t> picks = run.planner->Next(run.pending, run.in_flight, *released);
+      StartSwaps(id, run, picks);
+      for (auto it = picks.rbegin(); it != picks.rend(); ++it) {
+        run.pending.erase(run.pending.begin() + static_cast<std::ptrdiff_t>(*it));
+        run.pending_vm.erase(run.pending_vm.begin() + static_cast<std::ptrdiff_t>(*it));
+      }
+    }
+    if (run.in_flight.total == 0) {
+      if (std::optional<Status> end = End(id, run, ctl, over_budget, lock)) return *end;
+    }
+    work_cv_.wait_for(lock, kRecheck, [&] { return run.wake != wake; });
+  }
+}
+
+Status RolloutEngine::Rebuild(int64_t id, Run& run) {
   ASSIGN_OR_RETURN(run.rollout, store_.Get(id));
   Rollout& r = run.rollout;
   run.planner = std::make_unique<BatchPlanner>(r.policy, static_cast<int64_t>(r.vms.size()));
-  if (r.state == RolloutState::kRollingBack) return RollBack(id, run, r.error);
+  if (r.state == RolloutState::kRollingBack) return Status::Ok();
   for (size_t i = 0; i < r.vms.size(); ++i) {
     RolloutVm& v = r.vms[i];
     if (v.state == RolloutVmState::kSwapping) {
@@ -322,82 +365,59 @@ Status RolloutEngine::Drive(int64_t id, Run& run) {
       }
     }
   }
+  return Status::Ok();
+}
 
-  StartPrefetch(run);
-
-  std::unique_lock lock(run_mu_);
-  for (;;) {
-    for (const auto& vm : run.ended) {
-      auto it = run.workers.find(vm);
-      if (it != run.workers.end()) {
-        it->second.join();  // it only has its notifications left; it takes no run_mu_
-        run.workers.erase(it);
-      }
-    }
-    run.ended.clear();
-    // The swaps that ended since the last look, recorded in one write. A crash before
-    // it leaves them swapping, which the next engine settles from the VMs' records.
-    if (!run.outcomes.empty()) {
-      store_.SetVmOutcomes(id, run.outcomes).IgnoreError();
-      run.outcomes.clear();
-      Changed(id);
-    }
-    const uint64_t wake = run.wake;
-    ASSIGN_OR_RETURN(RolloutControl ctl, store_.Control(id));
-    const bool over_budget = run.planner->BudgetExceeded(run.failures - ctl.failures_forgiven);
-    if (ctl.state == RolloutState::kRunning && !stopping_ && !over_budget) {
-      bool released = ctl.canaries_released || run.planner->canaries() == 0;
-      if (!released && run.canaries_left == 0 && !run.pending.empty()) {
-        if (!r.policy.canary_wait) {
-          RETURN_IF_ERROR(
-              SetState(id, RolloutState::kPaused,
-                       "canaries done: `rollout resume " + std::to_string(id) + "` continues"));
-          continue;
-        }
-        if (!run.canary_wait_until) run.canary_wait_until = clock_.Now() + *r.policy.canary_wait;
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*run.canary_wait_until -
-                                                                          clock_.Now());
-        if (left.count() > 0) {
-          lock.unlock();
-          clock_.SleepFor(std::min<std::chrono::milliseconds>(left, kCanaryWaitSlice));
-          lock.lock();
-          continue;
-        }
-        RETURN_IF_ERROR(store_.SetCanariesReleased(id));
-        released = true;
-      }
-      std::vector<size_t> picks = run.planner->Next(run.pending, run.in_flight, released);
-      StartSwaps(id, run, picks);
-      for (auto it = picks.rbegin(); it != picks.rend(); ++it) {
-        run.pending.erase(run.pending.begin() + static_cast<std::ptrdiff_t>(*it));
-        run.pending_vm.erase(run.pending_vm.begin() + static_cast<std::ptrdiff_t>(*it));
-      }
-    }
-    if (run.in_flight.total == 0) {
-      if (stopping_) return Status::Ok();  // the next engine continues
-      if (ctl.state == RolloutState::kRunning && over_budget) {
-        const std::string why = "failure budget exceeded (" +
-                                std::to_string(run.failures - ctl.failures_forgiven) + " failed, " +
-                                r.policy.max_failures.ToString() +
-                                " allowed); first: " + run.first_failure;
-        if (r.policy.on_failure == OnFailure::kRollback) {
-          RETURN_IF_ERROR(store_.SkipPending(id));
-          lock.unlock();
-          return RollBack(id, run, why);
-        }
-        return SetState(id, run.pending.empty() ? RolloutState::kFailed : RolloutState::kPaused,
-                        why);
-      }
-      if (ctl.state != RolloutState::kRunning) return Status::Ok();  // paused or aborted
-      if (run.pending.empty()) {
-        return SetState(id, RolloutState::kSucceeded,
-                        run.failures == 0 ? ""
-                                          : std::to_string(run.failures) +
-                                                " VM(s) failed within the failure budget");
-      }
-    }
-    work_cv_.wait_for(lock, kRecheck, [&] { return run.wake != wake; });
+Result<std::optional<bool>> RolloutEngine::GateCanaries(int64_t id, Run& run,
+                                                        const RolloutControl& ctl,
+                                                        std::unique_lock<std::mutex>& lock) {
+  const bool released = ctl.canaries_released || run.planner->canaries() == 0;
+  if (released || run.canaries_left != 0 || run.pending.empty()) {
+    return std::optional<bool>(released);
   }
+  const RolloutPolicy& policy = run.rollout.policy;
+  if (!policy.canary_wait) {
+    RETURN_IF_ERROR(
+        SetState(id, RolloutState::kPaused,
+                 "canaries done: `rollout resume " + std::to_string(id) + "` continues"));
+    return std::optional<bool>();
+  }
+  if (!run.canary_wait_until) run.canary_wait_until = clock_.Now() + *policy.canary_wait;
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*run.canary_wait_until - clock_.Now());
+  if (left.count() > 0) {
+    lock.unlock();
+    clock_.SleepFor(std::min<std::chrono::milliseconds>(left, kCanaryWaitSlice));
+    lock.lock();
+    return std::optional<bool>();
+  }
+  RETURN_IF_ERROR(store_.SetCanariesReleased(id));
+  return std::optional<bool>(true);
+}
+
+std::optional<Status> RolloutEngine::End(int64_t id, Run& run, const RolloutControl& ctl,
+                                         bool over_budget, std::unique_lock<std::mutex>& lock) {
+  if (stopping_) return Status::Ok();  // the next engine continues
+  const Rollout& r = run.rollout;
+  if (ctl.state == RolloutState::kRunning && over_budget) {
+    const std::string why =
+        "failure budget exceeded (" + std::to_string(run.failures - ctl.failures_forgiven) +
+        " failed, " + r.policy.max_failures.ToString() + " allowed); first: " + run.first_failure;
+    if (r.policy.on_failure == OnFailure::kRollback) {
+      RETURN_IF_ERROR(store_.SkipPending(id));
+      lock.unlock();
+      return RollBack(id, run, why);
+    }
+    return SetState(id, run.pending.empty() ? RolloutState::kFailed : RolloutState::kPaused, why);
+  }
+  if (ctl.state != RolloutState::kRunning) return Status::Ok();  // paused or aborted
+  if (run.pending.empty()) {
+    return SetState(id, RolloutState::kSucceeded,
+                    run.failures == 0
+                        ? ""
+                        : std::to_string(run.failures) + " VM(s) failed within the failure budget");
+  }
+  return std::nullopt;
 }
 
 void RolloutEngine::StartPrefetch(Run& run) {

@@ -108,6 +108,19 @@ class RolloutEngine {
   void Coordinate(int64_t id);
   // Returns when the rollout needs no more work from this coordinator.
   Status Drive(int64_t id, Run& run);
+  // Reads the rollout back from the store into `run`: its pending VMs, its failures so
+  // far, the templates it moves between; settles swaps whose end was never recorded.
+  Status Rebuild(int64_t id, Run& run);
+  // Whether new swaps may start beyond the canaries (true: released): nullopt when the
+  // gate paused the rollout or waited a slice of --canary-wait (look again).
+  // REQUIRES: `lock` holds run_mu_ (released while waiting).
+  Result<std::optional<bool>> GateCanaries(int64_t id, Run& run, const RolloutControl& ctl,
+                                           std::unique_lock<std::mutex>& lock);
+  // With no swap in flight: the rollout's end state, written, when it ends now (or
+  // stops for the next engine); nullopt when more swaps are to come.
+  // REQUIRES: `lock` holds run_mu_ (released for a rollback).
+  std::optional<Status> End(int64_t id, Run& run, const RolloutControl& ctl, bool over_budget,
+                            std::unique_lock<std::mutex>& lock);
   // Starts the swaps of `picks` (indexes into run.pending), recording them in one write.
   void StartSwaps(int64_t id, Run& run, const std::vector<size_t>& picks);
   // Tells the observer how a swap of a VM from version `from` to `to` ended. REQUIRES:
