@@ -7,26 +7,17 @@
 #include <set>
 #include <sstream>
 
-#include "api/fleet_routes.h"
+#include "api/host_routes.h"
 #include "api/image_routes.h"
 #include "api/metrics.h"
+#include "api/rollout_routes.h"
 #include "api/status_routes.h"
+#include "api/template_routes.h"
+#include "api/vm_routes.h"
 #include "testing/fleet_testbed.h"
 
 namespace vdswap::testing {
 namespace {
-
-std::string MethodName(Method m) {
-  switch (m) {
-    case Method::kGet:
-      return "GET";
-    case Method::kPost:
-      return "POST";
-    case Method::kDelete:
-      return "DELETE";
-  }
-  return "?";
-}
 
 // "GET /v1/vms/{}": a route with its parameters unnamed.
 std::set<std::string> RegisteredRoutes() {
@@ -40,11 +31,13 @@ std::set<std::string> RegisteredRoutes() {
                        {*tb.hosts, *tb.host_images, *tb.images, *tb.templates, *tb.vm_table, store},
                        {"/state", "fake", "fake:///", std::chrono::steady_clock::now()});
   RegisterImageRoutes(router, *tb.images);
-  RegisterFleetRoutes(router, *tb.hosts, *tb.host_images, *tb.templates, *tb.vms, *tb.vm_table,
-                      engine);
+  RegisterHostRoutes(router, *tb.hosts, *tb.host_images, *tb.vm_table);
+  RegisterTemplateRoutes(router, *tb.templates);
+  RegisterVmRoutes(router, *tb.vms, *tb.vm_table);
+  RegisterRolloutRoutes(router, engine);
   std::set<std::string> out;
   for (const auto& route : router.routes()) {
-    out.insert(MethodName(route.method) + " " +
+    out.insert(std::string(MethodName(route.method)) + " " +
                std::regex_replace(route.pattern, std::regex(R"(\(\[\^/\]\+\))"), "{}"));
   }
   out.insert("GET /metrics");  // served by the HTTP server itself

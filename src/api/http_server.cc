@@ -35,18 +35,6 @@ std::string ErrorBody(const Status& s) {
   return DumpJson({{"error", {{"code", CodeName(s.code())}, {"message", s.message()}}}});
 }
 
-const char* MethodName(Method m) {
-  switch (m) {
-    case Method::kGet:
-      return "GET";
-    case Method::kPost:
-      return "POST";
-    case Method::kDelete:
-      return "DELETE";
-  }
-  return "GET";
-}
-
 // A complete answer, built off the event thread and queued on it.
 struct Reply {
   int status = 200;

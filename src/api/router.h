@@ -14,6 +14,19 @@ namespace vdswap {
 
 enum class Method { kGet, kPost, kDelete };
 
+// The HTTP name of a method ("GET").
+inline const char* MethodName(Method m) {
+  switch (m) {
+    case Method::kGet:
+      return "GET";
+    case Method::kPost:
+      return "POST";
+    case Method::kDelete:
+      return "DELETE";
+  }
+  return "GET";
+}
+
 // The most VMs one `vm create` request may name (the CLI checks it before sending): bounds
 // the work, and the time until a stop, that a single request can start.
 constexpr size_t kMaxVmsPerCreate = 1000;

@@ -5,7 +5,10 @@ namespace vdswap {
 void RegisterCommands(CLI::App& app, CliContext& ctx) {
   RegisterStatusCommands(app, ctx);
   RegisterImageCommands(app, ctx);
-  RegisterFleetCommands(app, ctx);
+  RegisterHostCommands(app, ctx);
+  RegisterTemplateCommands(app, ctx);
+  RegisterVmCommands(app, ctx);
+  RegisterRolloutCommands(app, ctx);
 }
 
 }  // namespace vdswap

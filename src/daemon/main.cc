@@ -12,13 +12,16 @@
 #include <optional>
 #include <thread>
 
-#include "api/fleet_routes.h"
+#include "api/host_routes.h"
 #include "api/http_server.h"
 #include "api/image_routes.h"
 #include "api/metrics.h"
+#include "api/rollout_routes.h"
 #include "api/router.h"
 #include "api/status_routes.h"
+#include "api/template_routes.h"
 #include "api/token_auth.h"
+#include "api/vm_routes.h"
 #include "core/clock.h"
 #include "core/command_runner.h"
 #include "core/dir_lock.h"
@@ -230,7 +233,10 @@ int Run(const Flags& flags) {
   rollouts.PrefetchWith(&disks);
   RegisterStatusRoutes(router, metrics, **db,
                        {hosts, host_images, images, templates, vm_table, rollout_store}, info);
-  RegisterFleetRoutes(router, hosts, host_images, templates, vms, vm_table, rollouts);
+  RegisterHostRoutes(router, hosts, host_images, vm_table);
+  RegisterTemplateRoutes(router, templates);
+  RegisterVmRoutes(router, vms, vm_table);
+  RegisterRolloutRoutes(router, rollouts);
 
   HttpServer server(router, metrics);
   std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;

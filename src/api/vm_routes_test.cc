@@ -1,4 +1,4 @@
-#include "api/fleet_routes.h"
+#include "api/vm_routes.h"
 
 #include <gtest/gtest.h>
 
@@ -9,10 +9,7 @@ namespace {
 
 class VmListRouteTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    RegisterFleetRoutes(router_, *tb_.hosts, *tb_.host_images, *tb_.templates, *tb_.vms,
-                        *tb_.vm_table, engine_);
-  }
+  void SetUp() override { RegisterVmRoutes(router_, *tb_.vms, *tb_.vm_table); }
 
   Result<Json> ListVms(std::map<std::string, std::string> query) {
     for (const auto& route : router_.routes()) {
@@ -27,9 +24,6 @@ class VmListRouteTest : public ::testing::Test {
   }
 
   FleetTestbed tb_;
-  RolloutStore store_{*tb_.db};
-  RolloutEngine engine_{store_,       *tb_.vm_table, *tb_.templates, *tb_.hosts,
-                        *tb_.swapper, *tb_.agent,    tb_.clock};
   Router router_;
 };
 
