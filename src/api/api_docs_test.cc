@@ -30,7 +30,7 @@ std::set<std::string> RegisteredRoutes() {
   RegisterStatusRoutes(router, metrics, *tb.db,
                        {*tb.hosts, *tb.host_images, *tb.images, *tb.templates, *tb.vm_table, store},
                        {"/state", "fake", "fake:///", std::chrono::steady_clock::now()});
-  RegisterImageRoutes(router, *tb.images);
+  RegisterImageRoutes(router, *tb.images, tb.runner, tb.clock);
   RegisterHostRoutes(router, *tb.hosts, *tb.host_images, *tb.vm_table);
   RegisterTemplateRoutes(router, *tb.templates);
   RegisterVmRoutes(router, *tb.vms, *tb.vm_table);

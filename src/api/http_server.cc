@@ -14,7 +14,6 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <thread>
 #include <utility>
@@ -45,6 +44,17 @@ struct Reply {
 
 Reply ErrorReply(int status, const Status& s) {
   return {status, "application/json", ErrorBody(s), {}};
+}
+
+// The 405 for `method` on `url`, a path that takes only the methods `allowed`.
+Reply MethodNotAllowed(const std::string& method, const std::string& url,
+                       const std::set<Method>& allowed) {
+  std::string allow;
+  for (Method m : allowed) allow += (allow.empty() ? "" : ", ") + std::string(MethodName(m));
+  Reply r = ErrorReply(405, InvalidArgument("method " + method + " is not allowed on " + url +
+                                            " (allowed: " + allow + ")"));
+  r.headers.emplace_back("Allow", allow);
+  return r;
 }
 
 // Creates a listening socket for `addr` (mode 0660 for a unix path); returns its fd.
@@ -106,9 +116,6 @@ class HttpServer::Impl {
         quick_(limits.quick_workers, limits.max_queued),
         long_(limits.long_workers, limits.max_queued) {
     metrics_.DescribeCounter("vdswap_api_requests_total", "API requests by route and status.");
-    for (const auto& route : router_.routes()) {
-      compiled_.push_back({&route, std::regex(route.pattern)});
-    }
     watcher_ = std::thread([this] { WatchHangups(); });
   }
   ~Impl() { Stop(); }
@@ -117,11 +124,6 @@ class HttpServer::Impl {
   void Stop();
 
  private:
-  struct CompiledRoute {
-    const Router::Route* route;
-    std::regex pattern;
-  };
-
   static MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* method,
                               const char* version, const char* upload_data,
                               size_t* upload_data_size, void** con_cls);
@@ -132,8 +134,14 @@ class HttpServer::Impl {
 
   MHD_Result Handle(Listener& l, MHD_Connection* c, const char* url, const char* method,
                     const char* upload_data, size_t* upload_data_size, void** con_cls);
+  // Answers a request that has fully arrived: at once when no route takes it or its body
+  // is not JSON, else through Submit.
   MHD_Result Dispatch(MHD_Connection* c, const std::shared_ptr<Exchange>& ex);
-  void Run(const CompiledRoute& route, std::vector<std::string> params,
+  // Queues `route`'s handler on a worker pool and suspends or streams the connection
+  // until it answers; 503 at once when stopping or the pool is full.
+  MHD_Result Submit(MHD_Connection* c, const std::shared_ptr<Exchange>& ex,
+                    const Router::Route& route, std::vector<std::string> params, Json body);
+  void Run(const Router::Route& route, std::vector<std::string> params,
            const std::shared_ptr<Exchange>& ex, Json body);
   void Append(const std::shared_ptr<Exchange>& ex, const std::string& bytes, bool last);
   void Finish(const std::shared_ptr<Exchange>& ex, Reply reply);
@@ -143,7 +151,6 @@ class HttpServer::Impl {
   const Router& router_;
   Metrics& metrics_;
   const HttpLimits limits_;
-  std::vector<CompiledRoute> compiled_;
   WorkerPool quick_;
   WorkerPool long_;
   std::vector<std::unique_ptr<Listener>> listeners_;
@@ -317,36 +324,17 @@ MHD_Result HttpServer::Impl::Handle(Listener& l, MHD_Connection* c, const char* 
 
 MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, const std::shared_ptr<Exchange>& ex) {
   if (ex->url == "/metrics") {
-    if (ex->method != "GET") {
-      Reply r = ErrorReply(405, InvalidArgument("method " + ex->method + " is not allowed on " +
-                                                ex->url + " (allowed: GET)"));
-      r.headers.emplace_back("Allow", "GET");
-      return Queue(c, r);
-    }
+    if (ex->method != "GET") return Queue(c, MethodNotAllowed(ex->method, ex->url, {Method::kGet}));
     return Queue(c, {200, "text/plain; version=0.0.4", metrics_.Render(), {}});
   }
-  const CompiledRoute* match = nullptr;
-  std::vector<std::string> params;
-  std::set<Method> allowed;  // the methods of the routes whose pattern matches the path
-  for (const auto& cr : compiled_) {
-    std::smatch m;
-    if (!std::regex_match(ex->url, m, cr.pattern)) continue;
-    allowed.insert(cr.route->method);
-    if (match == nullptr && ex->method == MethodName(cr.route->method)) {
-      match = &cr;
-      for (size_t i = 1; i < m.size(); ++i) params.push_back(m[i]);
-    }
-  }
-  if (match == nullptr) {
-    if (allowed.empty()) {
+  RouteMatch match = router_.Match(ex->method, ex->url);
+  switch (match.kind) {
+    case RouteMatch::Kind::kNoPath:
       return Queue(c, ErrorReply(404, NotFound("no API route for " + ex->method + " " + ex->url)));
-    }
-    std::string allow;
-    for (Method m : allowed) allow += (allow.empty() ? "" : ", ") + std::string(MethodName(m));
-    Reply r = ErrorReply(405, InvalidArgument("method " + ex->method + " is not allowed on " +
-                                              ex->url + " (allowed: " + allow + ")"));
-    r.headers.emplace_back("Allow", allow);
-    return Queue(c, r);
+    case RouteMatch::Kind::kMethodNotAllowed:
+      return Queue(c, MethodNotAllowed(ex->method, ex->url, match.allowed));
+    case RouteMatch::Kind::kFound:
+      break;
   }
   Json body;
   if (!ex->body.empty()) {
@@ -357,8 +345,14 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, const std::shared_ptr<E
     body = std::move(*parsed);
     std::string().swap(ex->body);
   }
+  return Submit(c, ex, *match.route, std::move(match.params), std::move(body));
+}
+
+MHD_Result HttpServer::Impl::Submit(MHD_Connection* c, const std::shared_ptr<Exchange>& ex,
+                                    const Router::Route& route, std::vector<std::string> params,
+                                    Json body) {
   // Whatever may wait goes to the long pool, so plain reads (status) always find a thread.
-  const bool may_wait = match->route->wait == Wait::kMay || ex->method != "GET" || ex->streaming ||
+  const bool may_wait = route.wait == Wait::kMay || ex->method != "GET" || ex->streaming ||
                         ex->query.count("wait") > 0 || ex->query.count("watch") > 0;
   WorkerPool& pool = may_wait ? long_ : quick_;
   std::unique_lock lock(mu_);
@@ -366,8 +360,9 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, const std::shared_ptr<E
     lock.unlock();
     return Queue(c, ErrorReply(503, Unavailable("vdswapd is stopping")));
   }
-  auto job = [this, match, params = std::move(params), ex, body = std::move(body)]() mutable {
-    Run(*match, std::move(params), ex, std::move(body));
+  auto job = [this, route = &route, params = std::move(params), ex,
+              body = std::move(body)]() mutable {
+    Run(*route, std::move(params), ex, std::move(body));
   };
   if (!pool.Submit(std::move(job))) {
     lock.unlock();
@@ -393,7 +388,7 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, const std::shared_ptr<E
   return MHD_YES;
 }
 
-void HttpServer::Impl::Run(const CompiledRoute& route, std::vector<std::string> params,
+void HttpServer::Impl::Run(const Router::Route& route, std::vector<std::string> params,
                            const std::shared_ptr<Exchange>& ex, Json body) {
   ApiRequest api;
   api.params = std::move(params);
@@ -409,12 +404,12 @@ void HttpServer::Impl::Run(const CompiledRoute& route, std::vector<std::string> 
   }
   Result<Json> out = Internal("unexpected exception in request handler");
   try {
-    out = route.route->handler(api);
+    out = route.handler(api);
   } catch (const std::exception& e) {
     VLOG(kWarning) << "handler of " << ex->method << " " << ex->url << " threw: " << e.what();
   }
   metrics_.Increment("vdswap_api_requests_total",
-                     Label("route", route.route->pattern) + "," +
+                     Label("route", route.pattern) + "," +
                          Label("code", std::string(CodeName(out.status().code()))));
   if (!out.ok() && out.status().code() == Code::kInternal) {
     VLOG(kWarning) << out.status().ToString();

@@ -99,7 +99,7 @@ Json VmInspectionJson(const VmInspection& i) {
       if (i.guest) {
         j["boot_id"] = i.guest->boot_id;
         app["healthy"] = i.guest->healthy;
-        app["state"] = i.guest->app_state;
+        app["state"] = AppStateName(i.guest->app_state);
         app["running_version"] = i.guest->running_version;
         app["health_output"] = i.guest->health_output;
         if (i.guest->last_downtime_ms) app["last_downtime_ms"] = *i.guest->last_downtime_ms;

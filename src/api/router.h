@@ -3,7 +3,9 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/json.h"
@@ -51,8 +53,10 @@ using ApiHandler = std::function<Result<Json>(const ApiRequest&)>;
 // behind them. POST, DELETE, ?wait, ?watch and streams always count as waiting.
 enum class Wait { kNo, kMay };
 
+struct RouteMatch;
+
 // The API's routes: method + anchored regex pattern -> handler. Filled once at startup,
-// then read-only (thread-safe to read).
+// then read-only: Add before the first Match; reading (routes(), Match) is thread-safe.
 class Router {
  public:
   struct Route {
@@ -61,13 +65,34 @@ class Router {
     ApiHandler handler;
     Wait wait;
   };
-  void Add(Method method, std::string pattern, ApiHandler handler, Wait wait = Wait::kNo) {
-    routes_.push_back({method, std::move(pattern), std::move(handler), wait});
-  }
+  // Adds a route; where several match a request, the first added wins.
+  // REQUIRES: `pattern` is a valid std::regex (ECMAScript), matched against the whole path.
+  void Add(Method method, std::string pattern, ApiHandler handler, Wait wait = Wait::kNo);
   const std::vector<Route>& routes() const { return routes_; }
+
+  // The route a request for `path` (no query) with `method` (its HTTP name, as sent) takes,
+  // or why there is none. Pure: the same arguments give the same answer.
+  RouteMatch Match(std::string_view method, const std::string& path) const;
 
  private:
   std::vector<Route> routes_;
+  std::vector<std::regex> patterns_;  // routes_[i].pattern, compiled
+};
+
+// What Router::Match found.
+struct RouteMatch {
+  enum class Kind {
+    kFound,             // `route` takes the request, with `params`
+    kNoPath,            // no route has the path (the server answers 404)
+    kMethodNotAllowed,  // routes have the path, none with the method (405; see `allowed`)
+  };
+  Kind kind = Kind::kNoPath;
+  // kFound: the route, owned by the router (valid while the router lives, with no Add since).
+  const Router::Route* route = nullptr;
+  // kFound: the route pattern's capture groups, in order (ApiRequest::params).
+  std::vector<std::string> params;
+  // kMethodNotAllowed: the methods of the routes that have the path, in Method order.
+  std::set<Method> allowed;
 };
 
 // Reads an optional field of a request body with a type check, naming the field on error.

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,12 +24,19 @@ std::string_view NameOf(const EnumNames<E, N>& names, E e) {
   return "?";
 }
 
-// The value named `name`; kInvalidArgument naming `what` ("vm state") otherwise.
+// The value named `name`, or nullopt.
 template <typename E, size_t N>
-Result<E> ValueOf(const EnumNames<E, N>& names, std::string_view name, std::string_view what) {
+std::optional<E> FindValue(const EnumNames<E, N>& names, std::string_view name) {
   for (const auto& [value, n] : names) {
     if (n == name) return value;
   }
+  return std::nullopt;
+}
+
+// The value named `name`; kInvalidArgument naming `what` ("vm state") otherwise.
+template <typename E, size_t N>
+Result<E> ValueOf(const EnumNames<E, N>& names, std::string_view name, std::string_view what) {
+  if (std::optional<E> value = FindValue(names, name)) return *value;
   return InvalidArgument(std::string(what) + " '" + std::string(name) + "' is not known");
 }
 

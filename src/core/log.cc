@@ -3,46 +3,39 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <utility>
+
+#include "core/enum_names.h"
 
 namespace vdswap {
 
 namespace {
 std::atomic<LogLevel> g_min_level{LogLevel::kInfo};
 
-const char* LevelName(LogLevel l) {
-  switch (l) {
-    case LogLevel::kDebug:
-      return "D";
-    case LogLevel::kInfo:
-      return "I";
-    case LogLevel::kWarning:
-      return "W";
-    case LogLevel::kError:
-      return "E";
-  }
-  return "?";
+constexpr EnumNames<LogLevel, 4> kLevels = {{
+    {LogLevel::kDebug, "debug"},
+    {LogLevel::kInfo, "info"},
+    {LogLevel::kWarning, "warning"},
+    {LogLevel::kError, "error"},
+}};
+
+// The level's letter in a log line: "D", "I", "W", "E".
+char LevelLetter(LogLevel l) {
+  return static_cast<char>(std::toupper(static_cast<unsigned char>(NameOf(kLevels, l)[0])));
 }
 }  // namespace
 
 void SetLogLevel(LogLevel level) { g_min_level = level; }
 
 bool ParseLogLevel(std::string_view name, LogLevel* level) {
-  static constexpr std::pair<std::string_view, LogLevel> kLevels[] = {
-      {"debug", LogLevel::kDebug},
-      {"info", LogLevel::kInfo},
-      {"warning", LogLevel::kWarning},
-      {"error", LogLevel::kError}};
-  for (const auto& [n, l] : kLevels) {
-    if (name == n) {
-      *level = l;
-      return true;
-    }
-  }
-  return false;
+  std::optional<LogLevel> found = FindValue(kLevels, name);
+  if (found) *level = *found;
+  return found.has_value();
 }
 
 LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(level) {
@@ -55,7 +48,7 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(leve
   char ts[32];
   std::strftime(ts, sizeof ts, "%H:%M:%S", &tm);
   const char* base = std::strrchr(file, '/');
-  out_ << LevelName(level_) << " " << ts << "." << ms.count() / 100 << ms.count() / 10 % 10
+  out_ << LevelLetter(level_) << " " << ts << "." << ms.count() / 100 << ms.count() / 10 % 10
        << ms.count() % 10 << " " << (base ? base + 1 : file) << ":" << line << "] ";
 }
 

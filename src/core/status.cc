@@ -1,9 +1,11 @@
 #include "core/status.h"
 
+#include "core/enum_names.h"
+
 namespace vdswap {
 
 namespace {
-constexpr std::pair<Code, std::string_view> kNames[] = {
+constexpr EnumNames<Code, 7> kNames = {{
     {Code::kOk, "ok"},
     {Code::kInvalidArgument, "invalid_argument"},
     {Code::kNotFound, "not_found"},
@@ -11,21 +13,13 @@ constexpr std::pair<Code, std::string_view> kNames[] = {
     {Code::kFailedPrecondition, "failed_precondition"},
     {Code::kUnavailable, "unavailable"},
     {Code::kInternal, "internal"},
-};
+}};
 }  // namespace
 
-std::string_view CodeName(Code code) {
-  for (const auto& [c, name] : kNames) {
-    if (c == code) return name;
-  }
-  return "internal";
-}
+std::string_view CodeName(Code code) { return NameOf(kNames, code); }
 
 Code CodeFromName(std::string_view name) {
-  for (const auto& [c, n] : kNames) {
-    if (n == name) return c;
-  }
-  return Code::kInternal;
+  return FindValue(kNames, name).value_or(Code::kInternal);
 }
 
 Status Status::WithContext(std::string_view context) const {

@@ -185,12 +185,12 @@ int Run(const Flags& flags) {
   DaemonInfo info{flags.state_dir, flags.hypervisor, flags.uri, std::chrono::steady_clock::now()};
   SystemClock clock;
   SubprocessRunner runner;
-  ImageStore images(**db, runner, flags.state_dir);
+  ImageStore images(**db, flags.state_dir);
   // Nothing is being built yet: whatever staging is left was interrupted.
   if (auto gc = images.Gc(/*unused=*/false); !gc.ok()) {
     VLOG(kWarning) << "image gc: " << gc.status().message();
   }
-  RegisterImageRoutes(router, images);
+  RegisterImageRoutes(router, images, runner, clock);
 
   std::unique_ptr<Hypervisor> hypervisor;
   if (flags.hypervisor == "fake") {

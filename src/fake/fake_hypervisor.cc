@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/enum_names.h"
 #include "core/sha256.h"
 #include "guest/agent/agent.h"
 #include "guest/agent/fake_guest_env.h"
@@ -13,36 +14,33 @@ namespace vdswap {
 
 namespace {
 
-const char* OpName(FakeHypervisor::Op op) {
-  switch (op) {
-    case FakeHypervisor::Op::kUpload:
-      return "upload";
-    case FakeHypervisor::Op::kCreateVolume:
-      return "create-volume";
-    case FakeHypervisor::Op::kDefineAndStart:
-      return "define-start";
-    case FakeHypervisor::Op::kStart:
-      return "start";
-    case FakeHypervisor::Op::kShutdown:
-      return "shutdown";
-    case FakeHypervisor::Op::kDetach:
-      return "detach";
-    case FakeHypervisor::Op::kAttach:
-      return "attach";
-    case FakeHypervisor::Op::kOpenAgent:
-      return "open-agent";
-    case FakeHypervisor::Op::kAppStop:
-      return "app.stop";
-    case FakeHypervisor::Op::kAppStart:
-      return "app.start";
-    case FakeHypervisor::Op::kAppPrepare:
-      return "app.prepare";
-    case FakeHypervisor::Op::kAppSwitch:
-      return "app.switch";
-    case FakeHypervisor::Op::kAppRelease:
-      return "app.release";
+using Op = FakeHypervisor::Op;
+constexpr EnumNames<Op, 16> kOps = {{
+    {Op::kUpload, "upload"},
+    {Op::kCreateVolume, "create-volume"},
+    {Op::kDefineAndStart, "define-start"},
+    {Op::kStart, "start"},
+    {Op::kShutdown, "shutdown"},
+    {Op::kDetach, "detach"},
+    {Op::kAttach, "attach"},
+    {Op::kOpenAgent, "open-agent"},
+    {Op::kAppStop, "app.stop"},
+    {Op::kAppStart, "app.start"},
+    {Op::kAppPrepare, "app.prepare"},
+    {Op::kAppSwitch, "app.switch"},
+    {Op::kAppRelease, "app.release"},
+    {Op::kDeleteVolume, "delete-volume"},
+    {Op::kVolumeSha256, "sha256"},
+    {Op::kDestroy, "destroy"},
+}};
+
+// "detach h1 vm1 vdswap-app": the op and the fields the call names.
+std::string Describe(const FakeHypervisor::Call& c) {
+  std::string out(NameOf(kOps, c.op));
+  for (const std::string* f : {&c.host, &c.vm, &c.serial, &c.volume}) {
+    if (!f->empty()) out += " " + *f;
   }
-  return "?";
+  return out;
 }
 
 std::string Basename(const std::string& path) {
@@ -134,9 +132,31 @@ void FakeHypervisor::SetLatency(Op op, std::chrono::milliseconds latency) {
   latency_[op] = latency;
 }
 
-std::vector<std::string> FakeHypervisor::Log() const {
+bool FakeHypervisor::Call::Matches(const Call& want) const {
+  auto same = [](const std::string& mine, const std::string& wanted) {
+    return wanted.empty() || mine == wanted;
+  };
+  return op == want.op && same(host, want.host) && same(vm, want.vm) && same(serial, want.serial) &&
+         same(volume, want.volume);
+}
+
+std::vector<FakeHypervisor::Call> FakeHypervisor::Calls() const {
   std::lock_guard lock(mu_);
-  return log_;
+  return calls_;
+}
+
+size_t FakeHypervisor::CountCalls(const Call& want) const {
+  std::lock_guard lock(mu_);
+  return static_cast<size_t>(std::count_if(calls_.begin(), calls_.end(),
+                                           [&want](const Call& c) { return c.Matches(want); }));
+}
+
+int64_t FakeHypervisor::FirstCall(const Call& want) const {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < calls_.size(); ++i) {
+    if (calls_[i].Matches(want)) return static_cast<int64_t>(i);
+  }
+  return -1;
 }
 
 uint64_t FakeHypervisor::UploadedBytes(const std::string& host) const {
@@ -152,27 +172,28 @@ FakeHypervisor::GuestView FakeHypervisor::Guest(const std::string& vm) const {
   const Vm& v = it->second;
   std::lock_guard guest_lock(v.guest->mu);
   StatusReply status = v.guest->agent.Report();
-  return {std::string(AppStateName(status.app.state)), status.app.version,
-          v.earlier_starts + v.guest->env.spawns(), status.boot_id};
+  return {status.app.state, status.app.version, v.earlier_starts + v.guest->env.spawns(),
+          status.boot_id};
 }
 
 // REQUIRES: mu_ not held.
-Status FakeHypervisor::Enter(Op op, const std::string& what) {
+Status FakeHypervisor::Enter(const Call& call) {
+  const Op op = call.op;
   std::chrono::milliseconds delay{0};
   {
     std::lock_guard lock(mu_);
-    log_.push_back(std::string(OpName(op)) + " " + what);
+    calls_.push_back(call);
     auto l = latency_.find(op);
     if (l != latency_.end()) delay = l->second;
     if (hang_next_.erase(op)) {
-      return Unavailable(std::string(OpName(op)) + " " + what + ": no answer (injected hang)");
+      return Unavailable(Describe(call) + ": no answer (injected hang)");
     }
     if (auto u = unreachable_after_.find(op); u != unreachable_after_.end()) {
       unreachable_until_ = clock_.Now() + u->second;
       unreachable_after_.erase(u);
     }
     if (clock_.Now() < unreachable_until_) {
-      return Unavailable(std::string(OpName(op)) + " " + what + ": host unreachable (injected)");
+      return Unavailable(Describe(call) + ": host unreachable (injected)");
     }
     auto f = fail_next_.find(op);
     if (f != fail_next_.end()) {
@@ -235,7 +256,7 @@ Result<std::string> FakeHypervisor::FindVolume(const HostRef& host, const std::s
 
 Result<uint64_t> FakeHypervisor::UploadVolume(const HostRef& host, const std::string& volume,
                                               const std::string& local_path, const ProgressFn&) {
-  RETURN_IF_ERROR(Enter(Op::kUpload, host.name + " " + volume));
+  RETURN_IF_ERROR(Enter({Op::kUpload, host.name, "", "", volume}));
   struct stat st {};
   if (stat(local_path.c_str(), &st) != 0) return NotFound("cannot read '" + local_path + "'");
   ASSIGN_OR_RETURN(std::string sha, Sha256::OfFile(local_path));
@@ -259,7 +280,7 @@ Result<std::string> FakeHypervisor::CreateOverlay(const HostRef& host, const std
 
 Result<std::string> FakeHypervisor::CreateBlankVolume(const HostRef& host,
                                                       const std::string& volume, uint64_t) {
-  RETURN_IF_ERROR(Enter(Op::kCreateVolume, host.name + " " + volume));
+  RETURN_IF_ERROR(Enter({Op::kCreateVolume, host.name, "", "", volume}));
   std::lock_guard lock(mu_);
   auto& pool = volumes_[PoolPath(host)];
   if (pool.count(volume)) return AlreadyExists("volume '" + volume + "' exists");
@@ -269,7 +290,7 @@ Result<std::string> FakeHypervisor::CreateBlankVolume(const HostRef& host,
 
 Status FakeHypervisor::DeleteVolume(const HostRef& host, const std::string& volume) {
   std::lock_guard lock(mu_);
-  log_.push_back("delete-volume " + host.name + " " + volume);
+  calls_.push_back({Op::kDeleteVolume, host.name, "", "", volume});
   volumes_[PoolPath(host)].erase(volume);
   volume_sha_.erase(PoolPath(host) + "/" + volume);
   backing_.erase(PoolPath(host) + "/" + volume);
@@ -298,7 +319,7 @@ Result<std::string> FakeHypervisor::VolumeSha256(const HostRef& host, const std:
   if (!volumes_[PoolPath(host)].count(volume)) {
     return NotFound("volume '" + volume + "' not on host '" + host.name + "'");
   }
-  log_.push_back("sha256 " + host.name + " " + volume);
+  calls_.push_back({Op::kVolumeSha256, host.name, "", "", volume});
   auto it = volume_sha_.find(PoolPath(host) + "/" + volume);
   return it != volume_sha_.end() ? it->second : Sha256::Of("");
 }
@@ -309,7 +330,7 @@ void FakeHypervisor::CorruptVolume(const HostRef& host, const std::string& volum
 }
 
 Status FakeHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {
-  RETURN_IF_ERROR(Enter(Op::kDefineAndStart, host.name + " " + spec.name));
+  RETURN_IF_ERROR(Enter({Op::kDefineAndStart, host.name, spec.name}));
   std::unique_lock lock(mu_);
   RETURN_IF_ERROR(CheckManaged(spec.name));
   Vm& vm = vms_[spec.name];
@@ -328,7 +349,7 @@ Status FakeHypervisor::DefineAndStart(const HostRef& host, const VmSpec& spec) {
 }
 
 Status FakeHypervisor::Start(const HostRef& host, const std::string& name) {
-  RETURN_IF_ERROR(Enter(Op::kStart, host.name + " " + name));
+  RETURN_IF_ERROR(Enter({Op::kStart, host.name, name}));
   std::unique_lock lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
@@ -343,7 +364,7 @@ Status FakeHypervisor::Start(const HostRef& host, const std::string& name) {
 
 Status FakeHypervisor::Shutdown(const HostRef& host, const std::string& name,
                                 std::chrono::milliseconds) {
-  RETURN_IF_ERROR(Enter(Op::kShutdown, host.name + " " + name));
+  RETURN_IF_ERROR(Enter({Op::kShutdown, host.name, name}));
   std::lock_guard lock(mu_);
   RETURN_IF_ERROR(CheckManaged(name));
   auto it = vms_.find(name);
@@ -361,7 +382,7 @@ Status FakeHypervisor::Shutdown(const HostRef& host, const std::string& name,
 
 Status FakeHypervisor::Destroy(const HostRef& host, const std::string& name) {
   std::lock_guard lock(mu_);
-  log_.push_back("destroy " + host.name + " " + name);
+  calls_.push_back({Op::kDestroy, host.name, name});
   RETURN_IF_ERROR(CheckManaged(name));
   vms_.erase(name);
   return Status::Ok();
@@ -386,8 +407,7 @@ Result<VmLiveState> FakeHypervisor::GetState(const HostRef& host, const std::str
 
 Status FakeHypervisor::DetachDisk(const HostRef& host, const std::string& name,
                                   const std::string& serial, std::chrono::milliseconds) {
-  RETURN_IF_ERROR(Enter(Op::kDetach, name + " " + serial));
-  (void)host;
+  RETURN_IF_ERROR(Enter({Op::kDetach, host.name, name, serial}));
   std::lock_guard lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
@@ -405,8 +425,7 @@ Status FakeHypervisor::DetachDisk(const HostRef& host, const std::string& name,
 
 Status FakeHypervisor::AttachDisk(const HostRef& host, const std::string& name,
                                   const DiskSpec& disk) {
-  RETURN_IF_ERROR(Enter(Op::kAttach, name + " " + disk.serial + " " + Basename(disk.path)));
-  (void)host;
+  RETURN_IF_ERROR(Enter({Op::kAttach, host.name, name, disk.serial, Basename(disk.path)}));
   std::lock_guard lock(mu_);
   auto it = vms_.find(name);
   if (it == vms_.end()) return NotFound("vm '" + name + "' not found");
@@ -475,7 +494,7 @@ Result<std::string> FakeHypervisor::ConsoleLog(const HostRef&, const std::string
 
 Result<std::unique_ptr<AgentChannel>> FakeHypervisor::OpenAgent(const HostRef& host,
                                                                 const std::string& name) {
-  RETURN_IF_ERROR(Enter(Op::kOpenAgent, host.name + " " + name));
+  RETURN_IF_ERROR(Enter({Op::kOpenAgent, host.name, name}));
   std::lock_guard lock(mu_);
   RETURN_IF_ERROR(CheckManaged(name));
   auto it = vms_.find(name);
@@ -486,12 +505,12 @@ Result<std::unique_ptr<AgentChannel>> FakeHypervisor::OpenAgent(const HostRef& h
 }
 
 Result<Json> FakeHypervisor::AgentCall(const std::string& name, AgentOp op, const Json& fields) {
-  if (op == AgentOp::kAppStop) RETURN_IF_ERROR(Enter(Op::kAppStop, name));
-  if (op == AgentOp::kAppStart) RETURN_IF_ERROR(Enter(Op::kAppStart, name));
+  if (op == AgentOp::kAppStop) RETURN_IF_ERROR(Enter({Op::kAppStop, "", name}));
+  if (op == AgentOp::kAppStart) RETURN_IF_ERROR(Enter({Op::kAppStart, "", name}));
   std::string slot = fields.is_object() ? fields.value("serial", std::string()) : std::string();
-  if (op == AgentOp::kAppPrepare) RETURN_IF_ERROR(Enter(Op::kAppPrepare, name + " " + slot));
-  if (op == AgentOp::kAppSwitch) RETURN_IF_ERROR(Enter(Op::kAppSwitch, name + " " + slot));
-  if (op == AgentOp::kAppRelease) RETURN_IF_ERROR(Enter(Op::kAppRelease, name + " " + slot));
+  if (op == AgentOp::kAppPrepare) RETURN_IF_ERROR(Enter({Op::kAppPrepare, "", name, slot}));
+  if (op == AgentOp::kAppSwitch) RETURN_IF_ERROR(Enter({Op::kAppSwitch, "", name, slot}));
+  if (op == AgentOp::kAppRelease) RETURN_IF_ERROR(Enter({Op::kAppRelease, "", name, slot}));
   std::shared_ptr<RunningGuest> guest;
   {
     std::lock_guard lock(mu_);

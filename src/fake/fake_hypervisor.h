@@ -4,17 +4,19 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
 #include "hypervisor/hypervisor.h"
+#include "protocol/agent_protocol.h"
 
 namespace vdswap {
 
 // An in-memory Hypervisor for unit tests, crash tests and scale runs (`vdswapd
-// --hypervisor fake`). Records every call in a log, injects faults, and adds latency per
+// --hypervisor fake`). Records every call (Calls), injects faults, and adds latency per
 // operation on its Clock. Thread-safe.
 //
 // Every running VM runs the real guest Agent on a guest::FakeGuestEnv, and its agent
@@ -36,9 +38,23 @@ class FakeHypervisor : public Hypervisor {
     kOpenAgent,
     kAppStop,
     kAppStart,
-    kAppPrepare,  // the make-before-break agent ops, logged with their slot's serial
+    kAppPrepare,  // the make-before-break agent ops, recorded with their slot's serial
     kAppSwitch,
     kAppRelease,
+    kDeleteVolume,  // recorded only: no fault, hang or latency
+    kVolumeSha256,
+    kDestroy,
+  };
+  // One call the fake received. Fields a call does not name are "".
+  struct Call {
+    Op op = Op::kUpload;
+    std::string host;    // the host's name (not for agent ops)
+    std::string vm;      // the domain's name
+    std::string serial;  // the disk slot: attach, detach and the make-before-break app ops
+    std::string volume;  // the volume's name: upload, create, delete, sha256, attach
+
+    // True when `op` equals want.op and every field set in `want` is equal.
+    bool Matches(const Call& want) const;
   };
 
   // REQUIRES: `clock` outlives this.
@@ -66,18 +82,21 @@ class FakeHypervisor : public Hypervisor {
   // administrator's own VM: GetState reports it unmanaged and every call that would change
   // it fails with NotManagedError.
   void AddForeignDomain(const std::string& name);
-  // Every call so far, as readable lines: "detach web-1 vdswap-app".
-  std::vector<std::string> Log() const;
+  // Every call so far, in order.
+  std::vector<Call> Calls() const;
+  // How many calls so far match `want` (Call::Matches).
+  size_t CountCalls(const Call& want) const;
+  // The index in Calls() of the first call matching `want`; -1 when none.
+  int64_t FirstCall(const Call& want) const;
   // Bytes received by UploadVolume per host name.
   uint64_t UploadedBytes(const std::string& host) const;
   // Changes the bytes of an uploaded volume (as a bad disk would): its VolumeSha256 no
   // longer matches the file it was uploaded from.
   void CorruptVolume(const HostRef& host, const std::string& volume);
-  // The guest agent's view of a VM: its app state ("running", "starting", "stopped",
-  // "failed"; "" when the VM is not running), app version, how many times the app was
-  // started in the VM's life, and boot id.
+  // The guest agent's view of a VM: its app state (nullopt when the VM is not running),
+  // app version, how many times the app was started in the VM's life, and boot id.
   struct GuestView {
-    std::string app_state;
+    std::optional<AppState> app_state;
     std::string app_version;
     int starts = 0;
     std::string boot_id;
@@ -129,9 +148,9 @@ class FakeHypervisor : public Hypervisor {
     int earlier_starts = 0;               // app starts in earlier boots
     std::shared_ptr<RunningGuest> guest;  // while running
   };
-  // Applies latency and injected faults for `op`; returns the fault, if any.
-  // REQUIRES: mu_ not held.
-  Status Enter(Op op, const std::string& what);
+  // Records `call`, then applies latency and injected faults for its op; returns the
+  // fault, if any. REQUIRES: mu_ not held.
+  Status Enter(const Call& call);
   // Powers the VM on: a new guest with the VM's disks. The caller boots its agent.
   // REQUIRES: mu_ held.
   std::shared_ptr<RunningGuest> PowerOn(Vm& vm);
@@ -151,7 +170,7 @@ class FakeHypervisor : public Hypervisor {
   std::map<Op, std::chrono::milliseconds> unreachable_after_;
   Clock::TimePoint unreachable_until_{};
   std::map<Op, std::chrono::milliseconds> latency_;
-  std::vector<std::string> log_;
+  std::vector<Call> calls_;
   std::map<std::string, uint64_t> uploaded_;
   std::map<std::string, std::map<std::string, uint64_t>> volumes_;  // pool path -> name -> size
   std::map<std::string, std::string>

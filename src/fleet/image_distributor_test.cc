@@ -216,11 +216,9 @@ TEST(ImageDistributorTest, ARecordedVolumeIsReadBackOnceUntilARecheck) {
   auto app = tb.images->Resolve("web:1");
   ASSERT_TRUE(app.ok());
   HostRef h1{"h1", "fake:///", "p"};
-  const std::string read_back = "sha256 h1 " + ImageDistributor::DiskVolume(*app);
-  auto reads = [&] {
-    auto log = tb.hv.Log();
-    return std::count(log.begin(), log.end(), read_back);
-  };
+  const FakeHypervisor::Call read_back{FakeHypervisor::Op::kVolumeSha256, "h1", "", "",
+                                       ImageDistributor::DiskVolume(*app)};
+  auto reads = [&] { return tb.hv.CountCalls(read_back); };
   ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(reads(), 0) << "a volume just uploaded is not read back";
   tb.distributor->Recheck(app->digest);
@@ -304,7 +302,7 @@ TEST(ImageDistributorTest, LargeImagesAreCheckedByContentInTheBackground) {
   distributor.Recheck(app->digest);
   ASSERT_TRUE(distributor.Ensure(h1, *app, nullptr).ok());
   distributor.WaitForBackgroundChecks();
-  EXPECT_FALSE(tb.LogMentions("sha256 h1 " + volume));
+  EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kVolumeSha256, "h1", "", "", volume}), 0U);
 
   tb.hv.CorruptVolume(h1, volume);
   tb.clock.Advance(std::chrono::hours(2));
@@ -312,7 +310,7 @@ TEST(ImageDistributorTest, LargeImagesAreCheckedByContentInTheBackground) {
   ASSERT_TRUE(distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "the check does not hold up the use";
   distributor.WaitForBackgroundChecks();
-  EXPECT_TRUE(tb.LogMentions("sha256 h1 " + volume));
+  EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kVolumeSha256, "h1", "", "", volume}), 1U);
   auto recorded = tb.host_images->Find("h1", app->digest, volume);
   ASSERT_TRUE(recorded.ok() && *recorded);
   EXPECT_NE((*recorded)->mismatch.find("is corrupt"), std::string::npos);
@@ -348,7 +346,8 @@ TEST(ImageDistributorTest, AVolumeInUseIsNeverDeletedNewUsersGetAFreshCopy) {
     const std::string fresh =
         volume.substr(0, volume.rfind('.')) + "-2" + volume.substr(volume.rfind('.'));
     EXPECT_EQ(on_host->disk.substr(on_host->disk.rfind('/') + 1), fresh);
-    EXPECT_FALSE(tb.LogMentions("delete-volume h1 " + volume)) << "deleted under its users";
+    EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kDeleteVolume, "h1", "", "", volume}), 0U)
+        << "deleted under its users";
     EXPECT_TRUE(tb.hv.FindVolume(*host, volume).ok());
     EXPECT_TRUE(std::any_of(messages.begin(), messages.end(), [](const std::string& m) {
       return m.find("in use, kept") != std::string::npos;
@@ -377,7 +376,9 @@ TEST(ImageDistributorTest, AnUnrecordedVolumeInUseIsAdoptedWhenIntact) {
   ASSERT_TRUE(tb.db->Exec("DELETE FROM host_images").ok());
   ASSERT_TRUE(tb.distributor->Ensure(*host, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), uploaded);
-  EXPECT_FALSE(tb.LogMentions("delete-volume h1 " + ImageDistributor::DiskVolume(*app)));
+  EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kDeleteVolume, "h1", "", "",
+                              ImageDistributor::DiskVolume(*app)}),
+            0U);
   EXPECT_EQ(*tb.host_images->Count(), 1);
 }
 

@@ -10,17 +10,17 @@ constexpr EnumNames<SwapStep, 14> kSteps = {{
     {SwapStep::kChecked, "checked"},
     {SwapStep::kStopped, "stopped"},
     {SwapStep::kDetached, "detached"},
-    {SwapStep::kAttached, "attached"},
     {SwapStep::kShutdown, "shutdown"},
     {SwapStep::kOverlay, "overlay"},
+    {SwapStep::kAttached, "attached"},
+    {SwapStep::kPrepared, "prepared"},
+    {SwapStep::kSwitched, "switched"},
+    {SwapStep::kReleased, "released"},
     {SwapStep::kStarted, "started"},
     {SwapStep::kRollingBack, "rolling_back"},
     {SwapStep::kDone, "done"},
     {SwapStep::kRolledBack, "rolled_back"},
     {SwapStep::kFailed, "failed"},
-    {SwapStep::kPrepared, "prepared"},
-    {SwapStep::kSwitched, "switched"},
-    {SwapStep::kReleased, "released"},
 }};
 constexpr EnumNames<SwapPhase, 2> kPhases = {
     {{SwapPhase::kIntent, "intent"}, {SwapPhase::kDone, "done"}}};

@@ -16,25 +16,30 @@
 
 namespace vdswap {
 
-// The steps of a swap, in the order they run, and the terminal entries.
+// The steps of a swap, in the order they run, then the rollback and the terminal entries.
+// Every swap starts with checked (the new version's disks on the host); then, by kind
+// (SwapKind):
+//   app break-before-make: stopped, detached, attached, started
+//   app make-before-break: attached (the new disk beside the old), prepared (mounted and
+//     checked in the guest), switched (old stopped, new healthy), released (the old disk
+//     unmounted in the guest and unplugged)
+//   OS: stopped, shutdown, overlay, started (booted on the new overlay, healthy)
+// and ends done/done, or rolling_back then rolled_back or failed.
 enum class SwapStep {
   kChecked,
   kStopped,
   kDetached,
-  kAttached,
   kShutdown,
   kOverlay,
+  kAttached,
+  kPrepared,
+  kSwitched,
+  kReleased,
   kStarted,
   kRollingBack,
   kDone,
   kRolledBack,
   kFailed,
-  // Make-before-break app swap: checked → attached (the new disk beside the old) →
-  // prepared (mounted and checked in the guest) → switched (old stopped, new healthy) →
-  // released (old disk unmounted in the guest and unplugged) → done.
-  kPrepared,
-  kSwitched,
-  kReleased,
 };
 enum class SwapPhase { kIntent, kDone };
 

@@ -9,6 +9,7 @@
 #include "fleet/disk_planner.h"
 #include "fleet/guest_agent.h"
 #include "fleet/host_registry.h"
+#include "fleet/saved_swap.h"
 #include "fleet/swap_journal.h"
 #include "fleet/swap_order.h"
 #include "fleet/template_store.h"
@@ -31,20 +32,22 @@ struct SwapOutcome {
 
 // Moves one VM to another template version, journaling every step before and after it
 // acts (SwapJournal), so that a crash anywhere is resumed to exactly one consistent
-// version (Resume). When only the app image differs, the app disk is hot-swapped under
-// the running guest (no reboot); when the OS image differs, the VM is shut down and
-// redefined on a fresh overlay of the new OS with the same data disk (one boot). Any
-// failure rolls the VM back to where it was. The data disk is never detached.
-// Thread-safe; swaps of one VM are serialized by VmLocks.
+// version (Resume). The swap's kind (SwapKind) is decided once, when it starts: when only
+// the app image differs, the app disk is hot-swapped under the running guest (no reboot),
+// make-before-break or break-before-make; when the OS image differs, the VM is shut down
+// and redefined on a fresh overlay of the new OS with the same data disk (one boot). Each
+// kind has its forward steps and its rollback; any failure rolls the VM back to where it
+// was. The data disk is never detached. Thread-safe; swaps of one VM are serialized by
+// VmLocks.
 class Swapper {
  public:
   struct Options {
     std::chrono::milliseconds health_timeout{std::chrono::seconds(60)};
     std::chrono::milliseconds detach_timeout{std::chrono::seconds(30)};
     std::chrono::milliseconds boot_timeout{std::chrono::seconds(180)};
-    // Of app hot swaps, unless Swap says. Break-before-make until the rollout policy
-    // passes an order (--swap-order); the daemon's --swap-order sets it.
-    SwapOrder order = SwapOrder::kBreakBeforeMake;
+    // Of app hot swaps, unless Swap says (a rollout's --swap-order); the daemon's
+    // --swap-order sets it.
+    SwapOrder order = SwapOrder::kMakeBeforeBreak;
   };
 
   // `db` only groups the VM row and the journal entry that end a swap in one transaction.
@@ -71,19 +74,33 @@ class Swapper {
   void SetCrashHook(CrashHook hook) { crash_hook_ = std::move(hook); }
 
  private:
-  struct Plan;
-  Status Write(Plan& p, SwapStep step, SwapPhase phase);
-  Status Step(Plan& p, SwapStep step, const std::function<Status()>& action);
-  Result<SwapOutcome> Forward(Plan& p, const ProgressFn& progress);
-  // The make-before-break app swap after CHECKED; sets *downtime_ms.
-  Status MakeBeforeBreak(Plan& p, int64_t* downtime_ms);
+  struct Run;  // a swap in progress: its saved state and what only this process knows
+  Status Write(Run& r, SwapStep step, SwapPhase phase);
+  Status Step(Run& r, SwapStep step, const std::function<Status()>& action);
+  // The one ending of every swap: stop where an injected crash stopped it, roll back
+  // after a failure `s`, else record the new version.
+  Result<SwapOutcome> End(Run& r, const Status& s, int64_t downtime_ms);
+
+  // Forward, from the start: checked, then the steps of the swap's kind; each sets
+  // *downtime_ms once the app serves again.
+  Status Forward(Run& r, const ProgressFn& progress, int64_t* downtime_ms);
+  Status BreakBeforeMake(Run& r, int64_t* downtime_ms);
+  Status MakeBeforeBreak(Run& r, int64_t* downtime_ms);
+  Status SwapOs(Run& r, const TemplateDisks& to_disks, int64_t* downtime_ms);
+  // Forward, after a restart found the new version's disk in place.
+  Status Complete(Run& r, const VmLiveState& live, int64_t* downtime_ms);
   // Unmounts the old app slot in the guest and unplugs its disk.
-  Status ReleaseOld(Plan& p);
-  Result<SwapOutcome> Finish(Plan& p);
-  Result<SwapOutcome> Rollback(Plan& p, const std::string& why);
-  // The rollback itself, once: back to the old disk and app (or OS).
-  Status RollbackSteps(Plan& p);
-  Status BootAndCheck(Plan& p, const VmSpec& spec, int64_t* downtime_ms);
+  Status ReleaseOld(Run& r);
+  Status BootAndCheck(Run& r, const VmSpec& spec, int64_t* downtime_ms);
+  Result<SwapOutcome> Finish(Run& r);
+
+  // Back to the old version: journaled, retried while the host is unreachable.
+  Result<SwapOutcome> Rollback(Run& r, const std::string& why);
+  // The rollback of the swap's kind, once; each is idempotent.
+  Status RollbackSteps(Run& r);
+  Status RollbackBreakBeforeMake(Run& r);
+  Status RollbackMakeBeforeBreak(Run& r);
+  Status RollbackOs(Run& r);
 
   Db& db_;
   VmTable& vms_;

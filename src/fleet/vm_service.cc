@@ -167,7 +167,7 @@ Result<VmInspection> VmService::Inspect(const std::string& name) {
   VmInspection::Guest g;
   g.boot_id = st.boot_id;
   g.healthy = st.app.healthy;
-  g.app_state = std::string(AppStateName(st.app.state));
+  g.app_state = st.app.state;
   g.running_version = st.app.version;
   g.health_output = st.app.health_output;
   g.last_downtime_ms = st.app.last_downtime_ms;

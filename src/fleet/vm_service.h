@@ -38,7 +38,8 @@ struct VmInspection {
   struct Guest {
     std::string boot_id;
     bool healthy = false;
-    std::string app_state, running_version, health_output;
+    AppState app_state = AppState::kStopped;
+    std::string running_version, health_output;
     std::optional<int64_t> last_downtime_ms;
     // The OS the guest runs, as its agent reports it (os-release ID, VERSION_ID,
     // IMAGE_VERSION), each "(invalid)" when it is not a well-formed name or version.

@@ -27,7 +27,7 @@ TEST(VmServiceTest, CreateRefusesANameAForeignDomainHoldsAndLeavesItAlone) {
   ExpectNotManaged(r.status(), "theirs");
   EXPECT_FALSE(*tb.vm_table->Exists("theirs"));
   EXPECT_FALSE(*tb.vm_table->Exists("ok1")) << "refused before anything was made";
-  EXPECT_FALSE(tb.LogMentions("define-and-start"));
+  EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kDefineAndStart}), 0U);
   auto live = tb.hv.GetState(kH1, "theirs");
   ASSERT_TRUE(live.ok());
   EXPECT_TRUE(live->exists);
@@ -113,7 +113,7 @@ TEST(VmServiceTest, ReconcileNeverTouchesAForeignDomainOfACreatingVmsName) {
   ASSERT_TRUE(tb.vms->ReconcileCreating().ok());
   EXPECT_FALSE(*tb.vm_table->Exists("c2"));
   EXPECT_TRUE(tb.hv.GetState(kH1, "c2")->exists);
-  EXPECT_FALSE(tb.LogMentions("destroy h1 c2"));
+  EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kDestroy, "h1", "c2"}), 0U);
 }
 
 TEST(VmServiceTest, ReconcileLeavesOtherStatesAlone) {

@@ -7,12 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/command_runner.h"
+#include "core/files.h"
 #include "core/json.h"
-#include "core/progress.h"
 #include "core/status.h"
-#include "image/manifest.h"
-#include "image/tree_stager.h"
 #include "store/db.h"
 
 namespace vdswap {
@@ -41,44 +38,57 @@ struct ImageInfo {
   Json ToJson() const;
 };
 
-struct AppBuildRequest {
-  // A directory, a tar file (any compression), "oci-archive:FILE" or "docker-archive:FILE".
-  std::string source;
-  std::string name;  // overrides the manifest's name as the image's name in the store
+class ImageStore;
+
+// A private directory under STATE_DIR/tmp in which a producer (AppImageBuilder,
+// OsImageImporter) makes one image for ImageStore::Record. The store's Gc spares it while
+// this object lives; it is removed with everything left in it when this object dies.
+// REQUIRES: the store outlives it. Move-only; not thread-safe (one producer uses it).
+class ImageStaging {
+ public:
+  ImageStaging(ImageStaging&& o) noexcept;
+  ImageStaging& operator=(ImageStaging&&) = delete;
+  ImageStaging(const ImageStaging&) = delete;
+  ImageStaging& operator=(const ImageStaging&) = delete;
+  ~ImageStaging();
+
+  // Scratch space for the producer (unpacked trees, copies being checked); discarded.
+  const std::string& work_dir() const { return work_.path(); }
+  // The image's own files, each at the path below that names it; Record keeps exactly
+  // this directory. Exists, empty, when Stage returns.
+  const std::string& image_dir() const { return image_dir_; }
+  std::string app_disk_path() const;
+  std::string os_disk_path(const std::string& format) const;
+  std::string kernel_path() const;
+  std::string initrd_path() const;
+
+ private:
+  friend class ImageStore;
+  ImageStaging(ImageStore& store, TempDir work);
+
+  ImageStore* store_;  // null once moved from
+  TempDir work_;
+  std::string image_dir_;
 };
 
-struct OsImportRequest {
-  std::string disk;  // raw or qcow2 without a backing file
-  std::string kernel, initrd, cmdline;
-  std::string name;
-  std::string version;  // default: os-release VERSION_ID, else "1"
-  // The OS, stated by the caller where vdswap cannot read its os-release (both or none).
-  std::string os_id, os_version;
-  std::string firmware;  // "bios" (default, also "") or "efi" (OVMF)
-};
-
-// Builds, imports, finds and deletes images under STATE_DIR/images, recording them in
-// the images table. Images are read-only files named by digest; building the same
-// input twice gives the same digest. Thread-safe (the store serializes; builds use
-// private staging directories).
+// The store of images under STATE_DIR/images, and the owner of the images table: records
+// the images producers make in its staging directories, finds and deletes them. Images
+// are read-only directories named by digest. Thread-safe (the database serializes
+// records; each image is made in a staging directory of its own).
 class ImageStore {
  public:
-  ImageStore(Db& db, CommandRunner& runner, std::string state_dir, StageLimits limits = {});
+  // Creates STATE_DIR/images and STATE_DIR/tmp when missing.
+  ImageStore(Db& db, const std::string& state_dir);
 
-  // Stages the source, validates /vdswap.json (or derives it from an OCI/Docker config),
-  // builds a reproducible EROFS image and records it. Building an image that exists
-  // returns the existing record; the same bytes under another name are kAlreadyExists
-  // naming the image they are. kInvalidArgument for bad input (nothing is left behind),
-  // kInternal when mkfs.erofs fails.
-  Result<ImageInfo> BuildApp(const AppBuildRequest& req, const ProgressFn& progress);
-
-  // Copies the disk and its boot files into a staging directory (each must be a caller
-  // file as image/caller_file.h defines it: absolute path, non-empty regular file, not in
-  // /proc, /sys or /dev), checks the copy with `qemu-img info` (raw or qcow2, no backing
-  // or external data file; a raw disk's size is a multiple of 512) and records it with
-  // the os-release it finds. kInvalidArgument naming the file or field for bad input
-  // (control characters in the version or cmdline too); kInternal when a copy fails.
-  Result<ImageInfo> ImportOs(const OsImportRequest& req, const ProgressFn& progress);
+  // A new staging directory for an image of `kind`. kInternal when it cannot be created.
+  Result<ImageStaging> Stage(ImageKind kind);
+  // Moves the image made in `staging` (its image_dir(), flushed to disk and made
+  // read-only) to STATE_DIR/images/<digest> and records it with `info`, whose dir and
+  // created_at the store sets. When the digest is recorded already, returns that record
+  // (and discards the staging) if it has `info`'s name and version, else kAlreadyExists
+  // naming the image these bytes are. REQUIRES: `staging` came from this store's Stage;
+  // `info` has the digest, kind, name, version, size and meta of what it holds.
+  Result<ImageInfo> Record(ImageStaging staging, ImageInfo info);
 
   Result<std::vector<ImageInfo>> List();
   // REF: "sha256:<hex>", a hex digest or prefix of at least 12, or NAME[:VERSION] (the
@@ -96,37 +106,20 @@ class ImageStore {
   const std::string& images_dir() const { return images_dir_; }
 
  private:
-  // Marks a staging directory as in use, so that Gc spares it, while this lives.
-  class ActiveStaging {
-   public:
-    ActiveStaging(ImageStore& store, std::string path);
-    ~ActiveStaging();
-    ActiveStaging(const ActiveStaging&) = delete;
-    ActiveStaging& operator=(const ActiveStaging&) = delete;
+  friend class ImageStaging;
 
-   private:
-    ImageStore& store_;
-    std::string path_;
-  };
-
-  Result<ImageInfo> Record(ImageInfo info, const std::string& staged_dir);
-  // The os-release of an OS disk being imported: as the request states it, else read from
-  // the staged `disk` of `format`; empty (with a warning in the log and on `progress`)
-  // when neither.
-  OsRelease OsReleaseOf(const OsImportRequest& req, const std::string& format,
-                        const std::string& disk, const ProgressFn& progress);
+  // Spares a staging directory from Gc until Unmark.
+  void Mark(const std::string& work_dir);
+  void Unmark(const std::string& work_dir);
   Result<ImageInfo> Load(const std::string& digest);
   // `existing` when `wanted` has its name and version, else kAlreadyExists naming it.
   static Result<ImageInfo> Same(const ImageInfo& existing, const ImageInfo& wanted);
 
   Db& db_;
-  CommandRunner& runner_;
-  std::string state_dir_;
   std::string images_dir_;
   std::string tmp_dir_;
-  StageLimits limits_;
   std::mutex active_mu_;
-  std::set<std::string> active_;  // staging dirs of builds in progress, spared by Gc
+  std::set<std::string> active_;  // staging dirs of images being made, spared by Gc
 };
 
 std::string KindName(ImageKind kind);

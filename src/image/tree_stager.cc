@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -64,8 +65,8 @@ std::string Join(const std::vector<std::string>& parts, size_t n) {
 
 }  // namespace
 
-TreeStager::TreeStager(std::string root, StageLimits limits, ProgressFn progress)
-    : root_(std::move(root)), limits_(limits), progress_(std::move(progress)) {}
+TreeStager::TreeStager(std::string root, StageLimits limits, Clock& clock, ProgressFn progress)
+    : root_(std::move(root)), limits_(limits), clock_(clock), progress_(std::move(progress)) {}
 
 Status TreeStager::Apply(const std::string& archive_path, bool oci_layer) {
   if (oci_layer) RETURN_IF_ERROR(ApplyWhiteouts(archive_path));
@@ -135,8 +136,8 @@ Status TreeStager::Extract(const std::string& archive_path, bool oci_layer) {
     if (Status s = ExtractEntry(a.get(), entry, *parts, buf); !s.ok()) {
       return fail(name, s.message());
     }
-    if (progress_ && std::chrono::steady_clock::now() - last_progress_ > std::chrono::seconds(1)) {
-      last_progress_ = std::chrono::steady_clock::now();
+    if (progress_ && clock_.Now() - last_progress_ > std::chrono::seconds(1)) {
+      last_progress_ = clock_.Now();
       progress_(stats_);
     }
   }

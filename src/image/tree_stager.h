@@ -2,12 +2,12 @@
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/status.h"
 
 // libarchive's types, declared to keep its header out of ours.
@@ -38,8 +38,9 @@ class TreeStager {
  public:
   using ProgressFn = std::function<void(const StageStats&)>;
 
+  // `progress` gets the counts so far at most once a second of `clock`.
   // REQUIRES: `root` is an existing empty directory that no one else writes to.
-  TreeStager(std::string root, StageLimits limits, ProgressFn progress = nullptr);
+  TreeStager(std::string root, StageLimits limits, Clock& clock, ProgressFn progress = nullptr);
 
   // Applies one archive on top of the tree. kInvalidArgument names the archive and entry at
   // fault; the tree is then in an unspecified state (callers discard it).
@@ -63,9 +64,10 @@ class TreeStager {
 
   std::string root_;
   StageLimits limits_;
+  Clock& clock_;
   ProgressFn progress_;
   StageStats stats_;
-  std::chrono::steady_clock::time_point last_progress_;
+  Clock::TimePoint last_progress_{};
 };
 
 }  // namespace vdswap

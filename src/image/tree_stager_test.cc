@@ -37,12 +37,15 @@ class TreeStagerTest : public ::testing::Test {
     EXPECT_NE(s.message().find(needle), std::string::npos) << s.message();
   }
 
+  FakeClock clock_;
   std::unique_ptr<TempDir> dir_;
   std::string root_;
   std::unique_ptr<TreeStager> stager_;
   int n_ = 0;
 
-  void Init(StageLimits limits = {}) { stager_ = std::make_unique<TreeStager>(root_, limits); }
+  void Init(StageLimits limits = {}) {
+    stager_ = std::make_unique<TreeStager>(root_, limits, clock_);
+  }
 };
 
 TEST_F(TreeStagerTest, ExtractsFilesDirsAndLinks) {

@@ -1,13 +1,16 @@
 #include "protocol/agent_protocol.h"
 
 #include <limits>
+#include <optional>
 #include <utility>
+
+#include "core/enum_names.h"
 
 namespace vdswap {
 
 namespace {
 
-constexpr std::pair<AgentOp, std::string_view> kOps[] = {
+constexpr EnumNames<AgentOp, 9> kOps = {{
     {AgentOp::kHello, "hello"},
     {AgentOp::kStatus, "status"},
     {AgentOp::kAppStop, "app.stop"},
@@ -17,14 +20,14 @@ constexpr std::pair<AgentOp, std::string_view> kOps[] = {
     {AgentOp::kAppPrepare, "app.prepare"},
     {AgentOp::kAppSwitch, "app.switch"},
     {AgentOp::kAppRelease, "app.release"},
-};
+}};
 
-constexpr std::pair<AppState, std::string_view> kStates[] = {
+constexpr EnumNames<AppState, 4> kStates = {{
     {AppState::kStopped, "stopped"},
     {AppState::kStarting, "starting"},
     {AppState::kRunning, "running"},
     {AppState::kFailed, "failed"},
-};
+}};
 
 // Reads the fields of one JSON object without throwing. The first problem is kept (and
 // later reads return defaults), so a decoder reads every field and checks status() once.
@@ -136,31 +139,17 @@ AppStatus ReadAppStatus(FieldReader& r) {
 
 }  // namespace
 
-std::string_view AgentOpName(AgentOp op) {
-  for (const auto& [o, name] : kOps) {
-    if (o == op) return name;
-  }
-  return "unknown";
-}
+std::string_view AgentOpName(AgentOp op) { return NameOf(kOps, op); }
 
 Result<AgentOp> AgentOpFromName(std::string_view name) {
-  for (const auto& [o, n] : kOps) {
-    if (n == name) return o;
-  }
+  if (std::optional<AgentOp> op = FindValue(kOps, name)) return *op;
   return InvalidArgument("unknown op '" + std::string(name) + "'");
 }
 
-std::string_view AppStateName(AppState state) {
-  for (const auto& [s, name] : kStates) {
-    if (s == state) return name;
-  }
-  return "unknown";
-}
+std::string_view AppStateName(AppState state) { return NameOf(kStates, state); }
 
 Result<AppState> AppStateFromName(std::string_view name) {
-  for (const auto& [s, n] : kStates) {
-    if (n == name) return s;
-  }
+  if (std::optional<AppState> state = FindValue(kStates, name)) return *state;
   return InvalidArgument("unknown app state '" + std::string(name) + "'");
 }
 

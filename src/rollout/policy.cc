@@ -2,6 +2,9 @@
 
 #include <charconv>
 #include <limits>
+#include <optional>
+
+#include "core/enum_names.h"
 
 namespace vdswap {
 
@@ -18,8 +21,18 @@ Result<int64_t> ParseCount(std::string_view digits, std::string_view text, std::
   return v;
 }
 
-const char* OnFailureName(OnFailure f) { return f == OnFailure::kRollback ? "rollback" : "pause"; }
-const char* MaxActionName(MaxAction a) { return a == MaxAction::kApp ? "app" : "os"; }
+constexpr EnumNames<OnFailure, 2> kOnFailure = {
+    {{OnFailure::kPause, "pause"}, {OnFailure::kRollback, "rollback"}}};
+constexpr EnumNames<MaxAction, 2> kMaxAction = {{{MaxAction::kApp, "app"}, {MaxAction::kOs, "os"}}};
+
+// The value named by the JSON string `value`; kInvalidArgument with `error` otherwise.
+template <typename E, size_t N>
+Result<E> NamedValue(const EnumNames<E, N>& names, const Json& value, const char* error) {
+  std::optional<E> found =
+      value.is_string() ? FindValue(names, value.get<std::string>()) : std::nullopt;
+  if (!found) return InvalidArgument(error);
+  return *found;
+}
 
 // A JSON string or a non-negative integer, as text.
 Result<std::string> TextOf(const Json& j, const char* field) {
@@ -102,8 +115,8 @@ Json PolicyToJson(const RolloutPolicy& p) {
           {"canary_wait", p.canary_wait ? Json(FormatDuration(*p.canary_wait)) : Json()},
           {"min_ready", FormatDuration(p.min_ready)},
           {"max_failures", p.max_failures.ToString()},
-          {"on_failure", OnFailureName(p.on_failure)},
-          {"max_action", MaxActionName(p.max_action)},
+          {"on_failure", NameOf(kOnFailure, p.on_failure)},
+          {"max_action", NameOf(kMaxAction, p.max_action)},
           {"swap_order", p.swap_order ? Json(SwapOrderName(*p.swap_order)) : Json()}};
 }
 
@@ -142,17 +155,11 @@ Result<RolloutPolicy> PolicyFromJson(const Json& j) {
         p.min_ready = d;
       }
     } else if (key == "on_failure") {
-      if (value == "rollback") {
-        p.on_failure = OnFailure::kRollback;
-      } else if (value != "pause") {
-        return InvalidArgument("--on-failure must be rollback or pause");
-      }
+      ASSIGN_OR_RETURN(p.on_failure,
+                       NamedValue(kOnFailure, value, "--on-failure must be rollback or pause"));
     } else if (key == "max_action") {
-      if (value == "app") {
-        p.max_action = MaxAction::kApp;
-      } else if (value != "os") {
-        return InvalidArgument("--max-action must be app or os");
-      }
+      ASSIGN_OR_RETURN(p.max_action,
+                       NamedValue(kMaxAction, value, "--max-action must be app or os"));
     } else if (key == "swap_order") {
       if (value.is_null()) continue;
       auto order = value.is_string() ? SwapOrderFromName(value.get<std::string>())

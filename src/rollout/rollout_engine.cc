@@ -87,42 +87,9 @@ RolloutEngine::~RolloutEngine() {
   }
 }
 
-void RolloutEngine::Changed(int64_t id) {
-  {
-    std::lock_guard lock(mu_);
-    ++versions_[id];
-  }
-  change_cv_.notify_all();
-}
-
-uint64_t RolloutEngine::Version(int64_t id) {
-  std::lock_guard lock(mu_);
-  return versions_[id];
-}
-
-uint64_t RolloutEngine::WaitForChange(int64_t id, uint64_t seen,
-                                      std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  change_cv_.wait_for(lock, timeout, [&] { return waits_cancelled_ || versions_[id] > seen; });
-  return versions_[id];
-}
-
-void RolloutEngine::CancelWaits() {
-  {
-    std::lock_guard lock(mu_);
-    waits_cancelled_ = true;
-  }
-  change_cv_.notify_all();
-}
-
-bool RolloutEngine::WaitsCancelled() {
-  std::lock_guard lock(mu_);
-  return waits_cancelled_;
-}
-
 Status RolloutEngine::SetState(int64_t id, RolloutState state, const std::string& error) {
   Status s = store_.SetState(id, state, error, clock_.UnixSeconds());
-  Changed(id);
+  changes_.Bump(id);
   if (s.ok() && observer_ && !IsActive(state)) observer_->RolloutEnded(state);
   VLOG(kInfo) << "rollout " << id << ": " << RolloutStateName(state)
               << (error.empty() ? "" : ": " + error);
@@ -175,12 +142,7 @@ Result<int64_t> RolloutEngine::Start(const std::string& to_ref, std::vector<std:
     }
     members.push_back({vm.name, vm.host, vm.version, to.version});
   }
-  ASSIGN_OR_RETURN(int64_t id,
-                   store_.Create(to.name, to.version, members, policy, clock_.UnixSeconds()));
-  if (observer_) observer_->RolloutStarted();
-  Changed(id);
-  Launch(id);
-  return id;
+  return Begin(to.name, to.version, members, policy);
 }
 
 Status RolloutEngine::Pause(int64_t id) {
@@ -210,11 +172,7 @@ Status RolloutEngine::Resume(int64_t id) {
   RETURN_IF_ERROR(store_.SetCanariesReleased(id));
   RETURN_IF_ERROR(SetState(id, RolloutState::kRunning, ""));
   work_cv_.notify_all();
-  Coordinator& c = coordinators_[id];
-  if (c.thread.joinable() && !c.finished) return Status::Ok();  // still draining: it goes on
-  if (c.thread.joinable()) c.thread.join();
-  c.finished = false;
-  c.thread = std::thread([this, id] { Coordinate(id); });
+  LaunchLocked(id);
   return Status::Ok();
 }
 
@@ -255,16 +213,26 @@ Result<int64_t> RolloutEngine::Undo(int64_t id) {
   }
   RolloutPolicy policy = r.policy;
   policy.canary = Amount{0, false};  // going back to what ran before needs no canary
-  ASSIGN_OR_RETURN(int64_t undo, store_.Create(r.template_name, members.front().to_version, members,
-                                               policy, clock_.UnixSeconds()));
+  return Begin(r.template_name, members.front().to_version, members, policy);
+}
+
+Result<int64_t> RolloutEngine::Begin(const std::string& template_name, int64_t to_version,
+                                     const std::vector<RolloutMember>& members,
+                                     const RolloutPolicy& policy) {
+  ASSIGN_OR_RETURN(int64_t id,
+                   store_.Create(template_name, to_version, members, policy, clock_.UnixSeconds()));
   if (observer_) observer_->RolloutStarted();
-  Changed(undo);
-  Launch(undo);
-  return undo;
+  changes_.Bump(id);
+  Launch(id);
+  return id;
 }
 
 void RolloutEngine::Launch(int64_t id) {
   std::lock_guard lock(run_mu_);
+  LaunchLocked(id);
+}
+
+void RolloutEngine::LaunchLocked(int64_t id) {
   Coordinator& c = coordinators_[id];
   if (c.thread.joinable() && !c.finished) return;
   if (c.thread.joinable()) c.thread.join();
@@ -309,7 +277,7 @@ Status RolloutEngine::Drive(int64_t id, Run& run) {
     if (!run.outcomes.empty()) {
       store_.SetVmOutcomes(id, run.outcomes).IgnoreError();
       run.outcomes.clear();
-      Changed(id);
+      changes_.Bump(id);
     }
     const uint64_t wake = run.wake;
     ASSIGN_OR_RETURN(RolloutControl ctl, store_.Control(id));
@@ -474,7 +442,7 @@ void RolloutEngine::StartSwaps(int64_t id, Run& run, const std::vector<size_t>& 
     const Template& to = run.templates.at(vm.to_version);
     run.workers[vm.vm] = std::thread([this, id, &run, vm, to] { SwapOne(id, run, vm, to); });
   }
-  Changed(id);
+  changes_.Bump(id);
 }
 
 void RolloutEngine::SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Template& to) {
@@ -516,7 +484,7 @@ void RolloutEngine::SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Tem
     ++run.wake;
   }
   work_cv_.notify_all();
-  Changed(id);
+  changes_.Bump(id);
 }
 
 Status RolloutEngine::RollBack(int64_t id, Run& run, const std::string& why) {
@@ -537,7 +505,7 @@ Status RolloutEngine::RollBack(int64_t id, Run& run, const std::string& why) {
       if (v.state != RolloutVmState::kFailed) {
         RETURN_IF_ERROR(store_.SetVmOutcome(id, v.vm, RolloutVmState::kReverted, std::nullopt,
                                             v.error, clock_.UnixMillis()));
-        Changed(id);
+        changes_.Bump(id);
       }
       continue;
     }
@@ -545,7 +513,7 @@ Status RolloutEngine::RollBack(int64_t id, Run& run, const std::string& why) {
       ASSIGN_OR_RETURN(run.templates[v.from_version], TemplateAt(r.template_name, v.from_version));
     }
     RETURN_IF_ERROR(store_.SetVmState(id, v.vm, RolloutVmState::kSwapping));
-    Changed(id);
+    changes_.Bump(id);
     auto out = swapper_.Swap(v.vm, run.templates[v.from_version], id, nullptr, r.policy.swap_order);
     if (!out.ok() && stopping_) return Status::Ok();
     if (out.ok() && run.templates.count(rec->version)) {
@@ -560,7 +528,7 @@ Status RolloutEngine::RollBack(int64_t id, Run& run, const std::string& why) {
       RETURN_IF_ERROR(store_.SetVmOutcome(id, v.vm, RolloutVmState::kFailed, std::nullopt,
                                           "moving back failed: " + error, clock_.UnixMillis()));
     }
-    Changed(id);
+    changes_.Bump(id);
   }
   if (!all_back) {
     return SetState(id, RolloutState::kFailed, why + "; some VMs could not be moved back");

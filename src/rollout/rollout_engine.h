@@ -17,6 +17,7 @@
 #include "fleet/template_store.h"
 #include "fleet/vm_table.h"
 #include "rollout/batch_planner.h"
+#include "rollout/change_feed.h"
 #include "rollout/policy.h"
 #include "rollout/rollout_store.h"
 
@@ -94,17 +95,28 @@ class RolloutEngine {
   void Shutdown();
 
   // The change counter of rollout `id` (0 before its first change in this process).
-  uint64_t Version(int64_t id);
+  uint64_t Version(int64_t id) { return changes_.Version(id); }
   // Blocks until the version of `id` exceeds `seen`, `timeout` passes, or CancelWaits
   // was called; returns the version then.
-  uint64_t WaitForChange(int64_t id, uint64_t seen, std::chrono::milliseconds timeout);
+  uint64_t WaitForChange(int64_t id, uint64_t seen, std::chrono::milliseconds timeout) {
+    return changes_.WaitForChange(id, seen, timeout);
+  }
   // Wakes every WaitForChange for good (the daemon is stopping).
-  void CancelWaits();
-  bool WaitsCancelled();
+  void CancelWaits() { changes_.Cancel(); }
+  bool WaitsCancelled() { return changes_.Cancelled(); }
 
  private:
   struct Run;
+  // Records a rollout of `members` under `policy` (see RolloutStore::Create), tells the
+  // observer and the watchers, and launches its coordinator; returns its id.
+  // REQUIRES: start_mu_ held (the members were checked under it).
+  Result<int64_t> Begin(const std::string& template_name, int64_t to_version,
+                        const std::vector<RolloutMember>& members, const RolloutPolicy& policy);
+  // Starts a coordinator for rollout `id` unless one runs (it goes on: a resumed rollout
+  // whose coordinator is still draining), joining a finished one first.
   void Launch(int64_t id);
+  // Launch for a caller holding run_mu_. REQUIRES: run_mu_ held.
+  void LaunchLocked(int64_t id);
   void Coordinate(int64_t id);
   // Returns when the rollout needs no more work from this coordinator.
   Status Drive(int64_t id, Run& run);
@@ -131,7 +143,6 @@ class RolloutEngine {
   void SwapOne(int64_t id, Run& run, const RolloutVm& vm, const Template& to);
   Status RollBack(int64_t id, Run& run, const std::string& why);
   Result<Template> TemplateAt(const std::string& name, int64_t version);
-  void Changed(int64_t id);
   Status SetState(int64_t id, RolloutState state, const std::string& error);
 
   RolloutStore& store_;
@@ -156,10 +167,7 @@ class RolloutEngine {
   };
   std::map<int64_t, Coordinator> coordinators_;
 
-  std::mutex mu_;  // versions_ and waits
-  std::condition_variable change_cv_;
-  std::map<int64_t, uint64_t> versions_;
-  bool waits_cancelled_ = false;
+  ChangeFeed changes_;  // bumped on every change of a rollout
   std::atomic<bool> stopping_{false};
 };
 

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "image/app_image_builder.h"
+#include "image/os_image_importer.h"
+
 namespace vdswap::testing {
 
 namespace {
@@ -34,7 +37,7 @@ std::string OsDisk(SubprocessRunner& runner, const std::string& root, const std:
 FleetTestbed::FleetTestbed() {
   dir = std::make_unique<TempDir>(std::move(TempDir::Create("/tmp", "fleet")).value());
   db = std::move(Db::Open(":memory:")).value();
-  images = std::make_unique<ImageStore>(*db, runner, dir->path());
+  images = std::make_unique<ImageStore>(*db, dir->path());
   hosts = std::make_unique<HostRegistry>(*db, hv, clock);
   templates = std::make_unique<TemplateStore>(*db, *images, clock);
   vm_table = std::make_unique<VmTable>(*db);
@@ -50,11 +53,13 @@ FleetTestbed::FleetTestbed() {
   EXPECT_TRUE(hosts->Add("h1", "fake:///", "p").ok());
   EXPECT_TRUE(hosts->Add("h2", "fake:///", "q").ok());
   for (std::string v : {"1", "2"}) {
-    auto os = images->ImportOs({OsDisk(runner, dir->path(), v), "", "", "", "os", ""}, nullptr);
+    auto os = OsImageImporter(*images, runner)
+                  .Import({OsDisk(runner, dir->path(), v), "", "", "", "os", ""}, nullptr);
     EXPECT_TRUE(os.ok()) << os.status().ToString();
   }
   for (std::string v : {"1", "2", "3"}) {
-    auto app = images->BuildApp({AppTree(dir->path(), v), ""}, nullptr);
+    auto app =
+        AppImageBuilder(*images, runner, clock).Build({AppTree(dir->path(), v), ""}, nullptr);
     EXPECT_TRUE(app.ok()) << app.status().ToString();
   }
   EXPECT_TRUE(templates->Create("web", "os:1", "web:1", {}).ok());
@@ -83,12 +88,6 @@ void FleetTestbed::CreateVms(const std::vector<std::string>& names) {
   auto out = vms->Create(names, "web:1", "h1", nullptr);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   for (const auto& v : out->vms) ASSERT_EQ(v.state, VmState::kRunning) << v.name << ": " << v.error;
-}
-
-bool FleetTestbed::LogMentions(const std::string& what) const {
-  auto log = hv.Log();
-  return std::any_of(log.begin(), log.end(),
-                     [&what](const std::string& l) { return l.find(what) != std::string::npos; });
 }
 
 }  // namespace vdswap::testing

@@ -35,8 +35,6 @@ struct FleetTestbed {
   std::string AppVolume(int64_t version);
   // A Swapper over the same store, hypervisor and locks, as a restarted daemon builds it.
   std::unique_ptr<Swapper> NewSwapper();
-  // True when a line of the fake hypervisor's call log contains `what`.
-  bool LogMentions(const std::string& what) const;
 
   SubprocessRunner runner;
   FakeClock clock;

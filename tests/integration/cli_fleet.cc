@@ -8,7 +8,7 @@
 
 #include "core/command_runner.h"
 #include "core/files.h"
-#include "tests/integration/swap_journal.h"
+#include "tests/integration/journal_rows.h"
 #include "tests/integration/testbed.h"
 
 namespace vdswap::testing {

@@ -7,7 +7,7 @@
 
 #include "core/json.h"
 #include "tests/e2e/cli_harness.h"
-#include "tests/integration/swap_journal.h"
+#include "tests/integration/journal_rows.h"
 
 namespace vdswap::testing {
 

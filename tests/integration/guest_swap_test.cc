@@ -7,6 +7,7 @@
 
 #include "core/files.h"
 #include "hypervisor/agent_client.h"
+#include "image/app_image_builder.h"
 #include "image/image_store.h"
 #include "libvirt/libvirt_hypervisor.h"
 #include "store/db.h"
@@ -28,12 +29,14 @@ class GuestSwapTest : public ::testing::Test {
     ASSERT_TRUE(state.ok());
     state_dir_ = state->Release();
     db_ = std::move(Db::Open(":memory:")).value();
-    images_ = new ImageStore(*db_, runner_, state_dir_);
+    images_ = new ImageStore(*db_, state_dir_);
     hv_ = new LibvirtHypervisor(Accel::kTcg);
     host_ = {"local", "qemu:///system", "vdswap-it-" + std::to_string(getpid())};
 
-    auto app1 = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
-    auto app2 = images_->BuildApp({assets_->hello_dir + "/hello-2", ""}, nullptr);
+    SystemClock clock;
+    AppImageBuilder builder(*images_, runner_, clock);
+    auto app1 = builder.Build({assets_->hello_dir + "/hello-1", ""}, nullptr);
+    auto app2 = builder.Build({assets_->hello_dir + "/hello-2", ""}, nullptr);
     ASSERT_TRUE(app1.ok() && app2.ok()) << app1.status().ToString();
     ASSERT_TRUE(hv_->EnsurePool(host_).ok());
     std::string os = Upload("os.img", assets_->os_dir + "/os.img");

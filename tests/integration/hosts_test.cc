@@ -15,7 +15,9 @@
 
 #include "fleet/host_registry.h"
 #include "fleet/image_distributor.h"
+#include "image/app_image_builder.h"
 #include "image/image_store.h"
+#include "image/os_image_importer.h"
 #include "libvirt/domain_xml.h"
 #include "libvirt/libvirt_hypervisor.h"
 #include "tests/integration/testbed.h"
@@ -104,7 +106,7 @@ class HostsTest : public ::testing::Test {
     assets_ = &BuildAssets();
     dir_ = std::make_unique<TempDir>(std::move(TempDir::Create("/tmp", "hosts-it")).value());
     db_ = std::move(Db::Open(":memory:")).value();
-    images_ = std::make_unique<ImageStore>(*db_, runner_, dir_->path());
+    images_ = std::make_unique<ImageStore>(*db_, dir_->path());
     hv_ = std::make_unique<CountingHypervisor>();
     hosts_ = std::make_unique<HostRegistry>(*db_, *hv_, clock_);
     suffix_ = std::to_string(getpid());
@@ -136,10 +138,12 @@ TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
   EXPECT_EQ(hosts_->Add("down", "qemu+tcp://127.0.0.1:1/system", "p").status().code(),
             Code::kUnavailable);
 
-  auto os = images_->ImportOs({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
-                               assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
-                              nullptr);
-  auto app = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  auto os = OsImageImporter(*images_, runner_)
+                .Import({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
+                         assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
+                        nullptr);
+  auto app = AppImageBuilder(*images_, runner_, clock_)
+                 .Build({assets_->hello_dir + "/hello-1", ""}, nullptr);
   ASSERT_TRUE(os.ok() && app.ok());
   HostImages host_images(*db_);
   SystemClock clock;
@@ -173,10 +177,12 @@ TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
 TEST_F(HostsTest, VmOnTheRemoteUriBootsAndItsAgentAnswers) {
   ASSERT_TRUE(hosts_->Add("tcp", kTcpUri, Pool("c")).ok());
   HostRef host = *hosts_->Get("tcp");
-  auto os = images_->ImportOs({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
-                               assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
-                              nullptr);
-  auto app = images_->BuildApp({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  auto os = OsImageImporter(*images_, runner_)
+                .Import({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
+                         assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
+                        nullptr);
+  auto app = AppImageBuilder(*images_, runner_, clock_)
+                 .Build({assets_->hello_dir + "/hello-1", ""}, nullptr);
   HostImages host_images(*db_);
   SystemClock clock;
   ImageDistributor distributor(host_images, *hv_, clock);

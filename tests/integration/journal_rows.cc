@@ -1,4 +1,4 @@
-#include "tests/integration/swap_journal.h"
+#include "tests/integration/journal_rows.h"
 
 #include <sqlite3.h>
 

@@ -8,7 +8,8 @@
 
 namespace vdswap::testing {
 
-// One row of a daemon's swap journal (table swap_journal), as a test reads it.
+// One row of a daemon's swap journal (table swap_journal), as a test reads it from the
+// database file; the daemon's own reader and writer is fleet/swap_journal.h.
 struct JournalRow {
   int64_t seq = 0;
   std::string vm;
