@@ -22,19 +22,17 @@ namespace {
 // "GET /v1/vms/{}": a route with its parameters unnamed.
 std::set<std::string> RegisteredRoutes() {
   FleetTestbed tb;
-  RolloutStore store(*tb.db);
-  RolloutEngine engine(store, *tb.vm_table, *tb.templates, *tb.hosts, *tb.swapper, *tb.agent,
-                       tb.clock);
   Metrics metrics;
   Router router;
-  RegisterStatusRoutes(router, metrics, *tb.db,
-                       {*tb.hosts, *tb.host_images, *tb.images, *tb.templates, *tb.vm_table, store},
-                       {"/state", "fake", "fake:///", std::chrono::steady_clock::now()});
-  RegisterImageRoutes(router, *tb.images, tb.runner, tb.clock);
-  RegisterHostRoutes(router, *tb.hosts, *tb.host_images, *tb.vm_table);
-  RegisterTemplateRoutes(router, *tb.templates);
-  RegisterVmRoutes(router, *tb.vms, *tb.vm_table);
-  RegisterRolloutRoutes(router, engine);
+  RegisterStatusRoutes(
+      router, metrics, *tb.db,
+      {tb.hosts, tb.host_images, tb.images, tb.templates, tb.vm_table, tb.rollout_store},
+      {"/state", "fake", "fake:///", std::chrono::steady_clock::now()});
+  RegisterImageRoutes(router, tb.images, tb.runner, tb.clock);
+  RegisterHostRoutes(router, tb.hosts, tb.host_images, tb.vm_table);
+  RegisterTemplateRoutes(router, tb.templates);
+  RegisterVmRoutes(router, tb.vms, tb.vm_table);
+  RegisterRolloutRoutes(router, tb.rollouts);
   std::set<std::string> out;
   for (const auto& route : router.routes()) {
     out.insert(std::string(MethodName(route.method)) + " " +

@@ -9,7 +9,7 @@ namespace {
 
 class VmListRouteTest : public ::testing::Test {
  protected:
-  void SetUp() override { RegisterVmRoutes(router_, *tb_.vms, *tb_.vm_table); }
+  void SetUp() override { RegisterVmRoutes(router_, tb_.vms, tb_.vm_table); }
 
   Result<Json> ListVms(std::map<std::string, std::string> query) {
     for (const auto& route : router_.routes()) {

@@ -22,27 +22,14 @@
 #include "api/template_routes.h"
 #include "api/token_auth.h"
 #include "api/vm_routes.h"
+#include "assembly/fleet.h"
 #include "core/clock.h"
 #include "core/command_runner.h"
 #include "core/dir_lock.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "fake/fake_hypervisor.h"
-#include "fleet/disk_planner.h"
-#include "fleet/guest_agent.h"
-#include "fleet/host_images.h"
-#include "fleet/host_registry.h"
-#include "fleet/image_distributor.h"
-#include "fleet/swap_journal.h"
-#include "fleet/swapper.h"
-#include "fleet/template_store.h"
-#include "fleet/vm_locks.h"
-#include "fleet/vm_service.h"
-#include "fleet/vm_table.h"
-#include "image/image_store.h"
 #include "libvirt/libvirt_hypervisor.h"
-#include "rollout/rollout_engine.h"
-#include "rollout/rollout_store.h"
 #include "store/db.h"
 
 namespace vdswap {
@@ -105,66 +92,150 @@ Status RestrictStateDir(const std::string& dir, bool created) {
   return Status::Ok();
 }
 
-int Run(const Flags& flags) {
-  LogLevel level;
-  if (!ParseLogLevel(flags.log_level, &level)) {
-    std::cerr << "vdswapd: --log-level must be debug, info, warning or error\n";
-    return 2;
-  }
-  SetLogLevel(level);
-  // Every flag is checked before anything is opened or served: a refused start must not
-  // answer on its socket, even for a moment.
+// What the flags say, checked: where to listen besides the unix socket, and how.
+struct Checked {
   std::optional<std::pair<std::string, int>> tcp;
   std::optional<TokenAuth> auth;
+  Accel accel = Accel::kTcg;
+};
+
+// Checks every flag before anything is opened or served: a refused start must not answer
+// on its socket, even for a moment. Prints why and returns the exit code (2) on a bad flag.
+std::optional<int> CheckFlags(const Flags& flags, Checked* out) {
+  auto refuse = [](const std::string& why) {
+    std::cerr << "vdswapd: " << why << "\n";
+    return 2;
+  };
+  LogLevel level;
+  if (!ParseLogLevel(flags.log_level, &level)) {
+    return refuse("--log-level must be debug, info, warning or error");
+  }
+  SetLogLevel(level);
   if (!flags.listen.empty()) {
     auto addr = ParseListen(flags.listen);
-    if (!addr.ok()) {
-      std::cerr << "vdswapd: " << addr.status().message() << "\n";
-      return 2;
-    }
+    if (!addr.ok()) return refuse(addr.status().message());
     if (flags.token_file.empty()) {
-      std::cerr << "vdswapd: --listen requires --token-file (the API is never open on TCP)\n";
-      return 2;
+      return refuse("--listen requires --token-file (the API is never open on TCP)");
     }
     auto loaded = TokenAuth::FromFile(flags.token_file);
-    if (!loaded.ok()) {
-      std::cerr << "vdswapd: " << loaded.status().message() << "\n";
-      return 2;
-    }
-    tcp = *addr;
-    auth.emplace(std::move(*loaded));
+    if (!loaded.ok()) return refuse(loaded.status().message());
+    out->tcp = *addr;
+    out->auth.emplace(std::move(*loaded));
   }
   if (flags.fake_latency_ms >= 0 && flags.hypervisor != "fake") {
-    std::cerr << "vdswapd: --fake-latency needs --hypervisor fake\n";
-    return 2;
+    return refuse("--fake-latency needs --hypervisor fake");
   }
-  Accel accel = Accel::kTcg;
   if (flags.hypervisor != "fake") {
     auto resolved = ResolveAccel(flags.accel);
-    if (!resolved.ok()) {
-      std::cerr << "vdswapd: " << resolved.status().message() << "\n";
-      return 2;
-    }
-    accel = *resolved;
+    if (!resolved.ok()) return refuse(resolved.status().message());
+    out->accel = *resolved;
   }
+  return std::nullopt;
+}
+
+// Creates the state dir (or takes permissions away from it) and locks it: one daemon per
+// state dir, since a second one would take over the socket and could collect the first
+// one's images. Prints why and returns the exit code when it cannot.
+std::optional<int> PrepareStateDir(const std::string& dir, std::optional<DirLock>* lock) {
   std::error_code ec;
-  const bool created = std::filesystem::create_directories(flags.state_dir, ec);
+  const bool created = std::filesystem::create_directories(dir, ec);
   if (ec) {
-    std::cerr << "vdswapd: cannot create state dir '" << flags.state_dir << "': " << ec.message()
-              << "\n";
+    std::cerr << "vdswapd: cannot create state dir '" << dir << "': " << ec.message() << "\n";
     return 1;
   }
-  if (Status s = RestrictStateDir(flags.state_dir, created); !s.ok()) {
+  if (Status s = RestrictStateDir(dir, created); !s.ok()) {
     std::cerr << "vdswapd: " << s.message() << "\n";
     return 2;
   }
-  // One daemon per state dir: a second one would take over the socket and could collect
-  // the first one's images. Held until the process exits.
-  auto state_lock = DirLock::Acquire(flags.state_dir, "vdswapd.lock");
-  if (!state_lock.ok()) {
-    std::cerr << "vdswapd: state dir " << state_lock.status().message() << "\n";
+  auto acquired = DirLock::Acquire(dir, "vdswapd.lock");
+  if (!acquired.ok()) {
+    std::cerr << "vdswapd: state dir " << acquired.status().message() << "\n";
     return 4;
   }
+  lock->emplace(std::move(*acquired));
+  return std::nullopt;
+}
+
+std::unique_ptr<Hypervisor> MakeHypervisor(const Flags& flags, Accel accel, Clock& clock) {
+  if (flags.hypervisor != "fake") {
+    VLOG(kInfo) << "new VMs use " << (accel == Accel::kKvm ? "KVM" : "TCG (software)");
+    return std::make_unique<LibvirtHypervisor>(accel);
+  }
+  auto fake = std::make_unique<FakeHypervisor>(clock);
+  if (flags.fake_latency_ms > 0) {
+    using Op = FakeHypervisor::Op;
+    for (Op op : {Op::kUpload, Op::kCreateVolume, Op::kDefineAndStart, Op::kStart, Op::kShutdown,
+                  Op::kDetach, Op::kAttach, Op::kOpenAgent, Op::kAppStop, Op::kAppStart}) {
+      fake->SetLatency(op, std::chrono::milliseconds(flags.fake_latency_ms));
+    }
+  }
+  return fake;
+}
+
+// Settles what a previous run left half-done before anything new starts: staging of
+// interrupted image builds, VMs left in state creating.
+void SettleInterrupted(Fleet& fleet) {
+  if (auto gc = fleet.images.Gc(/*unused=*/false); !gc.ok()) {
+    VLOG(kWarning) << "image gc: " << gc.status().message();
+  }
+  if (auto settled = fleet.vms.ReconcileCreating(); !settled.ok()) {
+    VLOG(kWarning) << "vms left in state creating: " << settled.status().message();
+  }
+}
+
+void RegisterRoutes(Router& router, Metrics& metrics, Db& db, Fleet& fleet, CommandRunner& runner,
+                    Clock& clock, const DaemonInfo& info) {
+  RegisterStatusRoutes(router, metrics, db,
+                       {fleet.hosts, fleet.host_images, fleet.images, fleet.templates,
+                        fleet.vm_table, fleet.rollout_store},
+                       info);
+  RegisterImageRoutes(router, fleet.images, runner, clock);
+  RegisterHostRoutes(router, fleet.hosts, fleet.host_images, fleet.vm_table);
+  RegisterTemplateRoutes(router, fleet.templates);
+  RegisterVmRoutes(router, fleet.vms, fleet.vm_table);
+  RegisterRolloutRoutes(router, fleet.rollouts);
+}
+
+// Serves until SIGTERM or SIGINT (blocked in every thread by the caller); swaps and
+// rollouts a previous run left unfinished continue in the background meanwhile.
+int Serve(const Flags& flags, Checked& checked, HttpServer& server, RolloutEngine& rollouts,
+          const sigset_t& stop_signals) {
+  std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;
+  if (Status s = server.ListenUnix(socket); !s.ok()) {
+    std::cerr << "vdswapd: " << s.message() << "\n";
+    return 1;
+  }
+  if (checked.tcp) {
+    Status s = server.ListenTcp(checked.tcp->first, checked.tcp->second, std::move(*checked.auth));
+    if (!s.ok()) {
+      std::cerr << "vdswapd: " << s.message() << "\n";
+      return 1;
+    }
+  }
+  VLOG(kInfo) << "vdswapd " << kVersion << " serving unix:" << socket
+              << (flags.listen.empty() ? "" : " and tcp:" + flags.listen) << " (state dir "
+              << flags.state_dir << ", hypervisor " << flags.hypervisor << ")";
+  std::thread resume([&rollouts] {
+    if (Status s = rollouts.ResumeAll(); !s.ok()) VLOG(kWarning) << "resume: " << s.message();
+  });
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  VLOG(kInfo) << "signal " << sig << ": shutting down";
+  // Rollouts start no further swap (in-flight ones finish; they keep their state and
+  // resume at the next start), which also ends `--watch` streams and `?wait`s. Then the
+  // server cancels every request in flight (a `vm create` stops after the VMs it has
+  // started) and waits for their handlers.
+  rollouts.Shutdown();
+  server.Stop();
+  resume.join();
+  return 0;
+}
+
+int Run(const Flags& flags) {
+  Checked checked;
+  if (auto refused = CheckFlags(flags, &checked)) return *refused;
+  std::optional<DirLock> state_lock;  // held until the process exits
+  if (auto failed = PrepareStateDir(flags.state_dir, &state_lock)) return *failed;
 
   // Block the signals we wait for before any thread starts, so every thread inherits it.
   sigset_t stop_signals;
@@ -179,97 +250,23 @@ int Run(const Flags& flags) {
     std::cerr << "vdswapd: " << db.status().message() << "\n";
     return 1;
   }
-
-  Metrics metrics;
-  Router router;
-  DaemonInfo info{flags.state_dir, flags.hypervisor, flags.uri, std::chrono::steady_clock::now()};
   SystemClock clock;
   SubprocessRunner runner;
-  ImageStore images(**db, flags.state_dir);
-  // Nothing is being built yet: whatever staging is left was interrupted.
-  if (auto gc = images.Gc(/*unused=*/false); !gc.ok()) {
-    VLOG(kWarning) << "image gc: " << gc.status().message();
-  }
-  RegisterImageRoutes(router, images, runner, clock);
+  std::unique_ptr<Hypervisor> hypervisor = MakeHypervisor(flags, checked.accel, clock);
+  Swapper::Options swap;
+  swap.order = *SwapOrderFromName(flags.swap_order);  // checked by the parser
+  // Declared before the fleet, which reports to them until its engine is gone.
+  Metrics metrics;
+  RolloutMetrics rollout_metrics(metrics, swap.order);
+  Fleet fleet(**db, *hypervisor, clock, {flags.state_dir, flags.uri, swap});
+  fleet.rollouts.Observe(&rollout_metrics);
+  SettleInterrupted(fleet);
 
-  std::unique_ptr<Hypervisor> hypervisor;
-  if (flags.hypervisor == "fake") {
-    auto fake = std::make_unique<FakeHypervisor>(clock);
-    if (flags.fake_latency_ms > 0) {
-      using Op = FakeHypervisor::Op;
-      for (Op op : {Op::kUpload, Op::kCreateVolume, Op::kDefineAndStart, Op::kStart, Op::kShutdown,
-                    Op::kDetach, Op::kAttach, Op::kOpenAgent, Op::kAppStop, Op::kAppStart}) {
-        fake->SetLatency(op, std::chrono::milliseconds(flags.fake_latency_ms));
-      }
-    }
-    hypervisor = std::move(fake);
-  } else {
-    VLOG(kInfo) << "new VMs use " << (accel == Accel::kKvm ? "KVM" : "TCG (software)");
-    hypervisor = std::make_unique<LibvirtHypervisor>(accel);
-  }
-  HostRegistry hosts(**db, *hypervisor, clock);
-  TemplateStore templates(**db, images, clock);
-  VmTable vm_table(**db);
-  SwapJournal journal(**db);
-  HostImages host_images(**db);
-  RolloutStore rollout_store(**db);
-  VmLocks vm_locks;
-  ImageDistributor distributor(host_images, *hypervisor, clock);
-  DiskPlanner disks(images, distributor, *hypervisor);
-  GuestAgent agent(*hypervisor, clock);
-  VmService vms(vm_table, vm_locks, hosts, templates, images, disks, agent, *hypervisor, clock,
-                flags.uri);
-  // Nothing is being created yet: VMs left in state creating were interrupted.
-  if (auto settled = vms.ReconcileCreating(); !settled.ok()) {
-    VLOG(kWarning) << "vms left in state creating: " << settled.status().message();
-  }
-  Swapper::Options swap_options;
-  swap_options.order = *SwapOrderFromName(flags.swap_order);  // checked by the parser
-  Swapper swapper(**db, vm_table, journal, vm_locks, hosts, templates, disks, agent, *hypervisor,
-                  clock, swap_options);
-  RolloutMetrics rollout_metrics(metrics, swap_options.order);
-  RolloutEngine rollouts(rollout_store, vm_table, templates, hosts, swapper, agent, clock);
-  rollouts.Observe(&rollout_metrics);
-  rollouts.PrefetchWith(&disks);
-  RegisterStatusRoutes(router, metrics, **db,
-                       {hosts, host_images, images, templates, vm_table, rollout_store}, info);
-  RegisterHostRoutes(router, hosts, host_images, vm_table);
-  RegisterTemplateRoutes(router, templates);
-  RegisterVmRoutes(router, vms, vm_table);
-  RegisterRolloutRoutes(router, rollouts);
-
+  Router router;
+  RegisterRoutes(router, metrics, **db, fleet, runner, clock,
+                 {flags.state_dir, flags.hypervisor, flags.uri, std::chrono::steady_clock::now()});
   HttpServer server(router, metrics);
-  std::string socket = flags.socket.empty() ? flags.state_dir + "/vdswapd.sock" : flags.socket;
-  if (Status s = server.ListenUnix(socket); !s.ok()) {
-    std::cerr << "vdswapd: " << s.message() << "\n";
-    return 1;
-  }
-  if (tcp) {
-    if (Status s = server.ListenTcp(tcp->first, tcp->second, std::move(*auth)); !s.ok()) {
-      std::cerr << "vdswapd: " << s.message() << "\n";
-      return 1;
-    }
-  }
-  VLOG(kInfo) << "vdswapd " << kVersion << " serving unix:" << socket
-              << (flags.listen.empty() ? "" : " and tcp:" + flags.listen) << " (state dir "
-              << flags.state_dir << ", hypervisor " << flags.hypervisor << ")";
-
-  // Swaps and rollouts a previous run left unfinished continue in the background.
-  std::thread resume([&rollouts] {
-    if (Status s = rollouts.ResumeAll(); !s.ok()) VLOG(kWarning) << "resume: " << s.message();
-  });
-
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  VLOG(kInfo) << "signal " << sig << ": shutting down";
-  // Rollouts start no further swap (in-flight ones finish; they keep their state and
-  // resume at the next start), which also ends `--watch` streams and `?wait`s. Then the
-  // server cancels every request in flight (a `vm create` stops after the VMs it has
-  // started) and waits for their handlers.
-  rollouts.Shutdown();
-  server.Stop();
-  resume.join();
-  return 0;
+  return Serve(flags, checked, server, fleet.rollouts, stop_signals);
 }
 
 }  // namespace

@@ -111,12 +111,12 @@ class GatedUploads : public Hypervisor {
 
 TEST(ImageDistributorTest, UploadsToDifferentHostsRunInParallel) {
   FleetTestbed tb;
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   ASSERT_TRUE(app.ok());
   GatedUploads gated(tb.hv);
   // Each upload waits until the other one has started.
   gated.HoldUntilStarted(2, std::chrono::seconds(10));
-  ImageDistributor distributor(*tb.host_images, gated, tb.clock);
+  ImageDistributor distributor(tb.host_images, gated, tb.clock);
   HostRef h1{"h1", "fake:///", "p"}, h2{"h2", "fake:///", "q"};
   Status s1, s2;
   std::thread t1([&] { s1 = distributor.Ensure(h1, *app, nullptr).status(); });
@@ -133,13 +133,13 @@ TEST(ImageDistributorTest, UploadsToDifferentHostsRunInParallel) {
 
 TEST(ImageDistributorTest, OneImageGoesToOneHostOnceUnderConcurrency) {
   FleetTestbed tb;
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   ASSERT_TRUE(app.ok());
   GatedUploads gated(tb.hv);
   // An upload waits for a second one to start: with a correct (host, digest) lock that
   // never happens (the wait ends at its deadline), without one several threads upload.
   gated.HoldUntilStarted(2, std::chrono::milliseconds(300));
-  ImageDistributor distributor(*tb.host_images, gated, tb.clock);
+  ImageDistributor distributor(tb.host_images, gated, tb.clock);
   HostRef h1{"h1", "fake:///", "p"};
   std::vector<std::thread> threads;
   std::vector<Status> results(4);
@@ -154,15 +154,15 @@ TEST(ImageDistributorTest, OneImageGoesToOneHostOnceUnderConcurrency) {
 
 TEST(ImageDistributorTest, UploadsOncePerHost) {
   FleetTestbed tb;
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   ASSERT_TRUE(app.ok());
   HostRef h1{"h1", "fake:///", "p"}, h2{"h2", "fake:///", "q"};
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   uint64_t once = tb.hv.UploadedBytes("h1");
   EXPECT_EQ(once, app->size_bytes);
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), once);  // nothing the second time
-  ASSERT_TRUE(tb.distributor->Ensure(h2, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h2, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h2"), once);
 }
 
@@ -177,28 +177,28 @@ TEST(ImageDistributorTest, SecondVmOnAHostUploadsNothing) {
 
 TEST(ImageDistributorTest, FailedUploadIsNotRecordedAndIsRedone) {
   FleetTestbed tb;
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   HostRef h1{"h1", "fake:///", "p"};
   tb.hv.FailNext(FakeHypervisor::Op::kUpload, Unavailable("connection reset"));
-  EXPECT_FALSE(tb.distributor->Ensure(h1, *app, nullptr).ok());
-  EXPECT_EQ(*tb.host_images->Count(), 0);
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
-  EXPECT_EQ(*tb.host_images->Count(), 1);
+  EXPECT_FALSE(tb.distributor.Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(*tb.host_images.Count(), 0);
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
+  EXPECT_EQ(*tb.host_images.Count(), 1);
 }
 
 TEST(ImageDistributorTest, CorruptRecordedVolumeIsUploadedAgain) {
   FleetTestbed tb;
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   ASSERT_TRUE(app.ok());
   HostRef h1{"h1", "fake:///", "p"};
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "an intact volume is not re-sent";
 
   tb.hv.CorruptVolume(h1, ImageDistributor::DiskVolume(*app));
-  tb.distributor->Recheck(app->digest);  // as a rollout to web:1 does when it starts
+  tb.distributor.Recheck(app->digest);  // as a rollout to web:1 does when it starts
   std::vector<std::string> messages;
-  auto again = tb.distributor->Ensure(
+  auto again = tb.distributor.Ensure(
       h1, *app, [&](const Json& e) { messages.push_back(e.value("message", "")); });
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), 2 * app->size_bytes) << "the corrupt volume was used";
@@ -208,24 +208,24 @@ TEST(ImageDistributorTest, CorruptRecordedVolumeIsUploadedAgain) {
   auto sha = tb.hv.VolumeSha256(h1, ImageDistributor::DiskVolume(*app));
   ASSERT_TRUE(sha.ok());
   EXPECT_EQ(*sha, *Sha256::OfFile(app->disk_path()));
-  EXPECT_EQ(*tb.host_images->Count(), 1);
+  EXPECT_EQ(*tb.host_images.Count(), 1);
 }
 
 TEST(ImageDistributorTest, ARecordedVolumeIsReadBackOnceUntilARecheck) {
   FleetTestbed tb;
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   ASSERT_TRUE(app.ok());
   HostRef h1{"h1", "fake:///", "p"};
   const FakeHypervisor::Call read_back{FakeHypervisor::Op::kVolumeSha256, "h1", "", "",
                                        ImageDistributor::DiskVolume(*app)};
   auto reads = [&] { return tb.hv.CountCalls(read_back); };
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(reads(), 0) << "a volume just uploaded is not read back";
-  tb.distributor->Recheck(app->digest);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  tb.distributor.Recheck(app->digest);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(reads(), 1) << "checked once after the recheck, not on every use";
   tb.hv.CorruptVolume(h1, ImageDistributor::DiskVolume(*app));
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "no check without a recheck";
 }
 
@@ -235,7 +235,7 @@ TEST(VmServiceTest, FailedCreateLeavesTheVmFailedWithTheReason) {
                   FakeHypervisor::Op::kOpenAgent}) {
     tb.hv.FailNext(op, Internal("injected failure"));
     std::string name = "vm" + std::to_string(static_cast<int>(op));
-    auto out = tb.vms->Create({name}, "web:1", "h1", nullptr);
+    auto out = tb.vms.Create({name}, "web:1", "h1", nullptr);
     if (op == FakeHypervisor::Op::kOpenAgent) {
       // The agent is polled until the deadline: one failed open is retried.
       ASSERT_TRUE(out.ok()) << out.status().ToString();
@@ -243,33 +243,33 @@ TEST(VmServiceTest, FailedCreateLeavesTheVmFailedWithTheReason) {
     }
     ASSERT_FALSE(out.ok());
     EXPECT_NE(out.status().message().find("injected failure"), std::string::npos);
-    EXPECT_EQ(tb.vms->Get(name)->state, VmState::kFailed);
-    EXPECT_NE(tb.vms->Get(name)->last_error.find("injected failure"), std::string::npos);
-    ASSERT_TRUE(tb.vms->Remove(name, true).ok());
+    EXPECT_EQ(tb.vms.Get(name)->state, VmState::kFailed);
+    EXPECT_NE(tb.vms.Get(name)->last_error.find("injected failure"), std::string::npos);
+    ASSERT_TRUE(tb.vms.Remove(name, true).ok());
   }
-  EXPECT_EQ(tb.vms->Create({"Bad Name"}, "web:1", "h1", nullptr).status().code(),
+  EXPECT_EQ(tb.vms.Create({"Bad Name"}, "web:1", "h1", nullptr).status().code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(tb.vms->Create({"x"}, "nope:1", "h1", nullptr).status().code(), Code::kNotFound);
+  EXPECT_EQ(tb.vms.Create({"x"}, "nope:1", "h1", nullptr).status().code(), Code::kNotFound);
 }
 
 TEST(VmServiceTest, AgentRetryWaitsOnTheClockNotInRealTime) {
   FleetTestbed tb;
   tb.hv.FailNext(FakeHypervisor::Op::kOpenAgent, Unavailable("not up yet"));
   auto before = tb.clock.Now();
-  auto out = tb.vms->Create({"a"}, "web:1", "h1", nullptr);
+  auto out = tb.vms.Create({"a"}, "web:1", "h1", nullptr);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   // One failed open, one retry after 250 ms of virtual time.
   EXPECT_EQ(tb.clock.MsSince(before), 250);
-  EXPECT_EQ(tb.vms->Get("a")->state, VmState::kRunning);
+  EXPECT_EQ(tb.vms.Get("a")->state, VmState::kRunning);
 }
 
 TEST(ImageDistributorTest, VolumeDeletedBehindOurBackIsUploadedAgain) {
   FleetTestbed tb;
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   HostRef h1{"h1", "fake:///", "p"};
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   ASSERT_TRUE(tb.hv.DeleteVolume(h1, ImageDistributor::DiskVolume(*app)).ok());
-  ASSERT_TRUE(tb.distributor->Ensure(h1, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), 2 * app->size_bytes);
 }
 
@@ -291,9 +291,9 @@ TEST(VolumeMismatchTest, ComparesContentOnly) {
 TEST(ImageDistributorTest, LargeImagesAreCheckedByContentInTheBackground) {
   FleetTestbed tb;
   ImageDistributor distributor(
-      *tb.host_images, tb.hv, tb.clock,
+      tb.host_images, tb.hv, tb.clock,
       {.inline_check_limit = 0, .background_check_every = std::chrono::seconds(3600)});
-  auto app = tb.images->Resolve("web:1");
+  auto app = tb.images.Resolve("web:1");
   ASSERT_TRUE(app.ok());
   HostRef h1{"h1", "fake:///", "p"};
   const std::string volume = ImageDistributor::DiskVolume(*app);
@@ -311,14 +311,14 @@ TEST(ImageDistributorTest, LargeImagesAreCheckedByContentInTheBackground) {
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), app->size_bytes) << "the check does not hold up the use";
   distributor.WaitForBackgroundChecks();
   EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kVolumeSha256, "h1", "", "", volume}), 1U);
-  auto recorded = tb.host_images->Find("h1", app->digest, volume);
+  auto recorded = tb.host_images.Find("h1", app->digest, volume);
   ASSERT_TRUE(recorded.ok() && *recorded);
   EXPECT_NE((*recorded)->mismatch.find("is corrupt"), std::string::npos);
 
   ASSERT_TRUE(distributor.Ensure(h1, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), 2 * app->size_bytes) << "unused: replaced in place";
   EXPECT_EQ(*tb.hv.VolumeSha256(h1, volume), app->digest);
-  EXPECT_EQ((*tb.host_images->Find("h1", app->digest, volume))->mismatch, "");
+  EXPECT_EQ((*tb.host_images.Find("h1", app->digest, volume))->mismatch, "");
 }
 
 // A corrupt volume that a VM uses (attached, or the backing file of an overlay) is never
@@ -326,21 +326,21 @@ TEST(ImageDistributorTest, LargeImagesAreCheckedByContentInTheBackground) {
 TEST(ImageDistributorTest, AVolumeInUseIsNeverDeletedNewUsersGetAFreshCopy) {
   FleetTestbed tb;
   tb.CreateVms({"a"});
-  auto host = tb.hosts->Get("h1");
+  auto host = tb.hosts.Get("h1");
   ASSERT_TRUE(host.ok());
-  auto t = tb.templates->Get("web:1");
+  auto t = tb.templates.Get("web:1");
   ASSERT_TRUE(t.ok());
   for (const std::string& digest : {t->app_digest, t->os_digest}) {
-    auto image = tb.images->Resolve(digest);
+    auto image = tb.images.Resolve(digest);
     ASSERT_TRUE(image.ok());
     const std::string volume = ImageDistributor::DiskVolume(*image);
     auto users = tb.hv.VolumeUsers(*host, volume);
     ASSERT_TRUE(users.ok());
     EXPECT_FALSE(users->empty()) << volume << " should be in use by vm a";
     tb.hv.CorruptVolume(*host, volume);
-    tb.distributor->Recheck(digest);
+    tb.distributor.Recheck(digest);
     std::vector<std::string> messages;
-    auto on_host = tb.distributor->Ensure(
+    auto on_host = tb.distributor.Ensure(
         *host, *image, [&](const Json& e) { messages.push_back(e.value("message", "")); });
     ASSERT_TRUE(on_host.ok()) << on_host.status().ToString();
     const std::string fresh =
@@ -353,7 +353,7 @@ TEST(ImageDistributorTest, AVolumeInUseIsNeverDeletedNewUsersGetAFreshCopy) {
       return m.find("in use, kept") != std::string::npos;
     })) << ::testing::PrintToString(messages);
   }
-  auto bad = tb.host_images->BadCopies("h1");
+  auto bad = tb.host_images.BadCopies("h1");
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(bad->size(), 2u);
   // The next VM is made from the fresh copies.
@@ -368,18 +368,18 @@ TEST(ImageDistributorTest, AVolumeInUseIsNeverDeletedNewUsersGetAFreshCopy) {
 TEST(ImageDistributorTest, AnUnrecordedVolumeInUseIsAdoptedWhenIntact) {
   FleetTestbed tb;
   tb.CreateVms({"a"});
-  auto host = tb.hosts->Get("h1");
-  auto t = tb.templates->Get("web:1");
-  auto app = tb.images->Resolve(t->app_digest);
+  auto host = tb.hosts.Get("h1");
+  auto t = tb.templates.Get("web:1");
+  auto app = tb.images.Resolve(t->app_digest);
   ASSERT_TRUE(host.ok() && app.ok());
   const uint64_t uploaded = tb.hv.UploadedBytes("h1");
   ASSERT_TRUE(tb.db->Exec("DELETE FROM host_images").ok());
-  ASSERT_TRUE(tb.distributor->Ensure(*host, *app, nullptr).ok());
+  ASSERT_TRUE(tb.distributor.Ensure(*host, *app, nullptr).ok());
   EXPECT_EQ(tb.hv.UploadedBytes("h1"), uploaded);
   EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kDeleteVolume, "h1", "", "",
                               ImageDistributor::DiskVolume(*app)}),
             0U);
-  EXPECT_EQ(*tb.host_images->Count(), 1);
+  EXPECT_EQ(*tb.host_images.Count(), 1);
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ class SwapJournalTest : public ::testing::Test {
   void SetUp() override { tb_.CreateVms({"vm1"}); }
 
   Result<SwapOutcome> SwapTo(Swapper& swapper, int64_t version) {
-    auto t = tb_.templates->Get("web:" + std::to_string(version));
+    auto t = tb_.templates.Get("web:" + std::to_string(version));
     EXPECT_TRUE(t.ok());
     return swapper.Swap("vm1", *t, 0, nullptr);
   }
@@ -61,40 +61,37 @@ TEST_F(SwapJournalTest, IntentsTerminalsAndSwitchedDoneAreWrittenAtOnce) {
 }
 
 TEST_F(SwapJournalTest, ASwapEndKeepsOnlyTheLastFinishedSwapsRows) {
-  ASSERT_EQ(SwapTo(*tb_.swapper, 2)->result, SwapResult::kDone);
-  const int64_t one_swap = *tb_.journal->RowCount("vm1");
+  ASSERT_EQ(SwapTo(tb_.swapper, 2)->result, SwapResult::kDone);
+  const int64_t one_swap = *tb_.journal.RowCount("vm1");
   ASSERT_GT(one_swap, 2);
   // A failed swap (web:3 never gets healthy) is kept while it is among the last ones...
-  ASSERT_EQ(SwapTo(*tb_.swapper, 3)->result, SwapResult::kRolledBack);
-  const int64_t with_failed = *tb_.journal->RowCount("vm1");
+  ASSERT_EQ(SwapTo(tb_.swapper, 3)->result, SwapResult::kRolledBack);
+  const int64_t with_failed = *tb_.journal.RowCount("vm1");
   EXPECT_GT(with_failed, one_swap);
-  ASSERT_EQ(SwapTo(*tb_.swapper, 1)->result, SwapResult::kDone);
-  EXPECT_EQ(*tb_.journal->RowCount("vm1"), with_failed + one_swap);
+  ASSERT_EQ(SwapTo(tb_.swapper, 1)->result, SwapResult::kDone);
+  EXPECT_EQ(*tb_.journal.RowCount("vm1"), with_failed + one_swap);
   // ... and good swaps push it and the first one out: the last kFinishedSwapsKept stay.
-  for (int64_t v : {2, 1, 2}) ASSERT_EQ(SwapTo(*tb_.swapper, v)->result, SwapResult::kDone);
-  EXPECT_EQ(*tb_.journal->RowCount("vm1"), SwapJournal::kFinishedSwapsKept * one_swap);
-  EXPECT_TRUE((*tb_.journal->Last("vm1"))->IsTerminal());
+  for (int64_t v : {2, 1, 2}) ASSERT_EQ(SwapTo(tb_.swapper, v)->result, SwapResult::kDone);
+  EXPECT_EQ(*tb_.journal.RowCount("vm1"), SwapJournal::kFinishedSwapsKept * one_swap);
+  EXPECT_TRUE((*tb_.journal.Last("vm1"))->IsTerminal());
 }
 
 TEST_F(SwapJournalTest, RetentionKeepsTheUnfinishedSwapAndItResumes) {
-  ASSERT_EQ(SwapTo(*tb_.swapper, 2)->result, SwapResult::kDone);
-  ASSERT_EQ(SwapTo(*tb_.swapper, 1)->result, SwapResult::kDone);
-  const int64_t finished = *tb_.journal->RowCount("vm1");
+  ASSERT_EQ(SwapTo(tb_.swapper, 2)->result, SwapResult::kDone);
+  ASSERT_EQ(SwapTo(tb_.swapper, 1)->result, SwapResult::kDone);
+  const int64_t finished = *tb_.journal.RowCount("vm1");
   // Dies after the new disk is attached: forward on resume, which needs the swap's rows.
-  tb_.swapper->SetCrashHook(
+  tb_.swapper.SetCrashHook(
       [](SwapStep s, SwapPhase p) { return s == SwapStep::kAttached && p == SwapPhase::kIntent; });
-  ASSERT_FALSE(SwapTo(*tb_.swapper, 2).ok());
+  ASSERT_FALSE(SwapTo(tb_.swapper, 2).ok());
   SwapJournal journal(*tb_.db);  // what is on disk
   EXPECT_GT(*journal.RowCount("vm1"), finished);
   ASSERT_EQ(*journal.Unfinished(), std::vector<std::string>{"vm1"});
-  Swapper fresh(*tb_.db, *tb_.vm_table, journal, tb_.locks, *tb_.hosts, *tb_.templates, *tb_.disks,
-                *tb_.agent, tb_.hv, tb_.clock,
-                Swapper::Options{.health_timeout = std::chrono::seconds(1)});
-  auto resumed = fresh.Resume("vm1");
+  auto resumed = tb_.NewSwapper(journal)->Resume("vm1");
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_EQ(resumed->result, SwapResult::kRolledBack) << resumed->error;
   EXPECT_TRUE(journal.Unfinished()->empty());
-  EXPECT_EQ(tb_.vm_table->Get("vm1")->version, 1);
+  EXPECT_EQ(tb_.vm_table.Get("vm1")->version, 1);
 }
 
 }  // namespace

@@ -32,7 +32,7 @@ struct Observed {
 
 Observed Observe(FleetTestbed& tb, const std::string& vm = "vm1") {
   Observed o;
-  auto rec = tb.vms->Get(vm);
+  auto rec = tb.vms.Get(vm);
   EXPECT_TRUE(rec.ok());
   o.version = rec->version;
   o.state = rec->state;
@@ -71,9 +71,9 @@ class SwapperTest : public ::testing::Test {
 
   // Swaps vm1 to web:`version` in the daemon's default order; break-before-make tests say so.
   Result<SwapOutcome> SwapTo(int64_t version, SwapOrder order = SwapOrder::kMakeBeforeBreak) {
-    auto t = tb_.templates->Get("web:" + std::to_string(version));
+    auto t = tb_.templates.Get("web:" + std::to_string(version));
     EXPECT_TRUE(t.ok());
-    return tb_.swapper->Swap("vm1", *t, 0, nullptr, order);
+    return tb_.swapper.Swap("vm1", *t, 0, nullptr, order);
   }
   // How many calls the fake hypervisor got that match `want` (FakeHypervisor::Call).
   size_t Count(const FakeHypervisor::Call& want) { return tb_.hv.CountCalls(want); }
@@ -102,7 +102,7 @@ TEST_F(SwapperTest, UnhealthyAppRollsBack) {
   EXPECT_EQ(out->result, SwapResult::kRolledBack);
   EXPECT_FALSE(out->error.empty());
   ExpectConsistentAt(tb_, 1, 1);
-  EXPECT_EQ(tb_.vms->Get("vm1")->last_error, out->error);
+  EXPECT_EQ(tb_.vms.Get("vm1")->last_error, out->error);
   // v3 was attached and started, then v1 attached again.
   EXPECT_EQ(Count({Op::kAttach, "", "vm1", kAppSerial, tb_.AppVolume(3)}), 1u);
   EXPECT_EQ(Count({Op::kAttach, "", "vm1", kAppSerial, tb_.AppVolume(1)}), 1u);
@@ -128,7 +128,7 @@ TEST_F(SwapperTest, RollbackWaitsForAnUnreachableHost) {
   EXPECT_EQ(out->result, SwapResult::kRolledBack) << out->error;
   EXPECT_NE(out->error.find("host unreachable"), std::string::npos) << out->error;
   ExpectConsistentAt(tb_, 1, 1);
-  EXPECT_EQ(tb_.vms->Get("vm1")->state, VmState::kRunning);
+  EXPECT_EQ(tb_.vms.Get("vm1")->state, VmState::kRunning);
 }
 
 // A VM that is off (QEMU killed) while its host answers: the rollback is not retried.
@@ -147,7 +147,7 @@ TEST_F(SwapperTest, SilentAgentRollsBack) {
   auto out = SwapTo(2, kBbm);
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->result, SwapResult::kRolledBack);
-  EXPECT_EQ(tb_.vms->Get("vm1")->last_error, out->error);
+  EXPECT_EQ(tb_.vms.Get("vm1")->last_error, out->error);
   ExpectConsistentAt(tb_, 1, 1);
 }
 
@@ -157,8 +157,8 @@ TEST_F(SwapperTest, FailedRollbackLeavesVmFailedWithBothReasons) {
   auto out = SwapTo(3, kBbm);
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->result, SwapResult::kFailed);
-  EXPECT_EQ(tb_.vms->Get("vm1")->state, VmState::kFailed);
-  EXPECT_EQ(tb_.vms->Get("vm1")->version, 1);
+  EXPECT_EQ(tb_.vms.Get("vm1")->state, VmState::kFailed);
+  EXPECT_EQ(tb_.vms.Get("vm1")->version, 1);
   EXPECT_NE(out->error.find("attach broke"), std::string::npos) << out->error;
   EXPECT_NE(out->error.find("rollback failed"), std::string::npos) << out->error;
   EXPECT_FALSE(DataDiskEverDetached());
@@ -258,17 +258,17 @@ TEST_F(SwapperTest, EveryOsSwapStepFailureRestoresTheOldVersion) {
 }
 
 TEST_F(SwapperTest, UnfinishedSwapBlocksANewOne) {
-  tb_.swapper->SetCrashHook([](SwapStep s, SwapPhase) { return s == SwapStep::kStopped; });
+  tb_.swapper.SetCrashHook([](SwapStep s, SwapPhase) { return s == SwapStep::kStopped; });
   ASSERT_FALSE(SwapTo(2, kBbm).ok());
-  tb_.swapper->SetCrashHook(nullptr);
+  tb_.swapper.SetCrashHook(nullptr);
   EXPECT_EQ(SwapTo(2, kBbm).status().code(), Code::kFailedPrecondition);
 }
 
 TEST_F(SwapperTest, RemovingAVmDropsItsJournal) {
   ASSERT_TRUE(SwapTo(2, kBbm).ok());
-  ASSERT_TRUE(tb_.journal->Last("vm1")->has_value());
-  ASSERT_TRUE(tb_.vms->Remove("vm1", true).ok());
-  EXPECT_FALSE(tb_.journal->Last("vm1")->has_value());
+  ASSERT_TRUE(tb_.journal.Last("vm1")->has_value());
+  ASSERT_TRUE(tb_.vms.Remove("vm1", true).ok());
+  EXPECT_FALSE(tb_.journal.Last("vm1")->has_value());
 }
 
 // The engine dies after one journal write; a fresh engine resumes. Each crash point pins
@@ -296,19 +296,17 @@ TEST_P(SwapCrashTest, ResumesInThePinnedDirection) {
   FleetTestbed tb;
   tb.CreateVms({"vm1"});
   const CrashPoint& c = GetParam();
-  tb.swapper->SetCrashHook(
+  tb.swapper.SetCrashHook(
       [&c](SwapStep step, SwapPhase phase) { return step == c.step && phase == c.phase; });
   if (c.fail) tb.hv.FailNext(*c.fail, Internal("injected"));
-  auto t = tb.templates->Get("web:" + std::to_string(c.to));
-  auto crashed = tb.swapper->Swap("vm1", *t, 0, nullptr, c.order);
+  auto t = tb.templates.Get("web:" + std::to_string(c.to));
+  auto crashed = tb.swapper.Swap("vm1", *t, 0, nullptr, c.order);
   ASSERT_FALSE(crashed.ok()) << "the crash point was never reached";
 
   // A fresh engine (as after a daemon restart) over the same store and hypervisor, with
   // a fresh journal: entries the dead one held back for grouping are lost, as in a crash.
   SwapJournal journal(*tb.db);
-  auto fresh = std::make_unique<Swapper>(
-      *tb.db, *tb.vm_table, journal, tb.locks, *tb.hosts, *tb.templates, *tb.disks, *tb.agent,
-      tb.hv, tb.clock, Swapper::Options{.health_timeout = std::chrono::seconds(1)});
+  auto fresh = tb.NewSwapper(journal);
   auto unfinished = fresh->Unfinished();
   ASSERT_TRUE(unfinished.ok());
   ASSERT_EQ(*unfinished, std::vector<std::string>{"vm1"});
@@ -392,12 +390,12 @@ TEST(SwapCrashTableTest, HasARowForEveryEntryEverySwapKindWrites) {
     const SwapKind kind =
         KindOf({swap.to, SwapStep::kChecked, SwapPhase::kIntent, false, swap.order});
     std::vector<std::pair<SwapStep, SwapPhase>> written;
-    tb.swapper->SetCrashHook([&written](SwapStep step, SwapPhase phase) {
+    tb.swapper.SetCrashHook([&written](SwapStep step, SwapPhase phase) {
       written.emplace_back(step, phase);
       return false;
     });
-    auto t = tb.templates->Get("web:" + std::to_string(swap.to));
-    ASSERT_TRUE(tb.swapper->Swap("vm1", *t, 0, nullptr, swap.order).ok());
+    auto t = tb.templates.Get("web:" + std::to_string(swap.to));
+    ASSERT_TRUE(tb.swapper.Swap("vm1", *t, 0, nullptr, swap.order).ok());
     ASSERT_FALSE(written.empty());
     for (const auto& [step, phase] : written) {
       if (JournalEntry{"vm1", 0, step, phase}.IsTerminal()) continue;

@@ -42,20 +42,20 @@ TEST(VmTablePagingTest, PagesListEveryVmExactlyOnceInNameOrder) {
   for (int i = 0; i < 23; ++i) names.push_back("vm-" + std::to_string(100 + i));
   std::vector<std::string> shuffled = names;
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(7));
-  for (const auto& n : shuffled) ASSERT_TRUE(tb.vm_table->Insert(Vm(n), 0).ok());
-  for (int64_t limit : {1, 5, 23, 100}) EXPECT_EQ(Walk(*tb.vm_table, limit), names) << limit;
+  for (const auto& n : shuffled) ASSERT_TRUE(tb.vm_table.Insert(Vm(n), 0).ok());
+  for (int64_t limit : {1, 5, 23, 100}) EXPECT_EQ(Walk(tb.vm_table, limit), names) << limit;
 }
 
 TEST(VmTablePagingTest, VmsAddedOrRemovedDuringAWalkNeverRepeatOthers) {
   FleetTestbed tb;
   for (int i = 0; i < 12; ++i) {
-    ASSERT_TRUE(tb.vm_table->Insert(Vm("vm-" + std::to_string(10 + i)), 0).ok());
+    ASSERT_TRUE(tb.vm_table.Insert(Vm("vm-" + std::to_string(10 + i)), 0).ok());
   }
-  std::vector<std::string> seen = Walk(*tb.vm_table, 4, [&](int page) {
+  std::vector<std::string> seen = Walk(tb.vm_table, 4, [&](int page) {
     if (page != 0) return;
-    ASSERT_TRUE(tb.vm_table->Insert(Vm("vm-0"), 0).ok());   // before the cursor: not seen
-    ASSERT_TRUE(tb.vm_table->Insert(Vm("vm-99"), 0).ok());  // after it: seen once
-    ASSERT_TRUE(tb.vm_table->Delete("vm-15").ok());         // not reached yet: gone
+    ASSERT_TRUE(tb.vm_table.Insert(Vm("vm-0"), 0).ok());   // before the cursor: not seen
+    ASSERT_TRUE(tb.vm_table.Insert(Vm("vm-99"), 0).ok());  // after it: seen once
+    ASSERT_TRUE(tb.vm_table.Delete("vm-15").ok());         // not reached yet: gone
   });
   std::vector<std::string> want;
   for (int i = 0; i < 12; ++i) {

@@ -51,14 +51,11 @@ class SwapLatch {
 
 class RolloutEngineTest : public ::testing::Test {
  protected:
-  std::unique_ptr<RolloutEngine> NewEngine() {
-    return std::make_unique<RolloutEngine>(store_, *tb_.vm_table, *tb_.templates, *tb_.hosts,
-                                           *tb_.swapper, *tb_.agent, tb_.clock);
-  }
+  std::unique_ptr<RolloutEngine> NewEngine() { return tb_.NewRolloutEngine(tb_.swapper); }
   RolloutVmState VmStateIn(int64_t id, size_t i) { return store_.Get(id)->vms.at(i).state; }
 
   FleetTestbed tb_;
-  RolloutStore store_{*tb_.db};
+  RolloutStore& store_ = tb_.rollout_store;
 };
 
 TEST_F(RolloutEngineTest, MovesEveryVmAndReportsDowntime) {
@@ -74,7 +71,7 @@ TEST_F(RolloutEngineTest, MovesEveryVmAndReportsDowntime) {
   for (const auto& v : r->vms) {
     EXPECT_EQ(v.state, RolloutVmState::kDone);
     EXPECT_TRUE(v.downtime_ms.has_value());
-    EXPECT_EQ(tb_.vms->Get(v.vm)->version, 2);
+    EXPECT_EQ(tb_.vms.Get(v.vm)->version, 2);
   }
   EXPECT_EQ(engine->Start("web:2", {}).status().code(), Code::kInvalidArgument);  // nothing to do
 }
@@ -91,12 +88,12 @@ TEST_F(RolloutEngineTest, ByDefaultPausesAtTheFirstFailureAfterRollingItBack) {
   EXPECT_EQ(r->vms[0].state, RolloutVmState::kRolledBack);
   EXPECT_EQ(r->vms[1].state, RolloutVmState::kPending);
   EXPECT_EQ(r->vms[2].state, RolloutVmState::kPending);
-  for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb_.vms->Get(vm)->version, 1);
+  for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb_.vms.Get(vm)->version, 1);
 }
 
 TEST_F(RolloutEngineTest, ShutdownFinishesTheVmInFlightAndTheNextEngineContinues) {
   tb_.CreateVms({"a", "b", "c"});
-  SwapLatch latch(*tb_.swapper, SwapStep::kPrepared, SwapPhase::kDone);
+  SwapLatch latch(tb_.swapper, SwapStep::kPrepared, SwapPhase::kDone);
   auto engine = NewEngine();
   auto started = engine->Start("web:2", {});
   ASSERT_TRUE(started.ok());
@@ -104,7 +101,7 @@ TEST_F(RolloutEngineTest, ShutdownFinishesTheVmInFlightAndTheNextEngineContinues
   ASSERT_TRUE(latch.AwaitHeld(seconds(30))) << "no swap reached the latch";
   // Provably in flight: "a" is mid-swap (the new app disk prepared beside the old), b and c
   // wait.
-  EXPECT_EQ(tb_.vms->Get("a")->state, VmState::kSwapping);
+  EXPECT_EQ(tb_.vms.Get("a")->state, VmState::kSwapping);
   EXPECT_EQ(VmStateIn(id, 0), RolloutVmState::kSwapping);
   EXPECT_EQ(VmStateIn(id, 1), RolloutVmState::kPending);
   EXPECT_NE(tb_.hv.GetState({"h1", "fake:///", "p"}, "a")->Disk(kAppSerialB), nullptr);
@@ -114,19 +111,19 @@ TEST_F(RolloutEngineTest, ShutdownFinishesTheVmInFlightAndTheNextEngineContinues
   EXPECT_EQ(store_.Get(id)->state, RolloutState::kRunning);
   EXPECT_EQ(VmStateIn(id, 0), RolloutVmState::kDone);
   EXPECT_EQ(VmStateIn(id, 1), RolloutVmState::kPending);
-  EXPECT_EQ(tb_.vms->Get("a")->version, 2);
-  EXPECT_EQ(tb_.vms->Get("b")->version, 1);
+  EXPECT_EQ(tb_.vms.Get("a")->version, 2);
+  EXPECT_EQ(tb_.vms.Get("b")->version, 1);
 
   auto next = NewEngine();
   ASSERT_TRUE(next->ResumeAll().ok());
   next->Wait(id);
   EXPECT_EQ(next->Get(id)->state, RolloutState::kSucceeded);
-  for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb_.vms->Get(vm)->version, 2);
+  for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb_.vms.Get(vm)->version, 2);
 }
 
 TEST_F(RolloutEngineTest, WaitForChangeWakesOnEveryStepOfTheRollout) {
   tb_.CreateVms({"a"});
-  SwapLatch latch(*tb_.swapper, SwapStep::kChecked, SwapPhase::kIntent);
+  SwapLatch latch(tb_.swapper, SwapStep::kChecked, SwapPhase::kIntent);
   auto engine = NewEngine();
   auto id = engine->Start("web:2", {});
   ASSERT_TRUE(id.ok());
@@ -146,7 +143,7 @@ TEST_F(RolloutEngineTest, WaitForChangeWakesOnEveryStepOfTheRollout) {
 
 TEST_F(RolloutEngineTest, RefusesUnknownVmsTemplatesAndBusyVms) {
   tb_.CreateVms({"a"});
-  SwapLatch latch(*tb_.swapper, SwapStep::kChecked, SwapPhase::kIntent);
+  SwapLatch latch(tb_.swapper, SwapStep::kChecked, SwapPhase::kIntent);
   auto engine = NewEngine();
   EXPECT_EQ(engine->Start("web:9", {}).status().code(), Code::kNotFound);
   EXPECT_EQ(engine->Start("web:2", {"ghost"}).status().code(), Code::kNotFound);
@@ -168,8 +165,8 @@ RolloutPolicy Policy(int64_t batch, int64_t per_host) {
 // first write until Release, so the first wave provably overlaps.
 struct ConcurrencyProbe {
   ConcurrencyProbe(FleetTestbed& tb, int hold) : tb(tb), hold(hold) {
-    tb.swapper->SetCrashHook([this](SwapStep step, SwapPhase phase) {
-      auto vms = this->tb.vm_table->List();
+    tb.swapper.SetCrashHook([this](SwapStep step, SwapPhase phase) {
+      auto vms = this->tb.vm_table.List();
       if (!vms.ok()) return false;
       int64_t total = 0;
       std::map<std::string, int64_t> by_host;
@@ -210,7 +207,7 @@ struct ConcurrencyProbe {
 
 TEST_F(RolloutEngineTest, BatchAndPerHostLimitsAreNeverExceeded) {
   tb_.CreateVms({"a1", "a2", "a3", "a4", "a5"});
-  ASSERT_TRUE(tb_.vms->Create({"b1", "b2", "b3", "b4", "b5"}, "web:1", "h2", nullptr).ok());
+  ASSERT_TRUE(tb_.vms.Create({"b1", "b2", "b3", "b4", "b5"}, "web:1", "h2", nullptr).ok());
   ConcurrencyProbe probe(tb_, /*hold=*/3);
   auto engine = NewEngine();
   auto id = engine->Start("web:2", {}, Policy(3, 2));
@@ -221,7 +218,7 @@ TEST_F(RolloutEngineTest, BatchAndPerHostLimitsAreNeverExceeded) {
   EXPECT_EQ(engine->Get(*id)->state, RolloutState::kSucceeded) << engine->Get(*id)->error;
   EXPECT_EQ(probe.max_total, 3);
   EXPECT_EQ(probe.max_per_host, 2);
-  auto all = tb_.vm_table->List();
+  auto all = tb_.vm_table.List();
   ASSERT_TRUE(all.ok());
   for (const auto& v : *all) EXPECT_EQ(v.version, 2) << v.name;
 }
@@ -243,7 +240,7 @@ TEST_F(RolloutEngineTest, CanariesGoFirstThenThePauseWaitsForResume) {
   ASSERT_TRUE(engine->Resume(*id).ok());
   engine->Wait(*id);
   EXPECT_EQ(engine->Get(*id)->state, RolloutState::kSucceeded);
-  for (const char* vm : {"a", "b", "c", "d"}) EXPECT_EQ(tb_.vms->Get(vm)->version, 2);
+  for (const char* vm : {"a", "b", "c", "d"}) EXPECT_EQ(tb_.vms.Get(vm)->version, 2);
 }
 
 TEST_F(RolloutEngineTest, CanaryWaitContinuesOnItsOwn) {
@@ -261,7 +258,7 @@ TEST_F(RolloutEngineTest, CanaryWaitContinuesOnItsOwn) {
 TEST_F(RolloutEngineTest, ExceededFailureBudgetRollsBackExactlyTheMovedVms) {
   tb_.CreateVms({"a", "b", "c", "d"});
   std::atomic<int> attaches{0};
-  tb_.swapper->SetCrashHook([this, &attaches](SwapStep step, SwapPhase phase) {
+  tb_.swapper.SetCrashHook([this, &attaches](SwapStep step, SwapPhase phase) {
     // The third VM's new app disk does not attach.
     if (step == SwapStep::kAttached && phase == SwapPhase::kIntent && ++attaches == 3) {
       tb_.hv.FailNext(FakeHypervisor::Op::kAttach, Internal("injected attach failure"));
@@ -280,14 +277,14 @@ TEST_F(RolloutEngineTest, ExceededFailureBudgetRollsBackExactlyTheMovedVms) {
   EXPECT_EQ(r->vms[1].state, RolloutVmState::kReverted);
   EXPECT_EQ(r->vms[2].state, RolloutVmState::kRolledBack);
   EXPECT_EQ(r->vms[3].state, RolloutVmState::kSkipped);
-  for (const char* vm : {"a", "b", "c", "d"}) EXPECT_EQ(tb_.vms->Get(vm)->version, 1) << vm;
+  for (const char* vm : {"a", "b", "c", "d"}) EXPECT_EQ(tb_.vms.Get(vm)->version, 1) << vm;
   // d was never touched: one create attach only (the swap log names every VM it moved).
   EXPECT_EQ(tb_.hv.CountCalls({FakeHypervisor::Op::kAttach, "", "d"}), 0U);
 }
 
 TEST_F(RolloutEngineTest, PauseLetsTheSwapInFlightFinishAndResumeContinues) {
   tb_.CreateVms({"a", "b", "c"});
-  SwapLatch latch(*tb_.swapper, SwapStep::kPrepared, SwapPhase::kDone);
+  SwapLatch latch(tb_.swapper, SwapStep::kPrepared, SwapPhase::kDone);
   auto engine = NewEngine();
   auto id = engine->Start("web:2", {});
   ASSERT_TRUE(id.ok());
@@ -309,7 +306,7 @@ TEST_F(RolloutEngineTest, PauseLetsTheSwapInFlightFinishAndResumeContinues) {
 
 TEST_F(RolloutEngineTest, AbortFinishesTheSwapInFlightAndSkipsTheRest) {
   tb_.CreateVms({"a", "b", "c"});
-  SwapLatch latch(*tb_.swapper, SwapStep::kPrepared, SwapPhase::kDone);
+  SwapLatch latch(tb_.swapper, SwapStep::kPrepared, SwapPhase::kDone);
   auto engine = NewEngine();
   auto id = engine->Start("web:2", {});
   ASSERT_TRUE(id.ok());
@@ -322,8 +319,8 @@ TEST_F(RolloutEngineTest, AbortFinishesTheSwapInFlightAndSkipsTheRest) {
   EXPECT_EQ(r->vms[0].state, RolloutVmState::kDone);
   EXPECT_EQ(r->vms[1].state, RolloutVmState::kSkipped);
   EXPECT_EQ(r->vms[2].state, RolloutVmState::kSkipped);
-  EXPECT_EQ(tb_.vms->Get("a")->version, 2);
-  EXPECT_EQ(tb_.vms->Get("b")->version, 1);
+  EXPECT_EQ(tb_.vms.Get("a")->version, 2);
+  EXPECT_EQ(tb_.vms.Get("b")->version, 1);
 }
 
 TEST_F(RolloutEngineTest, UndoMovesTheMovedVmsBack) {
@@ -338,7 +335,7 @@ TEST_F(RolloutEngineTest, UndoMovesTheMovedVmsBack) {
   auto r = engine->Get(*undo);
   EXPECT_EQ(r->state, RolloutState::kSucceeded) << r->error;
   ASSERT_EQ(r->vms.size(), 2u);
-  for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb_.vms->Get(vm)->version, 1) << vm;
+  for (const char* vm : {"a", "b", "c"}) EXPECT_EQ(tb_.vms.Get(vm)->version, 1) << vm;
   EXPECT_EQ(engine->Undo(*undo).status().code(), Code::kOk);  // undoing the undo moves them again
   EXPECT_EQ(engine->Undo(99).status().code(), Code::kNotFound);
 }
@@ -361,35 +358,32 @@ TEST(RolloutEngineCrashTest, KilledAtRandomMomentsEveryRolloutEndsOnOneVersion) 
   for (unsigned seed = 1; seed <= 6; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     FleetTestbed tb;
-    RolloutStore store(*tb.db);
     tb.CreateVms({"a1", "a2", "a3"});
-    ASSERT_TRUE(tb.vms->Create({"b1", "b2", "b3"}, "web:1", "h2", nullptr).ok());
+    ASSERT_TRUE(tb.vms.Create({"b1", "b2", "b3"}, "web:1", "h2", nullptr).ok());
     std::mt19937 rng(seed);
     const int kill_at = std::uniform_int_distribution<int>(1, 50)(rng);
     std::atomic<int> writes{0};
     std::atomic<RolloutEngine*> victim{nullptr};
-    tb.swapper->SetCrashHook([&](SwapStep, SwapPhase) {
+    tb.swapper.SetCrashHook([&](SwapStep, SwapPhase) {
       if (++writes != kill_at) return false;
       if (RolloutEngine* e = victim.load()) e->Shutdown();
       return true;
     });
-    auto engine = std::make_unique<RolloutEngine>(store, *tb.vm_table, *tb.templates, *tb.hosts,
-                                                  *tb.swapper, *tb.agent, tb.clock);
+    auto engine = tb.NewRolloutEngine(tb.swapper);
     victim = engine.get();
     auto id = engine->Start("web:2", {}, Policy(3, 2));
     ASSERT_TRUE(id.ok());
     engine->Wait(*id);
     engine.reset();
 
-    auto swapper = tb.NewSwapper();
-    RolloutEngine next(store, *tb.vm_table, *tb.templates, *tb.hosts, *swapper, *tb.agent,
-                       tb.clock);
-    ASSERT_TRUE(next.ResumeAll().ok());
-    next.Wait(*id);
-    auto r = next.Get(*id);
+    auto swapper = tb.NewSwapper(tb.journal);
+    auto next = tb.NewRolloutEngine(*swapper);
+    ASSERT_TRUE(next->ResumeAll().ok());
+    next->Wait(*id);
+    auto r = next->Get(*id);
     EXPECT_EQ(r->state, RolloutState::kSucceeded) << r->error;
     for (const auto& v : r->vms) EXPECT_EQ(v.state, RolloutVmState::kDone) << v.vm;
-    auto all = tb.vm_table->List();
+    auto all = tb.vm_table.List();
     ASSERT_TRUE(all.ok());
     for (const auto& v : *all) {
       EXPECT_EQ(v.version, 2) << v.name;
@@ -401,7 +395,7 @@ TEST(RolloutEngineCrashTest, KilledAtRandomMomentsEveryRolloutEndsOnOneVersion) 
 TEST_F(RolloutEngineTest, MinReadyFailsAVmWhoseAppTurnsUnhealthyAfterTheSwap) {
   tb_.CreateVms({"a", "b"});
   const std::string v2 = tb_.AppVolume(2);
-  tb_.swapper->SetCrashHook([this, v2](SwapStep step, SwapPhase phase) {
+  tb_.swapper.SetCrashHook([this, v2](SwapStep step, SwapPhase phase) {
     // The app passes its start-up check, then turns unhealthy.
     if (step == SwapStep::kDone && phase == SwapPhase::kDone) tb_.hv.SetUnhealthyApp(v2);
     return false;
@@ -418,7 +412,7 @@ TEST_F(RolloutEngineTest, MinReadyFailsAVmWhoseAppTurnsUnhealthyAfterTheSwap) {
   EXPECT_NE(r->vms[0].error.find("--min-ready 30s"), std::string::npos) << r->vms[0].error;
   EXPECT_EQ(r->vms[0].state, RolloutVmState::kReverted);
   EXPECT_EQ(r->vms[1].state, RolloutVmState::kSkipped);
-  EXPECT_EQ(tb_.vms->Get("a")->version, 1);
+  EXPECT_EQ(tb_.vms.Get("a")->version, 1);
 }
 
 TEST_F(RolloutEngineTest, MinReadyPassesAHealthyVm) {
@@ -438,7 +432,7 @@ TEST_F(RolloutEngineTest, RemovingAVmDropsItsRolloutRows) {
   auto id = engine->Start("web:2", {});
   ASSERT_TRUE(id.ok());
   engine->Wait(*id);
-  ASSERT_TRUE(tb_.vms->Remove("a", true).ok());
+  ASSERT_TRUE(tb_.vms.Remove("a", true).ok());
   auto r = store_.Get(*id);
   ASSERT_EQ(r->vms.size(), 1u);
   EXPECT_EQ(r->vms[0].vm, "b");
@@ -452,14 +446,14 @@ TEST(RolloutEngineCrashTest, KilledWhileRollingBackTheNextEngineFinishesTheRollb
   for (unsigned seed = 1; seed <= 6; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     FleetTestbed tb;
-    RolloutStore store(*tb.db);
+    RolloutStore& store = tb.rollout_store;
     tb.CreateVms({"a", "b", "c", "d"});
     std::mt19937 rng(seed);
     const int kill_after = std::uniform_int_distribution<int>(1, 14)(rng);
     std::atomic<int> attaches{0}, writes_after{0};
     std::atomic<bool> failed{false};
     std::atomic<RolloutEngine*> victim{nullptr};
-    tb.swapper->SetCrashHook([&](SwapStep step, SwapPhase phase) {
+    tb.swapper.SetCrashHook([&](SwapStep step, SwapPhase phase) {
       if (failed && ++writes_after == kill_after) {
         if (RolloutEngine* e = victim.load()) e->Shutdown();
         return true;
@@ -472,8 +466,7 @@ TEST(RolloutEngineCrashTest, KilledWhileRollingBackTheNextEngineFinishesTheRollb
     });
     RolloutPolicy p = Policy(1, 2);
     p.on_failure = OnFailure::kRollback;
-    auto engine = std::make_unique<RolloutEngine>(store, *tb.vm_table, *tb.templates, *tb.hosts,
-                                                  *tb.swapper, *tb.agent, tb.clock);
+    auto engine = tb.NewRolloutEngine(tb.swapper);
     victim = engine.get();
     auto id = engine->Start("web:2", {}, p);
     ASSERT_TRUE(id.ok());
@@ -483,18 +476,17 @@ TEST(RolloutEngineCrashTest, KilledWhileRollingBackTheNextEngineFinishesTheRollb
     EXPECT_TRUE(IsActive(at_kill)) << "the kill came after the end";
     killed_rolling_back += at_kill == RolloutState::kRollingBack;
 
-    auto swapper = tb.NewSwapper();
-    RolloutEngine next(store, *tb.vm_table, *tb.templates, *tb.hosts, *swapper, *tb.agent,
-                       tb.clock);
-    ASSERT_TRUE(next.ResumeAll().ok());
-    next.Wait(*id);
-    auto r = next.Get(*id);
+    auto swapper = tb.NewSwapper(tb.journal);
+    auto next = tb.NewRolloutEngine(*swapper);
+    ASSERT_TRUE(next->ResumeAll().ok());
+    next->Wait(*id);
+    auto r = next->Get(*id);
     EXPECT_EQ(r->state, RolloutState::kRolledBack) << r->error;
     EXPECT_EQ(r->vms[0].state, RolloutVmState::kReverted);
     EXPECT_EQ(r->vms[1].state, RolloutVmState::kReverted);
     EXPECT_EQ(r->vms[3].state, RolloutVmState::kSkipped);
     for (const char* vm : {"a", "b", "c", "d"}) {
-      auto rec = tb.vm_table->Get(vm);
+      auto rec = tb.vm_table.Get(vm);
       ASSERT_TRUE(rec.ok());
       EXPECT_EQ(rec->version, 1) << vm;
       EXPECT_EQ(rec->state, VmState::kRunning) << vm;
@@ -516,11 +508,11 @@ size_t Uploads(const FakeHypervisor& hv, const std::string& host, const std::str
 
 TEST_F(RolloutEngineTest, TargetImagesGoToEveryHostWhileTheFirstSwapRuns) {
   tb_.CreateVms({"a1", "a2"});
-  ASSERT_TRUE(tb_.vms->Create({"b1", "b2"}, "web:1", "h2", nullptr).ok());
+  ASSERT_TRUE(tb_.vms.Create({"b1", "b2"}, "web:1", "h2", nullptr).ok());
   // The first swap (a1, h1) waits before its own check step would upload anything.
-  SwapLatch latch(*tb_.swapper, SwapStep::kChecked, SwapPhase::kIntent);
+  SwapLatch latch(tb_.swapper, SwapStep::kChecked, SwapPhase::kIntent);
   auto engine = NewEngine();
-  engine->PrefetchWith(tb_.disks.get());
+  engine->PrefetchWith(&tb_.disks);
   auto id = engine->Start("web:2", {});  // one VM at a time: b1 is the third swap
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   ASSERT_TRUE(latch.AwaitHeld(seconds(30)));

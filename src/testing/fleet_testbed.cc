@@ -34,58 +34,53 @@ std::string OsDisk(SubprocessRunner& runner, const std::string& root, const std:
 
 }  // namespace
 
-FleetTestbed::FleetTestbed() {
-  dir = std::make_unique<TempDir>(std::move(TempDir::Create("/tmp", "fleet")).value());
-  db = std::move(Db::Open(":memory:")).value();
-  images = std::make_unique<ImageStore>(*db, dir->path());
-  hosts = std::make_unique<HostRegistry>(*db, hv, clock);
-  templates = std::make_unique<TemplateStore>(*db, *images, clock);
-  vm_table = std::make_unique<VmTable>(*db);
-  journal = std::make_unique<SwapJournal>(*db);
-  host_images = std::make_unique<HostImages>(*db);
-  distributor = std::make_unique<ImageDistributor>(*host_images, hv, clock);
-  disks = std::make_unique<DiskPlanner>(*images, *distributor, hv);
-  agent = std::make_unique<GuestAgent>(hv, clock);
-  vms = std::make_unique<VmService>(*vm_table, locks, *hosts, *templates, *images, *disks, *agent,
-                                    hv, clock, "fake:///");
-  swapper = NewSwapper();
+TestbedParts::TestbedParts()
+    : dir(std::make_unique<TempDir>(std::move(TempDir::Create("/tmp", "fleet")).value())),
+      db(std::move(Db::Open(":memory:")).value()) {}
 
-  EXPECT_TRUE(hosts->Add("h1", "fake:///", "p").ok());
-  EXPECT_TRUE(hosts->Add("h2", "fake:///", "q").ok());
+FleetTestbed::FleetTestbed()
+    : Fleet(
+          *db, hv, clock,
+          {dir->path(), "fake:///", Swapper::Options{.health_timeout = std::chrono::seconds(1)}}) {
+  EXPECT_TRUE(hosts.Add("h1", "fake:///", "p").ok());
+  EXPECT_TRUE(hosts.Add("h2", "fake:///", "q").ok());
   for (std::string v : {"1", "2"}) {
-    auto os = OsImageImporter(*images, runner)
+    auto os = OsImageImporter(images, runner)
                   .Import({OsDisk(runner, dir->path(), v), "", "", "", "os", ""}, nullptr);
     EXPECT_TRUE(os.ok()) << os.status().ToString();
   }
   for (std::string v : {"1", "2", "3"}) {
-    auto app =
-        AppImageBuilder(*images, runner, clock).Build({AppTree(dir->path(), v), ""}, nullptr);
+    auto app = AppImageBuilder(images, runner, clock).Build({AppTree(dir->path(), v), ""}, nullptr);
     EXPECT_TRUE(app.ok()) << app.status().ToString();
   }
-  EXPECT_TRUE(templates->Create("web", "os:1", "web:1", {}).ok());
-  EXPECT_TRUE(templates->Update("web", "", "web:2", {}).ok());
-  EXPECT_TRUE(templates->Update("web", "", "web:3", {}).ok());
-  EXPECT_TRUE(templates->Update("web", "os:2", "web:2", {}).ok());
+  EXPECT_TRUE(templates.Create("web", "os:1", "web:1", {}).ok());
+  EXPECT_TRUE(templates.Update("web", "", "web:2", {}).ok());
+  EXPECT_TRUE(templates.Update("web", "", "web:3", {}).ok());
+  EXPECT_TRUE(templates.Update("web", "os:2", "web:2", {}).ok());
   hv.SetUnhealthyApp(AppVolume(3));
 }
 
 std::string FleetTestbed::AppVolume(int64_t version) {
-  auto t = templates->Get("web:" + std::to_string(version));
+  auto t = templates.Get("web:" + std::to_string(version));
   EXPECT_TRUE(t.ok());
-  auto image = images->Resolve("sha256:" + t->app_digest);
+  auto image = images.Resolve("sha256:" + t->app_digest);
   EXPECT_TRUE(image.ok());
   return ImageDistributor::DiskVolume(*image);
 }
 
-std::unique_ptr<Swapper> FleetTestbed::NewSwapper() {
-  Swapper::Options options;
-  options.health_timeout = std::chrono::seconds(1);
-  return std::make_unique<Swapper>(*db, *vm_table, *journal, locks, *hosts, *templates, *disks,
-                                   *agent, hv, clock, options);
+std::unique_ptr<Swapper> FleetTestbed::NewSwapper(SwapJournal& journal) {
+  return std::make_unique<Swapper>(*db, vm_table, journal, locks, hosts, templates, disks, agent,
+                                   hv, clock,
+                                   Swapper::Options{.health_timeout = std::chrono::seconds(1)});
+}
+
+std::unique_ptr<RolloutEngine> FleetTestbed::NewRolloutEngine(Swapper& swapper) {
+  return std::make_unique<RolloutEngine>(rollout_store, vm_table, templates, hosts, swapper, agent,
+                                         clock);
 }
 
 void FleetTestbed::CreateVms(const std::vector<std::string>& names) {
-  auto out = vms->Create(names, "web:1", "h1", nullptr);
+  auto out = vms.Create(names, "web:1", "h1", nullptr);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   for (const auto& v : out->vms) ASSERT_EQ(v.state, VmState::kRunning) << v.name << ": " << v.error;
 }
