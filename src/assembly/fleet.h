@@ -3,8 +3,8 @@
 #include <string>
 
 #include "core/clock.h"
+#include "fleet/agent_gateway.h"
 #include "fleet/disk_planner.h"
-#include "fleet/guest_agent.h"
 #include "fleet/host_images.h"
 #include "fleet/host_registry.h"
 #include "fleet/image_distributor.h"
@@ -49,7 +49,7 @@ struct Fleet {
   VmLocks locks;
   ImageDistributor distributor;
   DiskPlanner disks;
-  GuestAgent agent;
+  AgentGateway agent;
   VmService vms;
   Swapper swapper;
   RolloutEngine rollouts;

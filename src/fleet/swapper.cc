@@ -49,7 +49,7 @@ struct Swapper::Run {
 };
 
 Swapper::Swapper(Db& db, VmTable& vms, SwapJournal& journal, VmLocks& locks, HostRegistry& hosts,
-                 TemplateStore& templates, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
+                 TemplateStore& templates, DiskPlanner& disks, AgentGateway& agent, Hypervisor& hv,
                  Clock& clock, Options options)
     : db_(db),
       vms_(vms),

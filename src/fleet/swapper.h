@@ -6,8 +6,8 @@
 #include <string_view>
 
 #include "core/clock.h"
+#include "fleet/agent_gateway.h"
 #include "fleet/disk_planner.h"
-#include "fleet/guest_agent.h"
 #include "fleet/host_registry.h"
 #include "fleet/saved_swap.h"
 #include "fleet/swap_journal.h"
@@ -52,7 +52,7 @@ class Swapper {
 
   // `db` only groups the VM row and the journal entry that end a swap in one transaction.
   Swapper(Db& db, VmTable& vms, SwapJournal& journal, VmLocks& locks, HostRegistry& hosts,
-          TemplateStore& templates, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
+          TemplateStore& templates, DiskPlanner& disks, AgentGateway& agent, Hypervisor& hv,
           Clock& clock, Options options);
 
   // Swaps `vm` to `to`. Returns the outcome (rolled back and failed swaps are outcomes,
@@ -109,7 +109,7 @@ class Swapper {
   HostRegistry& hosts_;
   TemplateStore& templates_;
   DiskPlanner& disks_;
-  GuestAgent& agent_;
+  AgentGateway& agent_;
   Hypervisor& hv_;
   Clock& clock_;
   Options options_;

@@ -22,7 +22,7 @@ constexpr auto kShutdownGrace = seconds(60);
 }  // namespace
 
 VmService::VmService(VmTable& vms, VmLocks& locks, HostRegistry& hosts, TemplateStore& templates,
-                     ImageStore& images, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv,
+                     ImageStore& images, DiskPlanner& disks, AgentGateway& agent, Hypervisor& hv,
                      Clock& clock, std::string default_uri)
     : vms_(vms),
       locks_(locks),

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "fleet/agent_gateway.h"
 #include "fleet/disk_planner.h"
-#include "fleet/guest_agent.h"
 #include "fleet/host_registry.h"
 #include "fleet/template_store.h"
 #include "fleet/vm_locks.h"
@@ -64,8 +64,8 @@ struct VmInspection {
 class VmService {
  public:
   VmService(VmTable& vms, VmLocks& locks, HostRegistry& hosts, TemplateStore& templates,
-            ImageStore& images, DiskPlanner& disks, GuestAgent& agent, Hypervisor& hv, Clock& clock,
-            std::string default_uri);
+            ImageStore& images, DiskPlanner& disks, AgentGateway& agent, Hypervisor& hv,
+            Clock& clock, std::string default_uri);
 
   // Creates, boots and waits for each VM's healthy app. VMs that fail are left in state
   // failed with the reason; with one VM its error is returned instead. Once `cancelled`
@@ -113,7 +113,7 @@ class VmService {
   TemplateStore& templates_;
   ImageStore& images_;
   DiskPlanner& disks_;
-  GuestAgent& agent_;
+  AgentGateway& agent_;
   Hypervisor& hv_;
   Clock& clock_;
   std::string default_uri_;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/clock.h"
+#include "core/enum_names.h"
 
 namespace fs = std::filesystem;
 
@@ -22,9 +23,11 @@ constexpr char kKernelFile[] = "vmlinuz";
 constexpr char kInitrdFile[] = "initrd.img";
 std::string OsDiskFile(const std::string& format) { return "os." + format; }
 
+constexpr EnumNames<ImageKind, 2> kKinds = {{{ImageKind::kApp, "app"}, {ImageKind::kOs, "os"}}};
+
 }  // namespace
 
-std::string KindName(ImageKind kind) { return kind == ImageKind::kApp ? "app" : "os"; }
+std::string KindName(ImageKind kind) { return std::string(NameOf(kKinds, kind)); }
 
 std::string ImageInfo::disk_path() const {
   if (kind == ImageKind::kApp) return dir + "/" + kAppFile;
@@ -161,7 +164,7 @@ Result<ImageInfo> ImageStore::Load(const std::string& digest) {
   const DbRow& r = rows[0];
   ImageInfo info;
   info.digest = r.Text(0);
-  info.kind = r.Text(1) == "app" ? ImageKind::kApp : ImageKind::kOs;
+  info.kind = FindValue(kKinds, r.Text(1)).value_or(ImageKind::kOs);
   info.name = r.Text(2);
   info.version = r.Text(3);
   info.size_bytes = static_cast<uint64_t>(r.Int(4));

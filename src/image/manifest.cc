@@ -114,6 +114,75 @@ bool IsEnvName(std::string_view k) {
   return true;
 }
 
+Result<AppManifest::Stop> GetStop(const Json& s) {
+  if (!s.is_object()) return Bad("stop", "must be an object");
+  RETURN_IF_ERROR(CheckKeys(s, "stop", {"signal", "timeout_s", "drain_s"}));
+  AppManifest::Stop stop;
+  if (s.contains("signal")) {
+    ASSIGN_OR_RETURN(stop.signal, GetString(s, "signal", "stop.signal", true));
+    if (stop.signal.rfind("SIG", 0) == 0) stop.signal = stop.signal.substr(3);
+    bool known = false;
+    for (const char* sig : kSignals) known = known || stop.signal == sig;
+    if (!known) return Bad("stop.signal", "must be one of TERM INT QUIT HUP USR1 USR2 KILL");
+  }
+  ASSIGN_OR_RETURN(stop.timeout_s, GetInt(s, "timeout_s", "stop.timeout_s", 10, 0, 3600));
+  ASSIGN_OR_RETURN(stop.drain_s, GetInt(s, "drain_s", "stop.drain_s", 0, 0, 3600));
+  return stop;
+}
+
+Result<AppManifest::Health> GetHealth(const Json& h) {
+  if (!h.is_object()) return Bad("health", "must be an object");
+  RETURN_IF_ERROR(CheckKeys(h, "health", {"exec", "http", "tcp", "interval_ms", "timeout_s"}));
+  AppManifest::Health health;
+  ASSIGN_OR_RETURN(health.exec, GetArgv(h, "exec", "health.exec", false));
+  if (h.contains("http")) {
+    ASSIGN_OR_RETURN(std::string url, GetString(h, "http", "health.http", true));
+    auto parsed = ParseHttpUrl(url);
+    if (!parsed.ok()) return Bad("health.http", parsed.status().message());
+    health.http = *parsed;
+  }
+  if (h.contains("tcp")) {
+    ASSIGN_OR_RETURN(std::string target, GetString(h, "tcp", "health.tcp", true));
+    auto parsed = ParseSocketAddress(target);
+    if (!parsed.ok()) return Bad("health.tcp", parsed.status().message());
+    if (parsed->family == SocketAddress::Family::kUnix || parsed->port == 0) {
+      return Bad("health.tcp", "needs ADDR:PORT with a non-zero port");
+    }
+    health.tcp = *parsed;
+  }
+  if (h.contains("exec") + h.contains("http") + h.contains("tcp") > 1) {
+    return Bad("health", "takes one probe: exec, http or tcp");
+  }
+  ASSIGN_OR_RETURN(health.interval_ms,
+                   GetInt(h, "interval_ms", "health.interval_ms", 1000, 10, 60000));
+  ASSIGN_OR_RETURN(health.timeout_s, GetInt(h, "timeout_s", "health.timeout_s", 30, 1, 3600));
+  return health;
+}
+
+Result<std::map<std::string, std::string>> GetEnv(const Json& e) {
+  if (!e.is_object()) return Bad("env", "must be an object of strings");
+  std::map<std::string, std::string> env;
+  for (const auto& [k, v] : e.items()) {
+    if (!IsEnvName(k)) return Bad("env." + k, "is not a valid variable name");
+    if (!v.is_string()) return Bad("env." + k, "must be a string");
+    env[k] = v.get<std::string>();
+  }
+  return env;
+}
+
+Result<AppManifest::Requires> GetRequires(const Json& r) {
+  if (!r.is_object()) return Bad("requires", "must be an object");
+  RETURN_IF_ERROR(CheckKeys(r, "requires", {"os_id", "os_version", "arch"}));
+  AppManifest::Requires req;
+  ASSIGN_OR_RETURN(req.os_id, GetString(r, "os_id", "requires.os_id", false));
+  ASSIGN_OR_RETURN(req.os_version, GetString(r, "os_version", "requires.os_version", false));
+  ASSIGN_OR_RETURN(req.arch, GetString(r, "arch", "requires.arch", false));
+  if (!req.arch.empty() && req.arch != "x86_64" && req.arch != "aarch64") {
+    return Bad("requires.arch", "must be x86_64 or aarch64");
+  }
+  return req;
+}
+
 }  // namespace
 
 bool IsValidVersion(std::string_view v) {
@@ -162,68 +231,17 @@ Result<AppManifest> ManifestFromJson(const Json& j) {
     if (!IsAbsolute(m.workdir)) return Bad("workdir", "must be an absolute path");
   }
   if (j.contains("stop")) {
-    const Json& s = j["stop"];
-    if (!s.is_object()) return Bad("stop", "must be an object");
-    RETURN_IF_ERROR(CheckKeys(s, "stop", {"signal", "timeout_s", "drain_s"}));
-    if (s.contains("signal")) {
-      ASSIGN_OR_RETURN(m.stop.signal, GetString(s, "signal", "stop.signal", true));
-      if (m.stop.signal.rfind("SIG", 0) == 0) m.stop.signal = m.stop.signal.substr(3);
-      bool known = false;
-      for (const char* sig : kSignals) known = known || m.stop.signal == sig;
-      if (!known) return Bad("stop.signal", "must be one of TERM INT QUIT HUP USR1 USR2 KILL");
-    }
-    ASSIGN_OR_RETURN(m.stop.timeout_s, GetInt(s, "timeout_s", "stop.timeout_s", 10, 0, 3600));
-    ASSIGN_OR_RETURN(m.stop.drain_s, GetInt(s, "drain_s", "stop.drain_s", 0, 0, 3600));
+    ASSIGN_OR_RETURN(m.stop, GetStop(j["stop"]));
   }
   if (j.contains("health")) {
-    const Json& h = j["health"];
-    if (!h.is_object()) return Bad("health", "must be an object");
-    RETURN_IF_ERROR(CheckKeys(h, "health", {"exec", "http", "tcp", "interval_ms", "timeout_s"}));
-    ASSIGN_OR_RETURN(m.health.exec, GetArgv(h, "exec", "health.exec", false));
-    if (h.contains("http")) {
-      ASSIGN_OR_RETURN(std::string url, GetString(h, "http", "health.http", true));
-      auto parsed = ParseHttpUrl(url);
-      if (!parsed.ok()) return Bad("health.http", parsed.status().message());
-      m.health.http = *parsed;
-    }
-    if (h.contains("tcp")) {
-      ASSIGN_OR_RETURN(std::string target, GetString(h, "tcp", "health.tcp", true));
-      auto parsed = ParseSocketAddress(target);
-      if (!parsed.ok()) return Bad("health.tcp", parsed.status().message());
-      if (parsed->family == SocketAddress::Family::kUnix || parsed->port == 0) {
-        return Bad("health.tcp", "needs ADDR:PORT with a non-zero port");
-      }
-      m.health.tcp = *parsed;
-    }
-    if (h.contains("exec") + h.contains("http") + h.contains("tcp") > 1) {
-      return Bad("health", "takes one probe: exec, http or tcp");
-    }
-    ASSIGN_OR_RETURN(m.health.interval_ms,
-                     GetInt(h, "interval_ms", "health.interval_ms", 1000, 10, 60000));
-    ASSIGN_OR_RETURN(m.health.timeout_s, GetInt(h, "timeout_s", "health.timeout_s", 30, 1, 3600));
+    ASSIGN_OR_RETURN(m.health, GetHealth(j["health"]));
   }
   if (j.contains("env")) {
-    const Json& e = j["env"];
-    if (!e.is_object()) return Bad("env", "must be an object of strings");
-    for (const auto& [k, v] : e.items()) {
-      if (!IsEnvName(k)) return Bad("env." + k, "is not a valid variable name");
-      if (!v.is_string()) return Bad("env." + k, "must be a string");
-      m.env[k] = v.get<std::string>();
-    }
+    ASSIGN_OR_RETURN(m.env, GetEnv(j["env"]));
   }
   ASSIGN_OR_RETURN(m.sockets, GetSockets(j));
   if (j.contains("requires")) {
-    const Json& r = j["requires"];
-    if (!r.is_object()) return Bad("requires", "must be an object");
-    RETURN_IF_ERROR(CheckKeys(r, "requires", {"os_id", "os_version", "arch"}));
-    ASSIGN_OR_RETURN(m.requirements.os_id, GetString(r, "os_id", "requires.os_id", false));
-    ASSIGN_OR_RETURN(m.requirements.os_version,
-                     GetString(r, "os_version", "requires.os_version", false));
-    ASSIGN_OR_RETURN(m.requirements.arch, GetString(r, "arch", "requires.arch", false));
-    if (!m.requirements.arch.empty() && m.requirements.arch != "x86_64" &&
-        m.requirements.arch != "aarch64") {
-      return Bad("requires.arch", "must be x86_64 or aarch64");
-    }
+    ASSIGN_OR_RETURN(m.requirements, GetRequires(j["requires"]));
   }
   return m;
 }

@@ -60,7 +60,8 @@ struct RolloutEngine::Run {
 };
 
 RolloutEngine::RolloutEngine(RolloutStore& store, VmTable& vms, TemplateStore& templates,
-                             HostRegistry& hosts, Swapper& swapper, GuestAgent& agent, Clock& clock)
+                             HostRegistry& hosts, Swapper& swapper, AgentGateway& agent,
+                             Clock& clock)
     : store_(store),
       vms_(vms),
       templates_(templates),

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "fleet/agent_gateway.h"
 #include "fleet/disk_planner.h"
-#include "fleet/guest_agent.h"
 #include "fleet/host_registry.h"
 #include "fleet/swapper.h"
 #include "fleet/template_store.h"
@@ -52,7 +52,7 @@ class RolloutObserver {
 class RolloutEngine {
  public:
   RolloutEngine(RolloutStore& store, VmTable& vms, TemplateStore& templates, HostRegistry& hosts,
-                Swapper& swapper, GuestAgent& agent, Clock& clock);
+                Swapper& swapper, AgentGateway& agent, Clock& clock);
   ~RolloutEngine();
 
   // Optional collaborators; set before the first Start or ResumeAll. `disks` uploads the
@@ -150,7 +150,7 @@ class RolloutEngine {
   TemplateStore& templates_;
   HostRegistry& hosts_;
   Swapper& swapper_;
-  GuestAgent& agent_;
+  AgentGateway& agent_;
   Clock& clock_;
   DiskPlanner* prefetch_ = nullptr;
   RolloutObserver* observer_ = nullptr;

@@ -9,12 +9,13 @@
 
 namespace vdswap {
 
-// The fleet's one way to talk to a VM's guest agent: every agent operation the fleet
-// uses is a method here, each opening the VM's channel and making one typed call
-// (hypervisor/agent_client.h). Thread-safe (each call opens its own channel).
-class GuestAgent {
+// The host side's gateway to the guest agents of the fleet's VMs, and the fleet's one way
+// to talk to them: every agent operation the fleet uses is a method here, each opening the
+// VM's channel and making one typed call (hypervisor/agent_client.h). The agent itself
+// runs in the guest (guest/agent). Thread-safe (each call opens its own channel).
+class AgentGateway {
  public:
-  GuestAgent(Hypervisor& hv, Clock& clock) : hv_(hv), clock_(clock) {}
+  AgentGateway(Hypervisor& hv, Clock& clock) : hv_(hv), clock_(clock) {}
 
   // Stops the app (idempotent). kUnavailable when the agent does not answer.
   Status StopApp(const HostRef& host, const std::string& vm, std::chrono::milliseconds timeout);

@@ -1,4 +1,4 @@
-#include "fleet/guest_agent.h"
+#include "fleet/agent_gateway.h"
 
 #include <algorithm>
 
@@ -11,43 +11,43 @@ using std::chrono::milliseconds;
 constexpr milliseconds kRetryEvery{250};
 }  // namespace
 
-Status GuestAgent::StopApp(const HostRef& host, const std::string& vm, milliseconds timeout) {
+Status AgentGateway::StopApp(const HostRef& host, const std::string& vm, milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
   return agent.StopApp(timeout).status();
 }
 
-Result<AppStatus> GuestAgent::StartApp(const HostRef& host, const std::string& vm,
-                                       milliseconds timeout) {
+Result<AppStatus> AgentGateway::StartApp(const HostRef& host, const std::string& vm,
+                                         milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
   return agent.StartApp(StartRequest{}, timeout);
 }
 
-Result<AppStatus> GuestAgent::PrepareApp(const HostRef& host, const std::string& vm,
-                                         const std::string& serial, milliseconds timeout) {
+Result<AppStatus> AgentGateway::PrepareApp(const HostRef& host, const std::string& vm,
+                                           const std::string& serial, milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
   return agent.PrepareApp(SlotRequest{serial}, timeout);
 }
 
-Result<AppStatus> GuestAgent::SwitchApp(const HostRef& host, const std::string& vm,
-                                        const std::string& serial, milliseconds timeout) {
+Result<AppStatus> AgentGateway::SwitchApp(const HostRef& host, const std::string& vm,
+                                          const std::string& serial, milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
   return agent.SwitchApp(SlotRequest{serial}, timeout);
 }
 
-Status GuestAgent::ReleaseApp(const HostRef& host, const std::string& vm, const std::string& serial,
-                              milliseconds timeout) {
+Status AgentGateway::ReleaseApp(const HostRef& host, const std::string& vm,
+                                const std::string& serial, milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
   return agent.ReleaseApp(SlotRequest{serial}, timeout).status();
 }
 
-Result<StatusReply> GuestAgent::LiveStatus(const HostRef& host, const std::string& vm,
-                                           milliseconds timeout) {
+Result<StatusReply> AgentGateway::LiveStatus(const HostRef& host, const std::string& vm,
+                                             milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
   return agent.GetStatus(timeout);
 }
 
-Result<GuestAgent::LiveGuest> GuestAgent::LiveView(const HostRef& host, const std::string& vm,
-                                                   milliseconds timeout) {
+Result<AgentGateway::LiveGuest> AgentGateway::LiveView(const HostRef& host, const std::string& vm,
+                                                       milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
   LiveGuest out;
   ASSIGN_OR_RETURN(out.hello, agent.Hello(timeout));
@@ -55,8 +55,8 @@ Result<GuestAgent::LiveGuest> GuestAgent::LiveView(const HostRef& host, const st
   return out;
 }
 
-Result<AppStatus> GuestAgent::AwaitHealthy(const HostRef& host, const std::string& vm,
-                                           milliseconds timeout) {
+Result<AppStatus> AgentGateway::AwaitHealthy(const HostRef& host, const std::string& vm,
+                                             milliseconds timeout) {
   const auto deadline = clock_.Now() + timeout;
   Status last = Unavailable("vm '" + vm + "': the agent did not answer");
   while (clock_.Now() < deadline) {
