@@ -107,6 +107,11 @@ void FakeHypervisor::FailNext(Op op, Status status) {
   fail_next_[op] = std::move(status);
 }
 
+void FakeHypervisor::SetReplyRewrite(ReplyRewrite rewrite) {
+  std::lock_guard lock(mu_);
+  rewrite_ = std::move(rewrite);
+}
+
 void FakeHypervisor::SetUnhealthyApp(const std::string& volume) {
   std::lock_guard lock(mu_);
   unhealthy_.insert(volume);
@@ -512,11 +517,13 @@ Result<Json> FakeHypervisor::AgentCall(const std::string& name, AgentOp op, cons
   if (op == AgentOp::kAppSwitch) RETURN_IF_ERROR(Enter({Op::kAppSwitch, "", name, slot}));
   if (op == AgentOp::kAppRelease) RETURN_IF_ERROR(Enter({Op::kAppRelease, "", name, slot}));
   std::shared_ptr<RunningGuest> guest;
+  ReplyRewrite rewrite;
   {
     std::lock_guard lock(mu_);
     auto it = vms_.find(name);
     if (it == vms_.end() || !it->second.running) return Unavailable("vm '" + name + "' is off");
     guest = it->second.guest;
+    rewrite = rewrite_;
   }
   std::string reply_line;
   bool powering_off = false;
@@ -534,6 +541,7 @@ Result<Json> FakeHypervisor::AgentCall(const std::string& name, AgentOp op, cons
     auto it = vms_.find(name);
     if (it != vms_.end() && it->second.guest == guest) PowerOff(it->second);
   }
+  if (rewrite) reply_line = rewrite(op, reply_line);
   auto reply = DecodeReply(reply_line);
   if (!reply.ok()) return Internal("agent of vm '" + name + "': " + reply.status().message());
   if (reply->result.ok()) return std::move(reply->result);

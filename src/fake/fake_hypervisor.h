@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,10 @@ class FakeHypervisor : public Hypervisor {
   // administrator's own VM: GetState reports it unmanaged and every call that would change
   // it fails with NotManagedError.
   void AddForeignDomain(const std::string& name);
+  // Makes every VM's agent hostile: each reply line (its id is 1) passes through `rewrite`
+  // before the host decodes it; nullptr makes the agents honest again.
+  using ReplyRewrite = std::function<std::string(AgentOp op, const std::string& line)>;
+  void SetReplyRewrite(ReplyRewrite rewrite);
   // Every call so far, in order.
   std::vector<Call> Calls() const;
   // How many calls so far match `want` (Call::Matches).
@@ -170,6 +175,7 @@ class FakeHypervisor : public Hypervisor {
   std::map<Op, std::chrono::milliseconds> unreachable_after_;
   Clock::TimePoint unreachable_until_{};
   std::map<Op, std::chrono::milliseconds> latency_;
+  ReplyRewrite rewrite_;
   std::vector<Call> calls_;
   std::map<std::string, uint64_t> uploaded_;
   std::map<std::string, std::map<std::string, uint64_t>> volumes_;  // pool path -> name -> size

@@ -9,6 +9,16 @@ namespace vdswap {
 namespace {
 using std::chrono::milliseconds;
 constexpr milliseconds kRetryEvery{250};
+
+// An app.start or app.switch succeeded only when its reply says the app runs and is
+// healthy: an ok reply proves nothing more than what it says.
+Result<AppStatus> Proven(const std::string& vm, std::string_view op, Result<AppStatus> reply) {
+  if (!reply.ok() || (reply->state == AppState::kRunning && reply->healthy)) return reply;
+  return Internal("agent of vm '" + vm + "' answered '" + std::string(op) + "' with the app " +
+                  std::string(AppStateName(reply->state)) +
+                  (reply->healthy ? " and healthy" : " and not healthy") +
+                  ", not running and healthy");
+}
 }  // namespace
 
 Status AgentGateway::StopApp(const HostRef& host, const std::string& vm, milliseconds timeout) {
@@ -19,7 +29,7 @@ Status AgentGateway::StopApp(const HostRef& host, const std::string& vm, millise
 Result<AppStatus> AgentGateway::StartApp(const HostRef& host, const std::string& vm,
                                          milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
-  return agent.StartApp(StartRequest{}, timeout);
+  return Proven(vm, "app.start", agent.StartApp(StartRequest{}, timeout));
 }
 
 Result<AppStatus> AgentGateway::PrepareApp(const HostRef& host, const std::string& vm,
@@ -31,7 +41,7 @@ Result<AppStatus> AgentGateway::PrepareApp(const HostRef& host, const std::strin
 Result<AppStatus> AgentGateway::SwitchApp(const HostRef& host, const std::string& vm,
                                           const std::string& serial, milliseconds timeout) {
   ASSIGN_OR_RETURN(AgentClient agent, AgentClient::Open(hv_, host, vm));
-  return agent.SwitchApp(SlotRequest{serial}, timeout);
+  return Proven(vm, "app.switch", agent.SwitchApp(SlotRequest{serial}, timeout));
 }
 
 Status AgentGateway::ReleaseApp(const HostRef& host, const std::string& vm,
@@ -66,7 +76,8 @@ Result<AppStatus> AgentGateway::AwaitHealthy(const HostRef& host, const std::str
         agent.ok() ? agent->Hello(std::min(left, milliseconds(2000))).status() : agent.status();
     if (hello.ok()) {
       // app.start is idempotent: it waits for the app the agent started at boot.
-      return agent->StartApp(StartRequest{}, std::max(left, milliseconds(1000)));
+      return Proven(vm, "app.start",
+                    agent->StartApp(StartRequest{}, std::max(left, milliseconds(1000))));
     }
     last = hello;
     clock_.SleepFor(kRetryEvery);

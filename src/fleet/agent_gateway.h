@@ -20,7 +20,8 @@ class AgentGateway {
   // Stops the app (idempotent). kUnavailable when the agent does not answer.
   Status StopApp(const HostRef& host, const std::string& vm, std::chrono::milliseconds timeout);
   // Starts the app on the attached app disk and waits for its health check; returns the
-  // agent's view of the app.
+  // agent's view of the app. kInternal when the agent's ok reply does not say the app is
+  // running and healthy (as for SwitchApp and AwaitHealthy).
   Result<AppStatus> StartApp(const HostRef& host, const std::string& vm,
                              std::chrono::milliseconds timeout);
   // Make-before-break, on app slot `serial` (kAppSerial or kAppSerialB): see AgentClient.

@@ -220,10 +220,10 @@ Status Swapper::ReleaseOld(Run& r) {
 
 Status Swapper::BootAndCheck(Run& r, const VmSpec& spec, int64_t* downtime_ms) {
   RETURN_IF_ERROR(hv_.DefineAndStart(r.host, spec));
-  ASSIGN_OR_RETURN(
-      AppStatus started,
-      agent_.AwaitHealthy(r.host, r.vm.name, options_.boot_timeout + options_.health_timeout));
-  if (!started.healthy) return Internal("the app is not healthy after boot");
+  // Running and healthy, or an error (AgentGateway proves it).
+  RETURN_IF_ERROR(
+      agent_.AwaitHealthy(r.host, r.vm.name, options_.boot_timeout + options_.health_timeout)
+          .status());
   if (r.stopped_at != Clock::TimePoint{}) *downtime_ms = clock_.MsSince(r.stopped_at);
   return Status::Ok();
 }

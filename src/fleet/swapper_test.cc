@@ -257,6 +257,43 @@ TEST_F(SwapperTest, EveryOsSwapStepFailureRestoresTheOldVersion) {
   EXPECT_FALSE(DataDiskEverDetached());
 }
 
+// A hostile guest's ok reply proves only what it says: a switch answered "ok" with the app
+// failed is a failed switch, and the swap goes back.
+TEST_F(SwapperTest, AnOkReplySayingTheAppFailedRollsBack) {
+  bool lied = false;  // to the first switch (to the new app), not to the switch back
+  tb_.hv.SetReplyRewrite([&lied](AgentOp op, const std::string& line) -> std::string {
+    if (op != AgentOp::kAppSwitch || lied) return line;
+    lied = true;
+    AppStatus lie;
+    lie.state = AppState::kFailed;
+    lie.version = "other";
+    return EncodeReply(1, ToJson(lie));
+  });
+  auto out = SwapTo(2);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->result, SwapResult::kRolledBack) << out->error;
+  EXPECT_NE(out->error.find("answered 'app.switch' with the app failed and not healthy"),
+            std::string::npos)
+      << out->error;
+}
+
+// A reply nested deeper than any reply is refused before it is parsed: the swap rolls
+// back and the daemon goes on.
+TEST_F(SwapperTest, ADeeplyNestedReplyRollsBackTheSwapNotTheDaemon) {
+  bool lied = false;
+  tb_.hv.SetReplyRewrite([&lied](AgentOp op, const std::string& line) -> std::string {
+    if (op != AgentOp::kAppPrepare || lied) return line;
+    lied = true;
+    return R"({"id":1,"ok":true,"result":)" + std::string(200000, '[') + std::string(200000, ']') +
+           "}";
+  });
+  auto out = SwapTo(2);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->result, SwapResult::kRolledBack) << out->error;
+  EXPECT_NE(out->error.find("nests deeper than 16 levels"), std::string::npos) << out->error;
+  ExpectConsistentAt(tb_, 1, 1);
+}
+
 TEST_F(SwapperTest, UnfinishedSwapBlocksANewOne) {
   tb_.swapper.SetCrashHook([](SwapStep s, SwapPhase) { return s == SwapStep::kStopped; });
   ASSERT_FALSE(SwapTo(2, kBbm).ok());

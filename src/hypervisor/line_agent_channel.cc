@@ -94,6 +94,7 @@ LineAgentChannel::LineAgentChannel(std::unique_ptr<ByteStream> stream, std::stri
 
 Result<Json> LineAgentChannel::Call(AgentOp op, const Json& fields,
                                     std::chrono::milliseconds timeout) {
+  RETURN_IF_ERROR(broken_);
   const auto deadline = SteadyClock::now() + timeout;
   const Json id = prefix_ + std::to_string(++seq_);
   const std::string op_name(AgentOpName(op));
@@ -102,12 +103,15 @@ Result<Json> LineAgentChannel::Call(AgentOp op, const Json& fields,
     return Unavailable("agent of vm '" + vm_ + "': cannot send '" + op_name +
                        "': " + sent.message());
   }
+  size_t received = 0;
+  Status invalid;  // the last line that was not a reply
   while (true) {
     size_t nl;
     while ((nl = buf_.find('\n', scanned_)) != std::string::npos) {
       auto reply = DecodeReply(std::string_view(buf_).substr(0, nl));
       buf_.erase(0, nl + 1);
       scanned_ = 0;
+      if (!reply.ok()) invalid = reply.status();
       // A late reply to an earlier request, or noise.
       if (!reply.ok() || reply->id != id) continue;
       if (reply->result.ok()) return std::move(reply->result);
@@ -115,7 +119,20 @@ Result<Json> LineAgentChannel::Call(AgentOp op, const Json& fields,
       return Status(err.code(), "agent of vm '" + vm_ + "': " + err.message());
     }
     scanned_ = buf_.size();
+    if (buf_.size() > kMaxReplyLine || received > kMaxBytesPerCall) {
+      buf_.clear();
+      broken_ = Internal(
+          "agent of vm '" + vm_ + "' sent an invalid reply: " +
+          (received > kMaxBytesPerCall
+               ? "more than " + std::to_string(kMaxBytesPerCall) + " bytes during '" + op_name + "'"
+               : "a line longer than " + std::to_string(kMaxReplyLine) + " bytes"));
+      return broken_;
+    }
     if (SteadyClock::now() >= deadline) {
+      if (!invalid.ok()) {
+        return Internal("agent of vm '" + vm_ + "' sent an invalid reply to '" + op_name +
+                        "': " + invalid.message());
+      }
       return Unavailable("agent of vm '" + vm_ + "' did not answer '" + op_name + "' within " +
                          std::to_string(timeout.count()) + " ms");
     }
@@ -124,6 +141,7 @@ Result<Json> LineAgentChannel::Call(AgentOp op, const Json& fields,
       return Unavailable("agent channel of vm '" + vm_ + "' closed during '" + op_name +
                          "': " + got.status().message());
     }
+    received += *got;
   }
 }
 

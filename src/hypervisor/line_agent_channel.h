@@ -36,12 +36,20 @@ Result<std::unique_ptr<ByteStream>> ConnectUnixSocket(const std::string& path);
 // The host end of a VM's agent channel over a ByteStream: JSON lines
 // (protocol/agent_protocol.h), each request with an id of this channel's own, so that
 // replies to abandoned requests (an earlier call's, another client's) are skipped.
+// The guest may be hostile: a line longer than kMaxReplyLine, or more than
+// kMaxBytesPerCall received during one call, fails the call at once ("agent of vm 'X'
+// sent an invalid reply: ...", kInternal) and the channel with it; a line that is not a
+// reply (DecodeReply) is skipped like noise, and a call that gets no valid reply by its
+// deadline says it saw one. Each byte is scanned for a newline once.
 class LineAgentChannel : public AgentChannel {
  public:
   // REQUIRES: stream != nullptr.
   LineAgentChannel(std::unique_ptr<ByteStream> stream, std::string vm);
 
   Result<Json> Call(AgentOp op, const Json& fields, std::chrono::milliseconds timeout) override;
+
+  // The most bytes one call reads before it gives up on the guest.
+  static constexpr size_t kMaxBytesPerCall = size_t{8} << 20;
 
  private:
   std::unique_ptr<ByteStream> stream_;
@@ -50,6 +58,7 @@ class LineAgentChannel : public AgentChannel {
   uint64_t seq_ = 0;
   std::string buf_;     // received bytes not yet consumed
   size_t scanned_ = 0;  // bytes of buf_ known to hold no newline
+  Status broken_;       // why the guest can no longer be read on this channel
 };
 
 }  // namespace vdswap

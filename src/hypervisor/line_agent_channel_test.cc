@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <functional>
 #include <thread>
 
 #include "protocol/agent_protocol.h"
@@ -40,6 +42,43 @@ class LineAgentChannelTest : public ::testing::Test {
   void Write(const std::string& bytes) {
     ASSERT_EQ(::send(agent_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(bytes.size()));
+  }
+  // Sends all of `data` as fast as the channel reads it; false when `stop` was set or the
+  // channel went first.
+  bool SendAll(std::string_view data, const std::atomic<bool>& stop) {
+    while (!data.empty()) {
+      if (stop) return false;
+      ssize_t n = ::send(agent_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        data.remove_prefix(static_cast<size_t>(n));
+      } else if (n < 0 && errno != EAGAIN) {
+        return false;
+      } else {
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    }
+    return true;
+  }
+  // Sends `unit` over and over, about `total` bytes in all; returns the bytes sent.
+  size_t Flood(const std::string& unit, size_t total, const std::atomic<bool>& stop) {
+    std::string chunk;
+    while (chunk.size() < 65536) chunk += unit;
+    size_t sent = 0;
+    while (sent < total && SendAll(chunk, stop)) sent += chunk.size();
+    return sent;
+  }
+  // Runs `guest` (the hostile agent) while the channel makes one call of `timeout`.
+  Result<Json> CallWhile(const std::function<void(const std::atomic<bool>&)>& guest,
+                         milliseconds timeout) {
+    std::atomic<bool> stop{false};
+    std::thread agent([&] {
+      ReadRequestId();
+      guest(stop);
+    });
+    auto r = channel_->Call(AgentOp::kStatus, nullptr, timeout);
+    stop = true;
+    agent.join();
+    return r;
   }
 
   UniqueFd agent_;
@@ -96,6 +135,55 @@ TEST_F(LineAgentChannelTest, AClosedChannelEndsTheCallAtOnce) {
   auto r = channel_->Call(AgentOp::kStatus, nullptr, milliseconds(5000));
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000));
+}
+
+// A guest that floods a line without end: the call fails at the line cap, long before its
+// deadline, holding no more than the cap; the channel stays failed.
+TEST_F(LineAgentChannelTest, AHundredMegabytesWithoutNewlineFailAtTheLineCap) {
+  size_t sent = 0;
+  auto start = std::chrono::steady_clock::now();
+  auto r =
+      CallWhile([&](const std::atomic<bool>& stop) { sent = Flood("x", size_t{100} << 20, stop); },
+                milliseconds(30000));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(5000));
+  EXPECT_EQ(r.status().code(), Code::kInternal);
+  EXPECT_EQ(r.status().message(),
+            "agent of vm 'vm1' sent an invalid reply: a line longer than 1048576 bytes");
+  EXPECT_LT(sent, size_t{100} << 20);
+  EXPECT_EQ(channel_->Call(AgentOp::kStatus, nullptr, milliseconds(100)).status().message(),
+            r.status().message());
+}
+
+// Short lines that are not the reply, without end: the call fails at the per-call cap.
+TEST_F(LineAgentChannelTest, AFloodOfOtherRepliesFailsAtTheByteCap) {
+  auto r = CallWhile(
+      [&](const std::atomic<bool>& stop) {
+        Flood(R"({"id":"other","ok":true,"result":{}})"
+              "\n",
+              size_t{64} << 20, stop);
+      },
+      milliseconds(30000));
+  EXPECT_EQ(r.status().code(), Code::kInternal);
+  EXPECT_NE(r.status().message().find("sent an invalid reply: more than 8388608 bytes during "
+                                      "'status'"),
+            std::string::npos)
+      << r.status().message();
+}
+
+// A reply nested a hundred thousand deep (800 KB, under the line cap) is skipped without
+// being parsed; the call names it when no valid reply follows by the deadline.
+TEST_F(LineAgentChannelTest, ADeeplyNestedReplyIsNamedAtTheDeadline) {
+  auto r = CallWhile(
+      [&](const std::atomic<bool>& stop) {
+        SendAll(R"({"ok":true,"result":{"x":)" + std::string(400000, '[') +
+                    std::string(400000, ']') + "}}\n",
+                stop);
+      },
+      milliseconds(300));
+  EXPECT_EQ(r.status().code(), Code::kInternal);
+  EXPECT_EQ(r.status().message(),
+            "agent of vm 'vm1' sent an invalid reply to 'status': agent reply nests deeper than "
+            "16 levels");
 }
 
 TEST(ConnectUnixSocketTest, NobodyListeningIsUnavailable) {

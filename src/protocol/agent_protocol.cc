@@ -65,13 +65,17 @@ class FieldReader {
   }
   // The sub-object `key`; its fields are named "key.field".
   FieldReader Object(const char* key) {
+    static const Json kEmpty = Json::object();
     const Json* v = Get(key, "an object", &Json::is_object);
-    return FieldReader(v ? *v : Json::object(), what_, Path(key) + ".", error_);
+    return FieldReader(v ? *v : kEmpty, what_, Path(key) + ".", error_);
   }
+  // A string field from the guest, through GuestText.
+  std::string Text(const char* key) { return GuestText(String(key)); }
+  std::string OptionalText(const char* key) { return GuestText(OptionalString(key)); }
 
  private:
-  FieldReader(Json j, std::string what, std::string prefix, Status* error)
-      : j_(std::move(j)), what_(std::move(what)), prefix_(std::move(prefix)), error_(error) {}
+  FieldReader(const Json& j, std::string what, std::string prefix, Status* error)
+      : j_(j), what_(std::move(what)), prefix_(std::move(prefix)), error_(error) {}
 
   std::string Path(const char* key) const { return prefix_ + key; }
   void Fail(std::string message) {
@@ -108,7 +112,7 @@ class FieldReader {
     return v->get<int64_t>();
   }
 
-  Json j_;
+  const Json& j_;  // read in place: a reply is never copied
   std::string what_;
   std::string prefix_;
   Status own_error_;
@@ -119,12 +123,12 @@ AppStatus ReadAppStatus(FieldReader& r) {
   AppStatus m;
   std::string state = r.String("state");
   m.healthy = r.Bool("healthy");
-  m.health_output = r.String("health_output");
+  m.health_output = r.Text("health_output");
   m.restarts = r.Int("restarts");
   m.pid = r.Int("pid");
-  m.error = r.String("error");
-  m.name = r.OptionalString("name");
-  m.version = r.OptionalString("version");
+  m.error = r.Text("error");
+  m.name = r.OptionalText("name");
+  m.version = r.OptionalText("version");
   m.last_downtime_ms = r.OptionalInt("last_downtime_ms");
   if (r.status().ok()) {
     auto parsed = AppStateFromName(state);
@@ -157,6 +161,26 @@ Json ToJson(const StartRequest& m) { return {{"wait_disk_ms", m.wait_disk_ms}}; 
 
 Json ToJson(const SlotRequest& m) {
   return {{"serial", m.serial}, {"wait_disk_ms", m.wait_disk_ms}};
+}
+
+std::string GuestText(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  size_t used = 0;
+  for (; used < text.size() && out.size() < kMaxGuestText; ++used) {
+    const auto c = static_cast<unsigned char>(text[used]);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (used < text.size()) out += "...[" + std::to_string(text.size() - used) + " bytes cut]";
+  return out;
 }
 
 bool IsAppSerial(std::string_view serial) { return serial == kAppSerial || serial == kAppSerialB; }
@@ -221,13 +245,13 @@ template <>
 Result<HelloReply> FromJson<HelloReply>(const Json& j) {
   FieldReader r(j, "hello reply");
   HelloReply m;
-  m.agent_version = r.String("agent");
-  m.boot_id = r.String("boot_id");
-  m.arch = r.String("arch");
+  m.agent_version = r.Text("agent");
+  m.boot_id = r.Text("boot_id");
+  m.arch = r.Text("arch");
   FieldReader os = r.Object("os_release");
-  m.os_id = os.String("ID");
-  m.os_version_id = os.String("VERSION_ID");
-  m.os_image_version = os.OptionalString("IMAGE_VERSION");
+  m.os_id = os.Text("ID");
+  m.os_version_id = os.Text("VERSION_ID");
+  m.os_image_version = os.OptionalText("IMAGE_VERSION");
   RETURN_IF_ERROR(os.status());
   RETURN_IF_ERROR(r.status());
   return m;
@@ -245,7 +269,7 @@ template <>
 Result<StatusReply> FromJson<StatusReply>(const Json& j) {
   FieldReader r(j, "status reply");
   StatusReply m;
-  m.boot_id = r.String("boot_id");
+  m.boot_id = r.Text("boot_id");
   m.data_mounted = r.Bool("data_mounted");
   m.app_mounted = r.Bool("app_mounted");
   FieldReader app = r.Object("app");
@@ -269,7 +293,7 @@ Result<HealthReply> FromJson<HealthReply>(const Json& j) {
   FieldReader r(j, "app.health reply");
   HealthReply m;
   m.healthy = r.Bool("healthy");
-  m.output = r.String("output");
+  m.output = r.Text("output");
   RETURN_IF_ERROR(r.status());
   return m;
 }
@@ -315,8 +339,11 @@ std::string EncodeReply(const Json& id, const Result<Json>& result) {
 }
 
 Result<AgentReply> DecodeReply(std::string_view line) {
-  Json reply = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (reply.is_discarded()) return InvalidArgument("agent reply is not valid JSON");
+  if (line.size() > kMaxReplyLine) {
+    return InvalidArgument("agent reply is longer than " + std::to_string(kMaxReplyLine) +
+                           " bytes");
+  }
+  ASSIGN_OR_RETURN(Json reply, ParseUntrustedJson(line, "agent reply", kMaxReplyDepth));
   FieldReader r(reply, "agent reply");
   bool ok = r.Bool("ok");
   RETURN_IF_ERROR(r.status());
@@ -326,10 +353,10 @@ Result<AgentReply> DecodeReply(std::string_view line) {
     if (result == reply.end() || !result->is_object()) {
       return InvalidArgument("agent reply: field 'result' must be an object");
     }
-    return AgentReply{std::move(id), *result};
+    return AgentReply{std::move(id), std::move(*result)};
   }
   FieldReader error = r.Object("error");
-  std::string message = error.String("message");
+  std::string message = error.Text("message");
   std::string code = error.OptionalString("code");
   RETURN_IF_ERROR(r.status());
   Code c = CodeFromName(code);

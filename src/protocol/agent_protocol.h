@@ -38,6 +38,18 @@ const char* OtherAppSerial(std::string_view serial);
 // The longest request line the agent accepts.
 inline constexpr size_t kMaxRequestLine = size_t{64} * 1024;
 
+// What the host accepts from a guest, which may be hostile: a reply line of at most
+// kMaxReplyLine bytes, nesting at most kMaxReplyDepth deep (replies nest 3 deep), and text
+// fields cut to kMaxGuestText bytes by GuestText.
+inline constexpr size_t kMaxReplyLine = size_t{1} << 20;
+inline constexpr int kMaxReplyDepth = 16;
+inline constexpr size_t kMaxGuestText = 4096;
+
+// Text a guest sent, made safe to log, store and print: control characters and DEL
+// escaped ("\n", "\x1b"), backslashes doubled, cut to kMaxGuestText bytes (marked
+// "...[N bytes cut]").
+std::string GuestText(std::string_view text);
+
 // The requests the agent answers. Every one is idempotent.
 enum class AgentOp {
   kHello,      // "hello": who is there (HelloReply)
@@ -202,9 +214,12 @@ struct AgentReply {
 
 // A reply line (no trailing newline): the result, or the error's code and message.
 std::string EncodeReply(const Json& id, const Result<Json>& result);
-// Decodes a reply line. kInvalidArgument when the line is not a reply: not a JSON object,
-// no boolean "ok", an ok reply without an object "result", an error without a string
-// "message". An unknown error code becomes kInternal.
+// Decodes a reply line from a guest, which may be hostile. kInvalidArgument when the line
+// is not a reply: longer than kMaxReplyLine, nested deeper than kMaxReplyDepth, not a JSON
+// object, no boolean "ok", an ok reply without an object "result", an error without a
+// string "message". An error's code maps to the closed set of Code (unknown: kInternal)
+// and its message passes through GuestText. The decoders of the replies' results
+// (FromJson) pass their text fields through GuestText too.
 Result<AgentReply> DecodeReply(std::string_view line);
 
 }  // namespace vdswap

@@ -228,6 +228,52 @@ TEST(AgentProtocolTest, AFailedReplyIsNeverOk) {
   }
 }
 
+// What a hostile guest may send: nothing it says is copied, parsed or kept without bound.
+TEST(AgentProtocolTest, RepliesNestedAMillionDeepAreRefusedWithoutParsing) {
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  EXPECT_EQ(ErrorOf(ParseUntrustedJson(deep, "agent reply", kMaxReplyDepth)),
+            "agent reply nests deeper than 16 levels");
+  EXPECT_EQ(ErrorOf(DecodeReply(R"({"id":1,"ok":true,"result":{"a":)" + deep + "}}")),
+            "agent reply is longer than 1048576 bytes");
+  const std::string under_cap = std::string(100000, '{') + std::string(100000, '}');
+  EXPECT_EQ(ErrorOf(DecodeReply(R"({"id":1,"ok":true,"result":)" + under_cap + "}")),
+            "agent reply nests deeper than 16 levels");
+  // Brackets inside strings are text.
+  auto r = DecodeReply(R"({"id":1,"ok":true,"result":{"s":")" + std::string(100, '[') + R"("}})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(JsonNestingDepth(R"({"a":"[[[\"{{"})", 100), 1);
+}
+
+TEST(AgentProtocolTest, ATenMegabyteFieldIsRefused) {
+  const std::string big =
+      R"({"id":1,"ok":true,"result":{"output":")" + std::string(size_t{10} << 20, 'x') + R"("}})";
+  EXPECT_EQ(ErrorOf(DecodeReply(big)), "agent reply is longer than 1048576 bytes");
+}
+
+TEST(AgentProtocolTest, GuestTextIsEscapedAndCut) {
+  EXPECT_EQ(GuestText("ok: 200"), "ok: 200");
+  EXPECT_EQ(GuestText("line\nforged I 00:00 line\x1b[31m\x7f\\"),
+            "line\\nforged I 00:00 line\\x1b[31m\\x7f\\\\");
+  const std::string cut = GuestText(std::string(10000, 'y'));
+  EXPECT_EQ(cut, std::string(kMaxGuestText, 'y') + "...[5904 bytes cut]");
+}
+
+// Text fields of replies pass through GuestText; the error's code stays in a closed set.
+TEST(AgentProtocolTest, ReplyTextIsBoundedAndEscaped) {
+  AppStatus lie;
+  lie.health_output = std::string(20000, 'h');
+  lie.error = "boom\n\x1b[2J";
+  lie.version = "1\r\n";
+  auto app = FromJson<AppStatus>(ToJson(lie));
+  ASSERT_TRUE(app.ok()) << app.status().ToString();
+  EXPECT_LE(app->health_output.size(), kMaxGuestText + 32);
+  EXPECT_EQ(app->error, "boom\\n\\x1b[2J");
+  EXPECT_EQ(app->version, "1\\x0d\\n");
+  auto failed = DecodeReply(R"({"id":1,"ok":false,"error":{"code":"x","message":"a\nb"}})");
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->result.status().message(), "a\\nb");
+}
+
 TEST(AgentProtocolTest, SlotRequestsNameOneOfTheTwoAppSlots) {
   SlotRequest req{kAppSerialB, 2000};
   auto back = FromJson<SlotRequest>(ToJson(req));
