@@ -137,8 +137,9 @@ void AddManagement(CLI::App& image, CliContext& ctx) {
     auto out = ctx.Call(Method::kPost, "/v1/images/gc", Json{{"unused", *unused}});
     if (!out.ok()) return;
     ctx.Print(*out, [&] {
-      for (const auto& r : (*out)["removed"])
+      for (const auto& r : (*out)["removed"]) {
         std::cout << "removed " << r.get<std::string>() << "\n";
+      }
     });
   });
 }
