@@ -17,6 +17,9 @@ using std::chrono::seconds;
 constexpr int kCreateParallelism = 4;
 constexpr auto kBootTimeout = seconds(180);
 constexpr auto kStatusTimeout = seconds(5);
+// How long Inspect waits for an operation on the VM to let go before it answers busy.
+constexpr auto kBusyWait = std::chrono::milliseconds(500);
+constexpr auto kBusyPoll = std::chrono::milliseconds(50);
 constexpr auto kShutdownGrace = seconds(60);
 
 }  // namespace
@@ -160,6 +163,17 @@ Result<VmInspection> VmService::Inspect(const std::string& name) {
     return out;
   }
   out.interfaces = Interfaces(out.vm, host);
+  std::unique_lock vm_lock(locks_.For(name), std::try_to_lock);
+  for (auto waited = kBusyPoll; !vm_lock.owns_lock() && waited <= kBusyWait; waited += kBusyPoll) {
+    clock_.SleepFor(kBusyPoll);
+    vm_lock.try_lock();
+  }
+  if (!vm_lock.owns_lock()) {
+    out.agent_status = Unavailable("vm '" + name +
+                                   "' is busy (a swap or another operation holds it): its agent "
+                                   "is not called meanwhile");
+    return out;
+  }
   auto view = agent_.LiveView(host, name, kStatusTimeout);
   out.agent_status = view.status();
   if (!view.ok()) return out;

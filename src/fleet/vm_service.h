@@ -77,6 +77,9 @@ class VmService {
                               const std::function<bool()>& cancelled = nullptr);
   Result<VmRecord> Get(const std::string& name);
   Result<std::vector<VmRecord>> List(const std::string& template_name = "");
+  // The record, the domain's live state and, when the VM runs, its agent's view. A read
+  // never cuts into an operation on the VM: while one (a swap, a create) holds the VM for
+  // longer than a moment, the agent is not called and agent_status says the VM is busy.
   Result<VmInspection> Inspect(const std::string& name);
   // The first leased address of a running VM's NICs, "" when it has none (yet).
   std::string FirstAddress(const VmRecord& vm);

@@ -126,5 +126,27 @@ TEST(VmServiceTest, ReconcileLeavesOtherStatesAlone) {
   EXPECT_EQ(tb.vm_table.Get("r1")->state, VmState::kFailed);
 }
 
+// A read never cuts into an operation on the VM: while a swap holds it, inspect answers
+// the record and the domain, and the live fields as busy, without calling the agent.
+TEST(VmServiceTest, InspectDoesNotCallTheAgentOfAVmInASwap) {
+  FleetTestbed tb;
+  tb.CreateVms({"vm1"});
+  const size_t opened = tb.hv.CountCalls({FakeHypervisor::Op::kOpenAgent});
+  {
+    std::lock_guard swap(tb.locks.For("vm1"));
+    auto busy = tb.vms.Inspect("vm1");
+    ASSERT_TRUE(busy.ok()) << busy.status().ToString();
+    EXPECT_EQ(busy->agent_status.code(), Code::kUnavailable);
+    EXPECT_NE(busy->agent_status.message().find("is busy"), std::string::npos);
+    EXPECT_FALSE(busy->guest.has_value());
+    EXPECT_TRUE(busy->live.running);
+    EXPECT_EQ(tb.hv.CountCalls({FakeHypervisor::Op::kOpenAgent}), opened);
+  }
+  auto free = tb.vms.Inspect("vm1");
+  ASSERT_TRUE(free.ok());
+  EXPECT_TRUE(free->agent_status.ok()) << free->agent_status.ToString();
+  EXPECT_TRUE(free->guest.has_value());
+}
+
 }  // namespace
 }  // namespace vdswap::testing
