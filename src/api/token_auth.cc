@@ -18,7 +18,13 @@ Result<TokenAuth> TokenAuth::FromFile(const std::string& path) {
   auto first = text.find_first_not_of(" \t\r\n");
   auto last = text.find_last_not_of(" \t\r\n");
   if (first == std::string::npos) return InvalidArgument("token file '" + path + "' is empty");
-  return TokenAuth(text.substr(first, last - first + 1));
+  std::string token = text.substr(first, last - first + 1);
+  if (token.size() < kMinTokenBytes) {
+    return InvalidArgument("token file '" + path + "' holds " + std::to_string(token.size()) +
+                           " bytes; a token needs at least " + std::to_string(kMinTokenBytes) +
+                           " (e.g. `head -c 32 /dev/urandom | base64 > " + path + "`)");
+  }
+  return TokenAuth(token);
 }
 
 TokenAuth::TokenAuth(const std::string& token) : token_digest_(Sha256::Of(token)) {}

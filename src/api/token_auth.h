@@ -11,8 +11,11 @@ namespace vdswap {
 // Immutable after construction; thread-safe.
 class TokenAuth {
  public:
+  // The shortest token FromFile accepts: guessing one is out of reach.
+  static constexpr size_t kMinTokenBytes = 32;
+
   // Reads the token from `path` (surrounding whitespace ignored). kInvalidArgument when the
-  // file is missing, empty, or readable by group/other.
+  // file is missing, empty, readable by group/other, or holds fewer than kMinTokenBytes.
   static Result<TokenAuth> FromFile(const std::string& path);
   explicit TokenAuth(const std::string& token);
 

@@ -23,10 +23,23 @@ TEST(TokenAuthTest, ReadsTokenFileTrimmingWhitespace) {
   auto dir = TempDir::Create("/tmp", "auth");
   ASSERT_TRUE(dir.ok());
   std::string path = dir->path() + "/token";
-  ASSERT_TRUE(WriteFileAtomic(path, "  abc123\n", 0600).ok());
+  const std::string token(TokenAuth::kMinTokenBytes, 'k');
+  ASSERT_TRUE(WriteFileAtomic(path, "  " + token + "\n", 0600).ok());
   auto auth = TokenAuth::FromFile(path);
   ASSERT_TRUE(auth.ok()) << auth.status().ToString();
-  EXPECT_TRUE(auth->Check("Bearer abc123"));
+  EXPECT_TRUE(auth->Check("Bearer " + token));
+}
+
+TEST(TokenAuthTest, RefusesTokensShorterThan32Bytes) {
+  auto dir = TempDir::Create("/tmp", "auth");
+  ASSERT_TRUE(dir.ok());
+  std::string path = dir->path() + "/token";
+  ASSERT_TRUE(WriteFileAtomic(path, std::string(31, 'k') + "\n", 0600).ok());
+  auto auth = TokenAuth::FromFile(path);
+  EXPECT_EQ(auth.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(auth.status().message().find("holds 31 bytes; a token needs at least 32"),
+            std::string::npos)
+      << auth.status().message();
 }
 
 TEST(TokenAuthTest, RefusesWorldReadableEmptyOrMissingFiles) {

@@ -45,6 +45,7 @@ struct Flags {
   std::string uri = "qemu:///system";
   std::string log_level = "info";
   int64_t fake_latency_ms = -1;
+  bool insecure_http = false;
   std::string swap_order = "make-before-break";
 };
 
@@ -59,6 +60,12 @@ Result<std::pair<std::string, int>> ParseListen(const std::string& spec) {
   }
   if (port <= 0 || port > 65535) return InvalidArgument("--listen port out of range");
   return std::make_pair(spec.substr(0, colon), port);
+}
+
+// 127.0.0.0/8, ::1 or localhost: traffic that stays on this machine.
+bool IsLoopback(const std::string& address) {
+  return address == "localhost" || address == "::1" || address == "[::1]" ||
+         address.rfind("127.", 0) == 0;
 }
 
 // The state dir holds the database, the images and the socket: at most 0750 (the socket's
@@ -119,6 +126,15 @@ std::optional<int> CheckFlags(const Flags& flags, Checked* out) {
     }
     auto loaded = TokenAuth::FromFile(flags.token_file);
     if (!loaded.ok()) return refuse(loaded.status().message());
+    if (!IsLoopback(addr->first) && !flags.insecure_http) {
+      return refuse("--listen " + flags.listen +
+                    " would send the token and all traffic in clear beyond this machine: listen "
+                    "on 127.0.0.1 (reach it through an SSH tunnel), or pass --insecure-http");
+    }
+    if (!IsLoopback(addr->first)) {
+      VLOG(kWarning) << "--insecure-http: the API token and all traffic on " << flags.listen
+                     << " travel in clear";
+    }
     out->tcp = *addr;
     out->auth.emplace(std::move(*loaded));
   }
@@ -283,7 +299,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--socket", flags.socket, "Unix socket path (default STATE_DIR/vdswapd.sock)");
   app.add_option("--listen", flags.listen, "Also serve TCP on ADDR:PORT (needs --token-file)");
-  app.add_option("--token-file", flags.token_file, "File holding the bearer token for --listen");
+  app.add_option("--token-file", flags.token_file,
+                 "File (mode 0600) holding the bearer token for --listen, at least 32 bytes");
+  app.add_flag("--insecure-http", flags.insecure_http,
+               "Allow --listen on a non-loopback address over plain HTTP (the token travels in "
+               "clear)");
   app.add_option("--hypervisor", flags.hypervisor, "libvirt, or fake for demos and scale tests")
       ->check(CLI::IsMember({"libvirt", "fake"}))
       ->capture_default_str();

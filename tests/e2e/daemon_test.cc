@@ -28,7 +28,7 @@ TEST(DaemonE2eTest, TcpListenerRequiresToken) {
   auto dir = TempDir::Create("/tmp", "tok");
   ASSERT_TRUE(dir.ok());
   std::string token = dir->path() + "/token";
-  ASSERT_TRUE(WriteFileAtomic(token, "t0ken\n", 0600).ok());
+  ASSERT_TRUE(WriteFileAtomic(token, "t0ken-of-at-least-thirty-two-bytes\n", 0600).ok());
   std::string wrong = dir->path() + "/wrong";
   ASSERT_TRUE(WriteFileAtomic(wrong, "nope\n", 0600).ok());
   // The port is free when picked but may be taken before the daemon binds it: retry.
@@ -63,6 +63,20 @@ TEST(DaemonE2eTest, ListenWithoutTokenIsRefusedBeforeAnythingIsOpened) {
   EXPECT_FALSE(daemon.Start({"--listen", "127.0.0.1:" + std::to_string(FreeTcpPort())}));
   // Refused flags are refused first: no database, no socket, nothing served meanwhile.
   EXPECT_TRUE(std::filesystem::is_empty(daemon.state_dir()));
+}
+
+// Plain HTTP beyond loopback puts the token on the wire: refused unless asked for.
+TEST(DaemonE2eTest, PlainHttpBeyondLoopbackNeedsInsecureHttp) {
+  auto dir = TempDir::Create("/tmp", "tok");
+  ASSERT_TRUE(dir.ok());
+  std::string token = dir->path() + "/token";
+  ASSERT_TRUE(WriteFileAtomic(token, std::string(40, 't') + "\n", 0600).ok());
+  const std::string listen = "0.0.0.0:" + std::to_string(FreeTcpPort());
+  DaemonProcess refused;
+  EXPECT_FALSE(refused.Start({"--listen", listen, "--token-file", token}));
+  EXPECT_TRUE(std::filesystem::is_empty(refused.state_dir()));
+  DaemonProcess insecure;
+  EXPECT_TRUE(insecure.Start({"--listen", listen, "--token-file", token, "--insecure-http"}));
 }
 
 TEST(DaemonE2eTest, StoppedDaemonGivesExit5WithHowToStart) {
