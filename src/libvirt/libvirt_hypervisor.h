@@ -18,7 +18,8 @@ namespace vdswap {
 
 // The real Hypervisor on libvirt's C API. Keeps one connection per URI (reconnecting
 // when it dies), runs libvirt's event loop on its own thread for keepalives and
-// device-removed events. Thread-safe.
+// device-removed events. Thread-safe. REQUIRES: SIGPIPE is ignored in the process (libvirt's
+// client writes to its sockets with write(2): a peer that closed first must give EPIPE).
 class LibvirtHypervisor : public Hypervisor {
  public:
   // `pool_root`: where new pools' directories go on hosts.

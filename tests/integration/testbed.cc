@@ -3,12 +3,20 @@
 #include <gtest/gtest.h>
 #include <libvirt/libvirt.h>
 
+#include <csignal>
 #include <filesystem>
 #include <thread>
 
 #include "hypervisor/agent_client.h"
 
 namespace vdswap::testing {
+
+namespace {
+// Every real-VM test process is a libvirt client, as vdswapd is, and ignores SIGPIPE as
+// vdswapd does (LibvirtHypervisor requires it): libvirt's client writes to its sockets
+// with write(2), so a connection libvirtd closed first must give EPIPE, not kill the test.
+const bool kSigpipeIgnored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+}  // namespace
 
 const Assets& BuildAssets() {
   static Assets* assets = [] {
