@@ -75,23 +75,27 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, ChildPipes& pipes) {
   return pid;
 }
 
-// Feeds `stdin_data` to the child and collects its stdout and stderr into `out` until all
-// three streams are closed. False when `deadline` passed first.
-bool Exchange(ChildPipes& pipes, const std::string& stdin_data,
-              std::chrono::steady_clock::time_point deadline, CommandOutput* out) {
+// How an exchange with a child ended.
+enum class Ended { kClosed, kTimedOut, kTooMuchOutput };
+
+// Feeds options.stdin_data to the child and collects its stdout and stderr into `out`
+// until all three streams are closed, options.max_output is passed, or `deadline` is.
+Ended Exchange(ChildPipes& pipes, const RunOptions& options,
+               std::chrono::steady_clock::time_point deadline, CommandOutput* out) {
+  const std::string& stdin_data = options.stdin_data;
   size_t written = 0;
   if (stdin_data.empty()) pipes.in_w.reset();
   while (pipes.out_r.valid() || pipes.err_r.valid() || pipes.in_w.valid()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
+    if (left.count() <= 0) return Ended::kTimedOut;
     pollfd fds[3];
     int n = 0;
     if (pipes.out_r.valid()) fds[n++] = {pipes.out_r.get(), POLLIN, 0};
     if (pipes.err_r.valid()) fds[n++] = {pipes.err_r.get(), POLLIN, 0};
     if (pipes.in_w.valid()) fds[n++] = {pipes.in_w.get(), POLLOUT, 0};
     int pr = poll(fds, n, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-    if (pr < 0 && errno != EINTR) return true;
+    if (pr < 0 && errno != EINTR) return Ended::kClosed;
     for (int i = 0; i < n && pr > 0; ++i) {
       if (fds[i].revents == 0) continue;
       if (fds[i].fd == pipes.in_w.get()) {
@@ -106,12 +110,13 @@ bool Exchange(ChildPipes& pipes, const std::string& stdin_data,
       bool is_out = fds[i].fd == pipes.out_r.get();
       if (r > 0) {
         (is_out ? out->out : out->err).append(buf, static_cast<size_t>(r));
+        if (out->out.size() + out->err.size() > options.max_output) return Ended::kTooMuchOutput;
       } else if (r == 0 || errno != EINTR) {
         (is_out ? pipes.out_r : pipes.err_r).reset();
       }
     }
   }
-  return true;
+  return Ended::kClosed;
 }
 
 }  // namespace
@@ -132,15 +137,19 @@ Result<CommandOutput> SubprocessRunner::Run(const std::vector<std::string>& argv
   ASSIGN_OR_RETURN(ChildPipes pipes, MakePipes());
   ASSIGN_OR_RETURN(pid_t pid, Spawn(argv, pipes));
   CommandOutput result;
-  const bool finished = Exchange(pipes, options.stdin_data,
-                                 std::chrono::steady_clock::now() + options.timeout, &result);
-  if (!finished) kill(-pid, SIGKILL);
+  const Ended ended =
+      Exchange(pipes, options, std::chrono::steady_clock::now() + options.timeout, &result);
+  if (ended != Ended::kClosed) kill(-pid, SIGKILL);
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
-  if (!finished) {
+  if (ended == Ended::kTimedOut) {
     return Unavailable(argv[0] + " timed out after " + std::to_string(options.timeout.count()) +
                        " ms");
+  }
+  if (ended == Ended::kTooMuchOutput) {
+    return InvalidArgument(argv[0] + " wrote more than " + std::to_string(options.max_output) +
+                           " bytes of output; stopped");
   }
   result.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
   return result;

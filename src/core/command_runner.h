@@ -11,6 +11,9 @@ namespace vdswap {
 struct RunOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
   std::string stdin_data;  // written to the child's stdin, then closed
+  // The most stdout and stderr together that is kept: past it the child is killed (its
+  // input may be hostile, e.g. an image's sparse 100 GiB /etc/os-release).
+  size_t max_output = size_t{64} << 20;
 };
 
 struct CommandOutput {
@@ -26,8 +29,9 @@ class CommandRunner {
   virtual ~CommandRunner() = default;
 
   // Runs argv[0] (looked up in PATH) to completion and returns its output whatever its
-  // exit code. kUnavailable when it cannot be started or runs past options.timeout (it is
-  // then killed with its process group). REQUIRES: !argv.empty()
+  // exit code. kUnavailable when it cannot be started or runs past options.timeout;
+  // kInvalidArgument when it writes more than options.max_output (either way it is then
+  // killed with its process group). REQUIRES: !argv.empty()
   virtual Result<CommandOutput> Run(const std::vector<std::string>& argv,
                                     const RunOptions& options) = 0;
 

@@ -48,6 +48,19 @@ TEST(SubprocessRunnerTest, KillsOnTimeout) {
   EXPECT_LT(took, std::chrono::seconds(10));
 }
 
+// A tool reading hostile input may write without end: it is stopped at the cap.
+TEST(SubprocessRunnerTest, StopsAChildThatWritesPastTheOutputCap) {
+  SubprocessRunner runner;
+  RunOptions opts;
+  opts.max_output = size_t{1} << 20;
+  auto start = std::chrono::steady_clock::now();
+  auto out = runner.Run({"sh", "-c", "cat /dev/zero; sleep 30"}, opts);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(out.status().message(), "sh wrote more than 1048576 bytes of output; stopped");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
 TEST(SubprocessRunnerTest, MissingProgramIsUnavailable) {
   SubprocessRunner runner;
   auto out = runner.Run({"/nonexistent/program"}, {});

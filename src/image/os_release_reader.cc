@@ -9,12 +9,16 @@ namespace vdswap {
 namespace {
 
 constexpr auto kToolTimeout = std::chrono::seconds(60);
+// An os-release file and a partition table print in a few KiB; an image may hold a
+// sparse 100 GiB /etc/os-release, which is cut off here (and then read as none).
+constexpr size_t kMaxToolOutput = size_t{1} << 20;
 
 // The os-release of the ext2/3/4 filesystem debugfs finds at `device` ("" when none).
 OsRelease ReadFrom(CommandRunner& runner, const std::string& device) {
   for (const char* path : {"/etc/os-release", "/usr/lib/os-release"}) {
     RunOptions options;
     options.timeout = kToolTimeout;
+    options.max_output = kMaxToolOutput;
     auto out = runner.Run({"debugfs", "-R", std::string("cat ") + path, device}, options);
     if (!out.ok() || out->exit_code != 0) return {};
     OsRelease fields = ParseOsRelease(out->out);
@@ -32,6 +36,7 @@ struct Partition {
 std::vector<Partition> Partitions(CommandRunner& runner, const std::string& disk) {
   RunOptions options;
   options.timeout = kToolTimeout;
+  options.max_output = kMaxToolOutput;
   auto out = runner.Run({"sfdisk", "--json", "--", disk}, options);
   if (!out.ok() || out->exit_code != 0) return {};
   auto table = ParseJson(out->out, "sfdisk --json");
