@@ -116,6 +116,17 @@ class HostsTest : public ::testing::Test {
     for (const char* p : {"a", "b", "c"}) RemovePool({"x", "qemu:///system", Pool(p)});
   }
   std::string Pool(const std::string& p) { return "vdswap-hosts-" + p + "-" + suffix_; }
+  // The test OS (direct boot) and hello-1, into the store.
+  Result<ImageInfo> ImportTestOs() {
+    return OsImageImporter(*images_, runner_)
+        .Import({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
+                 assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
+                nullptr);
+  }
+  Result<ImageInfo> BuildHello() {
+    return AppImageBuilder(*images_, runner_, clock_)
+        .Build({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  }
 
   static inline bool listener_added_ = false;
   const Assets* assets_;
@@ -138,12 +149,8 @@ TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
   EXPECT_EQ(hosts_->Add("down", "qemu+tcp://127.0.0.1:1/system", "p").status().code(),
             Code::kUnavailable);
 
-  auto os = OsImageImporter(*images_, runner_)
-                .Import({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
-                         assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
-                        nullptr);
-  auto app = AppImageBuilder(*images_, runner_, clock_)
-                 .Build({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  auto os = ImportTestOs();
+  auto app = BuildHello();
   ASSERT_TRUE(os.ok() && app.ok());
   HostImages host_images(*db_);
   SystemClock clock;
@@ -177,12 +184,8 @@ TEST_F(HostsTest, ImagesGoOncePerHostAcrossLocalAndRemoteUris) {
 TEST_F(HostsTest, VmOnTheRemoteUriBootsAndItsAgentAnswers) {
   ASSERT_TRUE(hosts_->Add("tcp", kTcpUri, Pool("c")).ok());
   HostRef host = *hosts_->Get("tcp");
-  auto os = OsImageImporter(*images_, runner_)
-                .Import({assets_->os_dir + "/os.img", assets_->os_dir + "/vmlinuz",
-                         assets_->os_dir + "/initrd.img", assets_->cmdline, "testos", ""},
-                        nullptr);
-  auto app = AppImageBuilder(*images_, runner_, clock_)
-                 .Build({assets_->hello_dir + "/hello-1", ""}, nullptr);
+  auto os = ImportTestOs();
+  auto app = BuildHello();
   HostImages host_images(*db_);
   SystemClock clock;
   ImageDistributor distributor(host_images, *hv_, clock);
